@@ -1,0 +1,253 @@
+using System.Security.Cryptography;
+using HsmVault.Hsm.Internal;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Net.Pkcs11Interop.Common;
+using Net.Pkcs11Interop.HighLevelAPI;
+using Net.Pkcs11Interop.HighLevelAPI.Factories;
+
+namespace HsmVault.Hsm;
+
+/// <summary>
+/// The fleet key ceremony: copies the fleet keys generated in one member's token to another
+/// member's token without the key material ever leaving a token in plaintext.
+/// </summary>
+/// <remarks>
+/// Both tokens generate an ephemeral P-256 key pair, exchange public points, and derive the
+/// same AES-256 wrapping key with CKM_ECDH1_DERIVE (CKD_NULL: SoftHSM2 has no other KDF, so the
+/// key is the shared x-coordinate; it is ephemeral, session-only and used for one copy). The
+/// source wraps each fleet key with CKM_AES_KEY_WRAP_PAD (RFC 5649) and the target unwraps it
+/// as a private, sensitive, non-extractable token object. The source's keys must have been
+/// generated extractable (<see cref="FleetKeyGenerationOptions.ExtractableForCeremony"/>); lock
+/// them with <see cref="LockFleetKeys"/> once every member has its copy.
+/// </remarks>
+public static class FleetCeremony
+{
+    private static readonly IMechanismFactory Mechanisms = Pkcs11Modules.Factories.MechanismFactory;
+
+    /// <summary>Copies every fleet key from the <paramref name="source"/> token to the <paramref name="target"/> token.</summary>
+    /// <returns>The ephemeral public points and the labels copied, for the ceremony transcript.</returns>
+    /// <exception cref="TokenConfigurationException">
+    /// The source lacks fleet keys or they are not extractable, or the target already has fleet keys.
+    /// </exception>
+    public static FleetKeyCopyTranscript CopyFleetKeys(TokenOptions source, TokenOptions target, ILogger? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(target);
+        logger ??= NullLogger.Instance;
+        using var from = AdminSession.Open(source);
+        using var to = AdminSession.Open(target);
+        if (from.Description.SerialNumber == to.Description.SerialNumber && from.Description.SlotId == to.Description.SlotId)
+        {
+            throw new TokenConfigurationException($"source and target are the same token '{from.TokenLabel}'");
+        }
+
+        var keys = FleetKeyHandles.Find(from.Session, from.Labels, from.TokenLabel);
+        RefuseIfTargetHasFleetKeys(to);
+        RequireExtractable(from, keys);
+
+        var (sourcePrivate, sourcePoint) = GenerateEphemeral(from.Session);
+        var (targetPrivate, targetPoint) = GenerateEphemeral(to.Session);
+        var wrapOnSource = Derive(from.Session, sourcePrivate, targetPoint, wrap: true);
+        var unwrapOnTarget = Derive(to.Session, targetPrivate, sourcePoint, wrap: false);
+
+        var copied = new List<string>();
+        using (var template = TokenProvisioner.OprfSeedTemplate(to.Labels.OprfSeed, extractable: false)
+            .Add(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY)
+            .Add(CKA.CKA_KEY_TYPE, CKK.CKK_GENERIC_SECRET))
+        {
+            Copy(from.Session, wrapOnSource, keys.OprfSeed, to.Session, unwrapOnTarget, template);
+            copied.Add(to.Labels.OprfSeed);
+        }
+
+        using (var template = TokenProvisioner.RecordKeyTemplate(to.Labels.RecordKey, extractable: false)
+            .Add(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY)
+            .Add(CKA.CKA_KEY_TYPE, CKK.CKK_AES))
+        {
+            Copy(from.Session, wrapOnSource, keys.RecordKey, to.Session, unwrapOnTarget, template);
+            copied.Add(to.Labels.RecordKey);
+        }
+
+        var keyType = from.Session.GetULong(keys.SigningKey, CKA.CKA_KEY_TYPE);
+        using (var template = TokenProvisioner.SigningKeyTemplate(to.Labels.SigningKey, extractable: false)
+            .Add(CKA.CKA_CLASS, CKO.CKO_PRIVATE_KEY)
+            .Add(CKA.CKA_KEY_TYPE, keyType))
+        {
+            Copy(from.Session, wrapOnSource, keys.SigningKey, to.Session, unwrapOnTarget, template);
+        }
+
+        CopySigningPublicKey(from, to, keyType);
+        copied.Add(to.Labels.SigningKey);
+        foreach (var label in copied)
+        {
+            Log.KeyCopied(logger, from.TokenLabel, to.TokenLabel, label);
+        }
+
+        // The ephemeral keys are session objects and would die with the sessions; destroy them
+        // now so they cannot be used again even by a session that outlives this call.
+        from.Session.DestroyObject(wrapOnSource);
+        from.Session.DestroyObject(sourcePrivate);
+        to.Session.DestroyObject(unwrapOnTarget);
+        to.Session.DestroyObject(targetPrivate);
+        return new FleetKeyCopyTranscript(from.Description, to.Description, sourcePoint, targetPoint, copied);
+    }
+
+    /// <summary>
+    /// Sets CKA_EXTRACTABLE to false on every fleet secret key in the token (PKCS#11 lets it go
+    /// from true to false only). Run it on the token the keys were generated in once every member
+    /// has its copy. Keys that are already not extractable are left as they are.
+    /// </summary>
+    /// <returns>Labels of the keys that were locked now.</returns>
+    public static IReadOnlyList<string> LockFleetKeys(TokenOptions options, ILogger? logger = null)
+    {
+        logger ??= NullLogger.Instance;
+        using var admin = AdminSession.Open(options);
+        var keys = FleetKeyHandles.Find(admin.Session, admin.Labels, admin.TokenLabel);
+        var locked = new List<string>();
+        foreach (var (handle, label) in SecretKeys(keys, admin.Labels))
+        {
+            if (admin.Session.GetBools(handle, CKA.CKA_EXTRACTABLE)[CKA.CKA_EXTRACTABLE] != false)
+            {
+                using var update = new AttributeList().Add(CKA.CKA_EXTRACTABLE, false);
+                admin.Session.SetAttributeValue(handle, update.Items);
+                locked.Add(label);
+                Log.KeyLocked(logger, admin.TokenLabel, label);
+            }
+        }
+
+        return locked;
+    }
+
+    private static IEnumerable<(IObjectHandle Handle, string Label)> SecretKeys(FleetKeyHandles keys, FleetKeyLabels labels) =>
+    [
+        (keys.OprfSeed, labels.OprfSeed),
+        (keys.RecordKey, labels.RecordKey),
+        (keys.SigningKey, labels.SigningKey),
+    ];
+
+    private static void RefuseIfTargetHasFleetKeys(AdminSession to)
+    {
+        var present = new List<string>();
+        foreach (var (objectClass, label) in new[]
+        {
+            (CKO.CKO_SECRET_KEY, to.Labels.OprfSeed),
+            (CKO.CKO_SECRET_KEY, to.Labels.RecordKey),
+            (CKO.CKO_PRIVATE_KEY, to.Labels.SigningKey),
+            (CKO.CKO_PUBLIC_KEY, to.Labels.SigningPublicKey),
+        })
+        {
+            if (to.Session.FindByLabel(objectClass, label).Count > 0)
+            {
+                present.Add($"'{label}'");
+            }
+        }
+
+        if (present.Count > 0)
+        {
+            throw new TokenConfigurationException(
+                $"target token '{to.TokenLabel}' already has fleet keys {string.Join(", ", present)}; refusing to copy over them");
+        }
+    }
+
+    private static void RequireExtractable(AdminSession from, FleetKeyHandles keys)
+    {
+        foreach (var (handle, label) in SecretKeys(keys, from.Labels))
+        {
+            if (from.Session.GetBools(handle, CKA.CKA_EXTRACTABLE)[CKA.CKA_EXTRACTABLE] != true)
+            {
+                throw new TokenConfigurationException(
+                    $"source token '{from.TokenLabel}' key '{label}' is not extractable; generate the fleet keys with " +
+                    "ExtractableForCeremony to copy them, or provision every member from its own ceremony");
+            }
+        }
+    }
+
+    /// <summary>An ephemeral P-256 key pair as session objects; returns the private handle and the raw public point.</summary>
+    private static (IObjectHandle PrivateKey, byte[] PublicPoint) GenerateEphemeral(ISession session)
+    {
+        using var publicTemplate = new AttributeList()
+            .Add(CKA.CKA_TOKEN, false)
+            .Add(CKA.CKA_PRIVATE, false)
+            .Add(CKA.CKA_EC_PARAMS, Pkcs11Constants.P256Params.ToArray());
+        using var privateTemplate = new AttributeList()
+            .Add(CKA.CKA_TOKEN, false)
+            .Add(CKA.CKA_PRIVATE, true)
+            .Add(CKA.CKA_SENSITIVE, true)
+            .Add(CKA.CKA_EXTRACTABLE, false)
+            .Add(CKA.CKA_DERIVE, true)
+            .Add(CKA.CKA_SIGN, false);
+        using var mechanism = Mechanisms.Create(CKM.CKM_EC_KEY_PAIR_GEN);
+        session.GenerateKeyPair(mechanism, publicTemplate.Items, privateTemplate.Items, out var publicKey, out var privateKey);
+        var point = EcPoint.Unwrap(session.GetBytes(publicKey, CKA.CKA_EC_POINT), 65);
+        session.DestroyObject(publicKey);
+        return (privateKey, point);
+    }
+
+    /// <summary>The AES-256 wrapping key both sides derive: a session object, wrap-only or unwrap-only.</summary>
+    private static IObjectHandle Derive(ISession session, IObjectHandle privateKey, byte[] peerPoint, bool wrap)
+    {
+        var parameters = Pkcs11Modules.Factories.MechanismParamsFactory.CreateCkEcdh1DeriveParams((ulong)CKD.CKD_NULL, null, peerPoint);
+        using var mechanism = Mechanisms.Create(CKM.CKM_ECDH1_DERIVE, parameters);
+        using var template = new AttributeList()
+            .Add(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY)
+            .Add(CKA.CKA_KEY_TYPE, CKK.CKK_AES)
+            .Add(CKA.CKA_VALUE_LEN, 32UL)
+            .Add(CKA.CKA_TOKEN, false)
+            .Add(CKA.CKA_PRIVATE, true)
+            .Add(CKA.CKA_SENSITIVE, true)
+            .Add(CKA.CKA_EXTRACTABLE, false)
+            .Add(CKA.CKA_WRAP, wrap)
+            .Add(CKA.CKA_UNWRAP, !wrap)
+            .Add(CKA.CKA_ENCRYPT, false)
+            .Add(CKA.CKA_DECRYPT, false);
+        return session.DeriveKey(mechanism, privateKey, template.Items);
+    }
+
+    private static void Copy(ISession fromSession, IObjectHandle wrappingKey, IObjectHandle key, ISession toSession, IObjectHandle unwrappingKey, AttributeList template)
+    {
+        using var wrapMechanism = Mechanisms.Create(CKM.CKM_AES_KEY_WRAP_PAD);
+        var wrapped = fromSession.WrapKey(wrapMechanism, wrappingKey, key);
+        try
+        {
+            using var unwrapMechanism = Mechanisms.Create(CKM.CKM_AES_KEY_WRAP_PAD);
+            toSession.UnwrapKey(unwrapMechanism, unwrappingKey, wrapped, template.Items);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(wrapped);
+        }
+    }
+
+    /// <summary>The public half is public: copied by value (CKA_EC_PARAMS, CKA_EC_POINT).</summary>
+    private static void CopySigningPublicKey(AdminSession from, AdminSession to, ulong keyType)
+    {
+        var publicKey = from.Session.FindSingle(CKO.CKO_PUBLIC_KEY, from.Labels.SigningPublicKey, from.TokenLabel)
+            ?? throw new TokenConfigurationException($"token '{from.TokenLabel}' has no key '{from.Labels.SigningPublicKey}'");
+        using var template = new AttributeList()
+            .Add(CKA.CKA_CLASS, CKO.CKO_PUBLIC_KEY)
+            .Add(CKA.CKA_KEY_TYPE, keyType)
+            .Add(CKA.CKA_TOKEN, true)
+            .Add(CKA.CKA_PRIVATE, false)
+            .Add(CKA.CKA_LABEL, to.Labels.SigningPublicKey)
+            .Add(CKA.CKA_VERIFY, true)
+            .Add(CKA.CKA_ENCRYPT, false)
+            .Add(CKA.CKA_WRAP, false)
+            .Add(CKA.CKA_DERIVE, false)
+            .Add(CKA.CKA_EC_PARAMS, from.Session.GetBytes(publicKey, CKA.CKA_EC_PARAMS))
+            .Add(CKA.CKA_EC_POINT, from.Session.GetBytes(publicKey, CKA.CKA_EC_POINT));
+        to.Session.CreateObject(template.Items);
+    }
+}
+
+/// <summary>What a fleet key copy did, for the ceremony transcript in deployment evidence.</summary>
+/// <param name="Source">The token the keys were generated in.</param>
+/// <param name="Target">The token that received them.</param>
+/// <param name="SourceEphemeralPublicKey">The source's ephemeral P-256 point (65 bytes, uncompressed).</param>
+/// <param name="TargetEphemeralPublicKey">The target's ephemeral P-256 point (65 bytes, uncompressed).</param>
+/// <param name="CopiedKeys">Labels of the keys created in the target.</param>
+public sealed record FleetKeyCopyTranscript(
+    TokenDescription Source,
+    TokenDescription Target,
+    byte[] SourceEphemeralPublicKey,
+    byte[] TargetEphemeralPublicKey,
+    IReadOnlyList<string> CopiedKeys);

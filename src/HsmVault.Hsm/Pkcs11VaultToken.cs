@@ -1,0 +1,415 @@
+using System.Security.Cryptography;
+using HsmVault.Hsm.Internal;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Net.Pkcs11Interop.Common;
+using Net.Pkcs11Interop.HighLevelAPI;
+using Net.Pkcs11Interop.HighLevelAPI.Factories;
+
+namespace HsmVault.Hsm;
+
+/// <summary>
+/// <see cref="IVaultToken"/> over a PKCS#11 module through Pkcs11Interop. Open one with
+/// <see cref="Open"/>; dispose it to close its sessions and wipe the PIN it keeps.
+/// </summary>
+/// <remarks>
+/// Follows Pkcs11Interop's own rules (doc/09_FAQ.md): the module is loaded once per process
+/// (<c>AppType.MultiThreaded</c>), one logged-in session stays open, and each operation
+/// borrows its own session from a pool. A semaphore caps concurrent operations at
+/// <see cref="TokenOptions.MaxConcurrentOperations"/> because SoftHSM2 crashes with private-key
+/// operations from four or more threads (SoftHSM issue 688). When the token drops its sessions
+/// (closed, logged out, removed, failing), the token is found again by label/serial, logged in
+/// again, its keys re-found, and the operation retried once.
+/// </remarks>
+public sealed class Pkcs11VaultToken : IVaultToken
+{
+    private static readonly IMechanismFactory Mechanisms = Pkcs11Modules.Factories.MechanismFactory;
+    private static readonly IMechanismParamsFactory MechanismParams = Pkcs11Modules.Factories.MechanismParamsFactory;
+
+    private readonly IPkcs11Library _library;
+    private readonly TokenOptions _options;
+    private readonly Pin _pin;
+    private readonly FleetKeyLabels _labels;
+    private readonly ILogger _logger;
+    private readonly SemaphoreSlim _gate;
+    private readonly Lock _reconnectLock = new();
+    private readonly Lock _dataObjectLock = new();
+    private volatile TokenConnection _connection;
+    private volatile bool _disposed;
+
+    private Pkcs11VaultToken(IPkcs11Library library, TokenOptions options, Pin pin, FleetKeyLabels labels, TokenConnection connection, ILogger logger)
+    {
+        _library = library;
+        _options = options;
+        _pin = pin;
+        _labels = labels;
+        _connection = connection;
+        _logger = logger;
+        _gate = new SemaphoreSlim(options.MaxConcurrentOperations, options.MaxConcurrentOperations);
+        SigningKey = connection.Keys.SigningPublicKey;
+    }
+
+    /// <inheritdoc/>
+    public TokenDescription Description => _connection.Description;
+
+    /// <inheritdoc/>
+    public SigningKeyDescription SigningKey { get; }
+
+    /// <summary>
+    /// Loads the module (once per process), finds the token by label and/or serial, logs in
+    /// with the PIN from <see cref="TokenOptions.PinFile"/> or
+    /// <see cref="TokenOptions.PinEnvironmentVariable"/>, and finds the fleet keys.
+    /// </summary>
+    /// <param name="options">Where the token is and how to log in. Copied; later changes have no effect.</param>
+    /// <param name="logger">Receives open/reconnect events (ids 2000-2099); null for none.</param>
+    /// <exception cref="TokenConfigurationException">
+    /// Module missing, token not found (the message lists the slots present), no or wrong PIN,
+    /// or fleet keys missing (provision them with <see cref="TokenProvisioner.ProvisionFleetKeys"/>).
+    /// </exception>
+    public static Pkcs11VaultToken Open(TokenOptions options, ILogger? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var copy = OptionsValidation.ValidatedCopy(options);
+        logger ??= NullLogger.Instance;
+        var library = Pkcs11Modules.Get(copy.ModulePath, copy.ModuleInitArgs);
+        var pin = Pin.Load(copy);
+        try
+        {
+            var labels = new FleetKeyLabels(copy.KeyLabelPrefix);
+            var connection = TokenConnection.Open(library, copy, pin, labels, generation: 1, logger);
+            var d = connection.Description;
+            Log.TokenOpened(logger, d.Label, d.SerialNumber, d.ManufacturerId, d.Model, d.SlotId, copy.MaxConcurrentOperations);
+            return new Pkcs11VaultToken(library, copy, pin, labels, connection, logger);
+        }
+        catch
+        {
+            pin.Dispose();
+            throw;
+        }
+    }
+
+    /// <inheritdoc/>
+    public void ExpandOprfSeed(ReadOnlySpan<byte> info, Span<byte> destination)
+    {
+        if (destination.Length != 32)
+        {
+            throw new ArgumentException("destination must be exactly 32 bytes", nameof(destination));
+        }
+
+        // RFC 5869 HKDF-Expand with L = 32 <= HashLen: T(1) = HMAC(PRK, info || 0x01), truncated.
+        var input = new byte[info.Length + 1];
+        info.CopyTo(input);
+        input[^1] = 0x01;
+        var mac = Execute("ExpandOprfSeed", (session, keys) =>
+        {
+            using var mechanism = Mechanisms.Create(CKM.CKM_SHA512_HMAC);
+            return session.Sign(mechanism, keys.OprfSeed, input);
+        });
+        try
+        {
+            mac.AsSpan(0, 32).CopyTo(destination);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(mac);
+            CryptographicOperations.ZeroMemory(input);
+        }
+    }
+
+    /// <inheritdoc/>
+    public byte[] Seal(ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> associatedData)
+    {
+        // A fresh random IV per seal: with an empty IV SoftHSM2 accepts the call and GCM turns
+        // deterministic; with a repeated IV GCM loses confidentiality and authenticity.
+        var iv = RandomNumberGenerator.GetBytes(Pkcs11Constants.GcmIvLength);
+        var data = plaintext.ToArray();
+        var aad = associatedData.ToArray();
+        try
+        {
+            var ciphertextAndTag = Execute("Seal", (session, keys) =>
+            {
+                using var mechanism = GcmMechanism(iv, aad);
+                return session.Encrypt(mechanism, keys.RecordKey, data);
+            });
+            var blob = new byte[iv.Length + ciphertextAndTag.Length];
+            iv.CopyTo(blob, 0);
+            ciphertextAndTag.CopyTo(blob, iv.Length);
+            return blob;
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(data);
+        }
+    }
+
+    /// <inheritdoc/>
+    public byte[] Unseal(ReadOnlySpan<byte> sealedBlob, ReadOnlySpan<byte> associatedData)
+    {
+        if (sealedBlob.Length < Pkcs11Constants.GcmIvLength + Pkcs11Constants.GcmTagLength)
+        {
+            throw new SealedDataIntegrityException(
+                $"sealed blob is {sealedBlob.Length} bytes; a sealed blob has at least {Pkcs11Constants.GcmIvLength + Pkcs11Constants.GcmTagLength} (IV and tag)");
+        }
+
+        var iv = sealedBlob[..Pkcs11Constants.GcmIvLength].ToArray();
+        var ciphertextAndTag = sealedBlob[Pkcs11Constants.GcmIvLength..].ToArray();
+        var aad = associatedData.ToArray();
+        try
+        {
+            return Execute("Unseal", (session, keys) =>
+            {
+                using var mechanism = GcmMechanism(iv, aad);
+                return session.Decrypt(mechanism, keys.RecordKey, ciphertextAndTag);
+            });
+        }
+        catch (Pkcs11Exception ex) when (ex.RV is CKR.CKR_GENERAL_ERROR or CKR.CKR_ENCRYPTED_DATA_INVALID or CKR.CKR_ENCRYPTED_DATA_LEN_RANGE)
+        {
+            // SoftHSM2 reports a failed GCM tag check as CKR_GENERAL_ERROR; the standard says
+            // CKR_ENCRYPTED_DATA_INVALID.
+            throw new SealedDataIntegrityException($"sealed blob failed its integrity check ({ex.RV}): the blob or its associated data was altered");
+        }
+    }
+
+    /// <inheritdoc/>
+    public byte[] Sign(ReadOnlySpan<byte> message)
+    {
+        if (SigningKey.Algorithm == SignatureAlgorithm.Ed25519)
+        {
+            var data = message.ToArray();
+            return Execute("Sign", (session, keys) =>
+            {
+                using var mechanism = Mechanisms.Create(Pkcs11Constants.CkmEddsa);
+                return session.Sign(mechanism, keys.SigningKey, data);
+            });
+        }
+
+        // SoftHSM2 has no CKM_ECDSA_SHA256: hash here, sign the digest with raw CKM_ECDSA.
+        var digest = SHA256.HashData(message);
+        return Execute("Sign", (session, keys) =>
+        {
+            using var mechanism = Mechanisms.Create(CKM.CKM_ECDSA);
+            return session.Sign(mechanism, keys.SigningKey, digest);
+        });
+    }
+
+    /// <inheritdoc/>
+    public byte[]? ReadDataObject(string name)
+    {
+        var label = DataObjectLabel(name);
+        return Execute("ReadDataObject", (session, _) =>
+        {
+            var handle = FindDataObject(session, label);
+            return handle is null ? null : session.GetBytes(handle, CKA.CKA_VALUE);
+        });
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// Durable when this returns, as far as the module is: SoftHSM2 writes the object file
+    /// (write + close, no fsync) before C_SetAttributeValue/C_CreateObject return, so the value
+    /// survives a daemon crash but, on SoftHSM2, not necessarily a power cut; a hardware token
+    /// commits to its own storage before returning.
+    /// </remarks>
+    public void WriteDataObject(string name, ReadOnlySpan<byte> value)
+    {
+        var label = DataObjectLabel(name);
+        var data = value.ToArray();
+        Execute<object?>("WriteDataObject", (session, _) =>
+        {
+            // One writer at a time per token object, so two writers of a new name cannot
+            // create two objects with the same label.
+            lock (_dataObjectLock)
+            {
+                var handle = FindDataObject(session, label);
+                if (handle is not null)
+                {
+                    using var update = new AttributeList().Add(CKA.CKA_VALUE, data);
+                    session.SetAttributeValue(handle, update.Items);
+                    return null;
+                }
+
+                using var template = new AttributeList()
+                    .Add(CKA.CKA_CLASS, CKO.CKO_DATA)
+                    .Add(CKA.CKA_TOKEN, true)
+                    .Add(CKA.CKA_PRIVATE, true) // SoftHSM2 stores public objects in clear on disk.
+                    .Add(CKA.CKA_MODIFIABLE, true)
+                    .Add(CKA.CKA_LABEL, label)
+                    .Add(CKA.CKA_APPLICATION, Pkcs11Constants.Application)
+                    .Add(CKA.CKA_VALUE, data);
+                session.CreateObject(template.Items);
+                return null;
+            }
+        });
+    }
+
+    /// <summary>Closes this token's sessions and wipes the PIN it kept for re-login. The module stays loaded.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+
+        // Let running operations finish before their sessions go away; a hung token must not
+        // hang shutdown forever, though.
+        var acquired = 0;
+        while (acquired < _options.MaxConcurrentOperations && _gate.Wait(TimeSpan.FromSeconds(10)))
+        {
+            acquired++;
+        }
+
+        lock (_reconnectLock)
+        {
+            _connection.Dispose();
+        }
+
+        _pin.Dispose();
+        if (acquired == _options.MaxConcurrentOperations)
+        {
+            _gate.Dispose();
+        }
+    }
+
+    /// <summary>Test hook: the slot the token is in now, to close its sessions from outside.</summary>
+    internal ISlot CurrentSlot => _connection.Slot;
+
+    /// <summary>Test hook: how many times the token has reconnected.</summary>
+    internal int Generation => _connection.Generation;
+
+    private static IMechanism GcmMechanism(byte[] iv, byte[] aad)
+    {
+        var parameters = MechanismParams.CreateCkGcmParams(iv, (ulong)iv.Length * 8, aad, Pkcs11Constants.GcmTagLength * 8);
+        return Mechanisms.Create(CKM.CKM_AES_GCM, parameters);
+    }
+
+    private static IObjectHandle? FindDataObject(ISession session, string label)
+    {
+        using var template = new AttributeList()
+            .Add(CKA.CKA_CLASS, CKO.CKO_DATA)
+            .Add(CKA.CKA_LABEL, label)
+            .Add(CKA.CKA_APPLICATION, Pkcs11Constants.Application);
+        var found = session.FindAllObjects(template.Items);
+        return found.Count switch
+        {
+            0 => null,
+            1 => found[0],
+            _ => throw new TokenConfigurationException($"token has {found.Count} data objects labelled '{label}'; exactly one is expected"),
+        };
+    }
+
+    private string DataObjectLabel(string name)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        return _labels.DataObject(name);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="action"/> on a pooled session under the concurrency cap; on a lost
+    /// session, reconnects and retries once.
+    /// </summary>
+    private T Execute<T>(string operation, Func<ISession, FleetKeyHandles, T> action)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        _gate.Wait();
+        try
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var connection = _connection;
+            try
+            {
+                return RunOnce(connection, action);
+            }
+            catch (Pkcs11Exception ex) when (IsSessionLost(ex.RV))
+            {
+                Log.SessionLost(_logger, connection.Description.Label, operation, ex.RV);
+            }
+
+            TokenConnection fresh;
+            try
+            {
+                fresh = Reconnect(connection);
+            }
+            catch (Exception ex) when (ex is Pkcs11Exception or TokenConfigurationException)
+            {
+                throw Unavailable(connection, operation, ex);
+            }
+
+            try
+            {
+                return RunOnce(fresh, action);
+            }
+            catch (Pkcs11Exception ex) when (IsSessionLost(ex.RV))
+            {
+                throw Unavailable(fresh, operation, ex);
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private static T RunOnce<T>(TokenConnection connection, Func<ISession, FleetKeyHandles, T> action)
+    {
+        var session = connection.Rent();
+        T result;
+        try
+        {
+            result = action(session, connection.Keys);
+        }
+        catch (Pkcs11Exception)
+        {
+            // After an error the session may hold a half-finished operation or be dead: never reuse it.
+            connection.Discard(session);
+            throw;
+        }
+        catch
+        {
+            connection.Return(session);
+            throw;
+        }
+
+        connection.Return(session);
+        return result;
+    }
+
+    private TokenConnection Reconnect(TokenConnection failed)
+    {
+        lock (_reconnectLock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var current = _connection;
+            if (current != failed)
+            {
+                // Another operation reconnected while this one waited.
+                return current;
+            }
+
+            failed.Dispose();
+            var fresh = TokenConnection.Open(_library, _options, _pin, _labels, failed.Generation + 1, _logger);
+            _connection = fresh;
+            Log.Reconnected(_logger, fresh.Description.Label, fresh.Description.SlotId, fresh.Generation);
+            return fresh;
+        }
+    }
+
+    private TokenUnavailableException Unavailable(TokenConnection connection, string operation, Exception cause)
+    {
+        Log.TokenUnavailable(_logger, connection.Description.Label, operation, cause);
+        return new TokenUnavailableException(
+            $"token '{connection.Description.Label}' is unavailable: {operation} failed after reconnecting ({cause.Message})", cause);
+    }
+
+    /// <summary>Return values after which the session (or its login) is gone and a fresh login may help.</summary>
+    private static bool IsSessionLost(CKR rv) => rv is
+        CKR.CKR_SESSION_HANDLE_INVALID or
+        CKR.CKR_SESSION_CLOSED or
+        CKR.CKR_DEVICE_REMOVED or
+        CKR.CKR_TOKEN_NOT_PRESENT or
+        CKR.CKR_USER_NOT_LOGGED_IN or
+        CKR.CKR_DEVICE_ERROR or
+        CKR.CKR_KEY_HANDLE_INVALID or
+        CKR.CKR_OBJECT_HANDLE_INVALID;
+}
