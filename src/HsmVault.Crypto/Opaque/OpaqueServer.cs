@@ -8,6 +8,10 @@ namespace HsmVault.Crypto.Opaque;
 /// per-login state is the <see cref="ServerLoginState"/> returned by <see cref="GenerateKe2(ReadOnlySpan{byte}, ReadOnlySpan{byte}, byte[])"/>.
 /// Client and server identities are absent, so both default to the public keys (RFC 9807 section 4.1.1).
 /// </summary>
+/// <remarks>
+/// Safe to share between threads as long as the <see cref="IOprfSeedExpander"/> is: the instance holds no
+/// mutable state, and the key pair is only read.
+/// </remarks>
 public sealed class OpaqueServer
 {
     private readonly OpaqueConfiguration _configuration;
