@@ -17,7 +17,8 @@ namespace HsmVault.Hsm;
 /// (<c>AppType.MultiThreaded</c>), one logged-in session stays open, and each operation
 /// borrows its own session from a pool. A semaphore caps concurrent operations at
 /// <see cref="TokenOptions.MaxConcurrentOperations"/> because SoftHSM2 crashes with private-key
-/// operations from four or more threads (SoftHSM issue 688). When the token drops its sessions
+/// operations from four or more threads (SoftHSM issue 688); the cap is shared by every token
+/// opened on the same module in the process, and the first token opened sets it. When the token drops its sessions
 /// (closed, logged out, removed, failing), the token is found again by label/serial, logged in
 /// again, its keys re-found, and the operation retried once.
 /// </remarks>
@@ -36,6 +37,7 @@ public sealed class Pkcs11VaultToken : IVaultToken
     private readonly Lock _dataObjectLock = new();
     private volatile TokenConnection _connection;
     private volatile bool _disposed;
+    private int _inFlight;
 
     private Pkcs11VaultToken(IPkcs11Library library, TokenOptions options, Pin pin, FleetKeyLabels labels, TokenConnection connection, ILogger logger)
     {
@@ -45,7 +47,7 @@ public sealed class Pkcs11VaultToken : IVaultToken
         _labels = labels;
         _connection = connection;
         _logger = logger;
-        _gate = new SemaphoreSlim(options.MaxConcurrentOperations, options.MaxConcurrentOperations);
+        _gate = Pkcs11Modules.OperationGate(options.ModulePath, options.MaxConcurrentOperations);
         SigningKey = connection.Keys.SigningPublicKey;
     }
 
@@ -254,22 +256,13 @@ public sealed class Pkcs11VaultToken : IVaultToken
 
         // Let running operations finish before their sessions go away; a hung token must not
         // hang shutdown forever, though.
-        var acquired = 0;
-        while (acquired < _options.MaxConcurrentOperations && _gate.Wait(TimeSpan.FromSeconds(10)))
-        {
-            acquired++;
-        }
-
+        SpinWait.SpinUntil(() => Volatile.Read(ref _inFlight) == 0, TimeSpan.FromSeconds(10));
         lock (_reconnectLock)
         {
             _connection.Dispose();
         }
 
         _pin.Dispose();
-        if (acquired == _options.MaxConcurrentOperations)
-        {
-            _gate.Dispose();
-        }
     }
 
     /// <summary>Test hook: the slot the token is in now, to close its sessions from outside.</summary>
@@ -313,6 +306,7 @@ public sealed class Pkcs11VaultToken : IVaultToken
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         _gate.Wait();
+        Interlocked.Increment(ref _inFlight);
         try
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
@@ -347,6 +341,7 @@ public sealed class Pkcs11VaultToken : IVaultToken
         }
         finally
         {
+            Interlocked.Decrement(ref _inFlight);
             _gate.Release();
         }
     }

@@ -14,6 +14,7 @@ internal static class Pkcs11Modules
 {
     private static readonly Lock CacheLock = new();
     private static readonly Dictionary<string, IPkcs11Library> Loaded = new(StringComparer.Ordinal);
+    private static readonly Dictionary<string, SemaphoreSlim> Gates = new(StringComparer.Ordinal);
     private static bool _resolverInstalled;
 
     /// <summary>The factories every caller shares; they hold no state.</summary>
@@ -58,6 +59,37 @@ internal static class Pkcs11Modules
 
             Loaded.Add(fullPath, library);
             return library;
+        }
+    }
+
+    /// <summary>
+    /// The cap on concurrent operations for a module. It is per module, not per token, because
+    /// SoftHSM2's crash with private-key operations from four or more threads (issue 688) does
+    /// not care which token the keys are in: a process that opens several tokens of one module
+    /// (tests, a fleet on one machine) must stay under the cap in total. The first token opened
+    /// on a module sets the capacity.
+    /// </summary>
+    public static SemaphoreSlim OperationGate(string modulePath, int capacity)
+    {
+        var fullPath = Path.GetFullPath(modulePath);
+        lock (CacheLock)
+        {
+            if (!Gates.TryGetValue(fullPath, out var gate))
+            {
+                gate = new SemaphoreSlim(capacity, capacity);
+                Gates.Add(fullPath, gate);
+            }
+
+            return gate;
+        }
+    }
+
+    /// <summary>Whether the module at <paramref name="modulePath"/> is already loaded in this process.</summary>
+    public static bool IsLoaded(string modulePath)
+    {
+        lock (CacheLock)
+        {
+            return Loaded.ContainsKey(Path.GetFullPath(modulePath));
         }
     }
 

@@ -1,0 +1,186 @@
+namespace HsmVault.Testing.Linearizability;
+
+/// <summary>
+/// What the vault holds for one user, as far as a client can observe it. Immutable with value
+/// equality, so the checker can memoize it.
+/// </summary>
+/// <param name="Registered">Whether a live record exists.</param>
+/// <param name="Version">How many registrations the user has made; bumps on every successful Register.</param>
+/// <param name="GuessesUsed">Guesses charged since the last registration or successful recovery.</param>
+/// <param name="Limit">The registration's guess allowance.</param>
+/// <param name="Destroyed">Whether the record was destroyed at its limit (then it is not registered).</param>
+public sealed record VaultUserState(bool Registered, int Version, int GuessesUsed, int Limit, bool Destroyed)
+{
+    /// <summary>No record has ever existed.</summary>
+    public static VaultUserState Absent { get; } = new(false, 0, 0, 0, false);
+
+    /// <summary>Guesses left before the record is destroyed.</summary>
+    public int Remaining => Registered ? Limit - GuessesUsed : 0;
+}
+
+/// <summary>A client request to the vault about its own user (the user is the operation's key).</summary>
+public abstract record VaultInput
+{
+    private VaultInput()
+    {
+    }
+
+    /// <summary>Register a record with <paramref name="Limit"/> guesses; <paramref name="Replace"/> replaces a live one.</summary>
+    public sealed record Register(int Limit, bool Replace) : VaultInput;
+
+    /// <summary>Recovery step 1 (KE1 → KE2): charges one guess before any answer leaves the fleet.</summary>
+    public sealed record StartRecovery : VaultInput;
+
+    /// <summary>Recovery step 2 (KE3): the client's password was or was not the registered one.</summary>
+    public sealed record FinishRecovery(bool CorrectPassword) : VaultInput;
+
+    /// <summary>Delete the record.</summary>
+    public sealed record Delete : VaultInput;
+
+    /// <summary>Read the record's status.</summary>
+    public sealed record Status : VaultInput;
+}
+
+/// <summary>The vault's answer to a <see cref="VaultInput"/>.</summary>
+public abstract record VaultOutput
+{
+    private VaultOutput()
+    {
+    }
+
+    /// <summary>Register succeeded.</summary>
+    public sealed record Registered : VaultOutput;
+
+    /// <summary>Register without replace found a live record.</summary>
+    public sealed record AlreadyRegistered : VaultOutput;
+
+    /// <summary>A guess was charged; <paramref name="Remaining"/> guesses are left.</summary>
+    public sealed record Charged(int Remaining) : VaultOutput;
+
+    /// <summary>The record is (now) destroyed.</summary>
+    public sealed record Destroyed : VaultOutput;
+
+    /// <summary>No record: the fleet answers with a fake KE2 and changes nothing.</summary>
+    public sealed record NotRegistered : VaultOutput;
+
+    /// <summary>The password was right; the counter is reset.</summary>
+    public sealed record Success : VaultOutput;
+
+    /// <summary>The password was wrong; <paramref name="Remaining"/> guesses are left.</summary>
+    public sealed record WrongPassword(int Remaining) : VaultOutput;
+
+    /// <summary>The recovery session is unknown, expired or belongs to a replaced record; nothing changes.</summary>
+    public sealed record SessionInvalid : VaultOutput;
+
+    /// <summary>The record was deleted.</summary>
+    public sealed record Deleted : VaultOutput;
+
+    /// <summary>There was no record to delete.</summary>
+    public sealed record NotFound : VaultOutput;
+
+    /// <summary>The record's status.</summary>
+    public sealed record Status(bool IsRegistered, int Remaining, bool IsDestroyed) : VaultOutput;
+}
+
+/// <summary>
+/// The sequential specification of the vault, one user per key: registration, the two-step
+/// recovery with a guess budget charged up front, delete and status.
+/// </summary>
+/// <remarks>
+/// A guess is charged by StartRecovery, before the fleet answers (DESIGN.md: a KE2 never
+/// leaves a member before its attempt is durable on a majority), so a lost or repeated charge
+/// shows up as a Charged answer no order can explain. At the limit the next StartRecovery, or
+/// a wrong FinishRecovery, destroys the record for good.
+/// </remarks>
+public sealed class VaultModel : IModel<VaultUserState, VaultInput, VaultOutput>
+{
+    private static readonly VaultOutput.Registered RegisteredAnswer = new();
+    private static readonly VaultOutput.AlreadyRegistered AlreadyRegisteredAnswer = new();
+    private static readonly VaultOutput.Destroyed DestroyedAnswer = new();
+    private static readonly VaultOutput.NotRegistered NotRegisteredAnswer = new();
+    private static readonly VaultOutput.Success SuccessAnswer = new();
+    private static readonly VaultOutput.SessionInvalid SessionInvalidAnswer = new();
+    private static readonly VaultOutput.Deleted DeletedAnswer = new();
+    private static readonly VaultOutput.NotFound NotFoundAnswer = new();
+
+    /// <inheritdoc/>
+    public VaultUserState Init() => VaultUserState.Absent;
+
+    /// <inheritdoc/>
+    public (bool Ok, VaultUserState State) Step(VaultUserState state, VaultInput input, VaultOutput output)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+
+        // A finish can always fail as SessionInvalid (expired session, or the record was replaced
+        // or deleted since its start), and then changes nothing.
+        if (input is VaultInput.FinishRecovery && output is VaultOutput.SessionInvalid)
+        {
+            return (true, state);
+        }
+
+        var (expected, next) = Apply(state, input);
+        return expected is not null && expected == output ? (true, next) : (false, state);
+    }
+
+    /// <inheritdoc/>
+    public IReadOnlyList<VaultUserState> StepUnknown(VaultUserState state, VaultInput input)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        var (expected, next) = Apply(state, input);
+        return expected is null ? [] : [next];
+    }
+
+    /// <summary>Users are independent: one sub-history per operation key.</summary>
+    public IReadOnlyList<IReadOnlyList<Operation<VaultInput, VaultOutput>>> Partition(
+        IReadOnlyList<Operation<VaultInput, VaultOutput>> history)
+    {
+        ArgumentNullException.ThrowIfNull(history);
+        return [.. history.GroupBy(op => op.Key, StringComparer.Ordinal).Select(g => (IReadOnlyList<Operation<VaultInput, VaultOutput>>)[.. g])];
+    }
+
+    /// <summary>
+    /// The answer and next state of <paramref name="input"/> on <paramref name="state"/>; a null
+    /// answer for an input the vault rejects without effect (an out-of-range limit).
+    /// </summary>
+    public static (VaultOutput? Output, VaultUserState State) Apply(VaultUserState state, VaultInput input)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        var destroyed = state with { Registered = false, GuessesUsed = 0, Limit = 0, Destroyed = true };
+        switch (input)
+        {
+            case VaultInput.Register { Limit: < 1 }:
+                return (null, state);
+            case VaultInput.Register { Replace: false } when state.Registered:
+                return (AlreadyRegisteredAnswer, state);
+            case VaultInput.Register register:
+                // Over an absent or destroyed record no replace is needed; either way guesses start at 0.
+                return (RegisteredAnswer, new VaultUserState(true, state.Version + 1, 0, register.Limit, false));
+            case VaultInput.StartRecovery when state.Destroyed:
+                return (DestroyedAnswer, state);
+            case VaultInput.StartRecovery when !state.Registered:
+                return (NotRegisteredAnswer, state);
+            case VaultInput.StartRecovery when state.GuessesUsed >= state.Limit:
+                return (DestroyedAnswer, destroyed);
+            case VaultInput.StartRecovery:
+                return (new VaultOutput.Charged(state.Limit - state.GuessesUsed - 1), state with { GuessesUsed = state.GuessesUsed + 1 });
+            case VaultInput.FinishRecovery when state.Destroyed:
+                return (DestroyedAnswer, state);
+            case VaultInput.FinishRecovery when !state.Registered:
+                return (SessionInvalidAnswer, state);
+            case VaultInput.FinishRecovery { CorrectPassword: true }:
+                return (SuccessAnswer, state with { GuessesUsed = 0 });
+            case VaultInput.FinishRecovery when state.GuessesUsed >= state.Limit:
+                return (DestroyedAnswer, destroyed);
+            case VaultInput.FinishRecovery:
+                return (new VaultOutput.WrongPassword(state.Limit - state.GuessesUsed), state);
+            case VaultInput.Delete when state.Registered || state.Destroyed:
+                return (DeletedAnswer, new VaultUserState(false, state.Version, 0, 0, false));
+            case VaultInput.Delete:
+                return (NotFoundAnswer, state);
+            case VaultInput.Status:
+                return (new VaultOutput.Status(state.Registered, state.Remaining, state.Destroyed), state);
+            default:
+                throw new ArgumentException($"Unknown vault input {input}.", nameof(input));
+        }
+    }
+}
