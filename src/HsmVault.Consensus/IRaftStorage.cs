@@ -1,0 +1,32 @@
+namespace HsmVault.Consensus;
+
+/// <summary>
+/// Durable storage of one member's Raft state: hard state, log and snapshot. Outside the core; the host
+/// calls it with the contents of each <see cref="Ready"/>, in the order documented there.
+/// </summary>
+public interface IRaftStorage : IDisposable
+{
+    /// <summary>Recovers the durable state (after a crash: everything synced, possibly more).</summary>
+    RaftPersistentState Load();
+
+    /// <summary>
+    /// Appends entries. An entry whose index is already stored replaces it and every entry after it
+    /// (the conflict resolution of Raft §5.3). Durable after <see cref="Sync"/>.
+    /// </summary>
+    void Append(IReadOnlyList<LogEntry> entries);
+
+    /// <summary>
+    /// Records the hard state. A change of term or vote is durable when this returns; a change of the
+    /// commit index alone is durable after <see cref="Sync"/> (losing it is harmless).
+    /// </summary>
+    void SaveHardState(HardState state);
+
+    /// <summary>
+    /// Stores a snapshot durably and compacts the log: entries up to the snapshot's index are dropped, and
+    /// if the log does not hold the snapshot's last entry, all entries are dropped.
+    /// </summary>
+    void SaveSnapshot(RaftSnapshot snapshot);
+
+    /// <summary>Makes every earlier write durable (fsync). The host calls it before sending any message.</summary>
+    void Sync();
+}
