@@ -198,19 +198,15 @@ public sealed class Pkcs11VaultToken : IVaultToken
     public byte[]? ReadDataObject(string name)
     {
         var label = DataObjectLabel(name);
-        return Execute("ReadDataObject", (session, _) =>
-        {
-            var handle = FindDataObject(session, label);
-            return handle is null ? null : session.GetBytes(handle, CKA.CKA_VALUE);
-        });
+        return Execute("ReadDataObject", (session, _) => DataObjects.Read(session, label));
     }
 
     /// <inheritdoc/>
     /// <remarks>
-    /// Durable when this returns, as far as the module is: SoftHSM2 writes the object file
-    /// (write + close, no fsync) before C_SetAttributeValue/C_CreateObject return, so the value
-    /// survives a daemon crash but, on SoftHSM2, not necessarily a power cut; a hardware token
-    /// commits to its own storage before returning.
+    /// The new value replaces the old without a moment in which neither exists (see
+    /// <c>Internal.DataObjects</c>), and is as durable as the module makes C_CreateObject when
+    /// this returns: SoftHSM2 has written its object file (without fsync), a hardware token has
+    /// committed to its storage.
     /// </remarks>
     public void WriteDataObject(string name, ReadOnlySpan<byte> value)
     {
@@ -218,27 +214,11 @@ public sealed class Pkcs11VaultToken : IVaultToken
         var data = value.ToArray();
         Execute<object?>("WriteDataObject", (session, _) =>
         {
-            // One writer at a time per token object, so two writers of a new name cannot
-            // create two objects with the same label.
+            // One writer at a time per token object, so two writes to one name cannot pick the
+            // same sequence number.
             lock (_dataObjectLock)
             {
-                var handle = FindDataObject(session, label);
-                if (handle is not null)
-                {
-                    using var update = new AttributeList().Add(CKA.CKA_VALUE, data);
-                    session.SetAttributeValue(handle, update.Items);
-                    return null;
-                }
-
-                using var template = new AttributeList()
-                    .Add(CKA.CKA_CLASS, CKO.CKO_DATA)
-                    .Add(CKA.CKA_TOKEN, true)
-                    .Add(CKA.CKA_PRIVATE, true) // SoftHSM2 stores public objects in clear on disk.
-                    .Add(CKA.CKA_MODIFIABLE, true)
-                    .Add(CKA.CKA_LABEL, label)
-                    .Add(CKA.CKA_APPLICATION, Pkcs11Constants.Application)
-                    .Add(CKA.CKA_VALUE, data);
-                session.CreateObject(template.Items);
+                DataObjects.Write(session, label, data);
                 return null;
             }
         });
@@ -275,21 +255,6 @@ public sealed class Pkcs11VaultToken : IVaultToken
     {
         var parameters = MechanismParams.CreateCkGcmParams(iv, (ulong)iv.Length * 8, aad, Pkcs11Constants.GcmTagLength * 8);
         return Mechanisms.Create(CKM.CKM_AES_GCM, parameters);
-    }
-
-    private static IObjectHandle? FindDataObject(ISession session, string label)
-    {
-        using var template = new AttributeList()
-            .Add(CKA.CKA_CLASS, CKO.CKO_DATA)
-            .Add(CKA.CKA_LABEL, label)
-            .Add(CKA.CKA_APPLICATION, Pkcs11Constants.Application);
-        var found = session.FindAllObjects(template.Items);
-        return found.Count switch
-        {
-            0 => null,
-            1 => found[0],
-            _ => throw new TokenConfigurationException($"token has {found.Count} data objects labelled '{label}'; exactly one is expected"),
-        };
     }
 
     private string DataObjectLabel(string name)

@@ -45,6 +45,8 @@ public static class LinearizabilityChecker
 /// <summary>The Wing &amp; Gong / Lowe search over one independent sub-history.</summary>
 internal sealed class PartitionSearch<TState, TInput, TOutput>
 {
+    private static readonly EqualityComparer<TState> StateComparer = EqualityComparer<TState>.Default;
+
     // How many search steps pass between looks at the clock: Stopwatch is cheap but not free.
     private const int StepsPerClockCheck = 1024;
 
@@ -64,6 +66,10 @@ internal sealed class PartitionSearch<TState, TInput, TOutput>
     private readonly int[] _returnEntryOfCall;
     private readonly int _head;
     private readonly int _tail;
+
+    // For a pending operation, the pending operation with an equal input called just before it
+    // (or -1); see Candidates.
+    private readonly int[] _pendingPredecessor;
 
     private readonly ulong[] _placed;
     private ulong _placedHash;
@@ -144,6 +150,20 @@ internal sealed class PartitionSearch<TState, TInput, TOutput>
         }
 
         _placed = new ulong[(ops.Count + 63) / 64];
+
+        _pendingPredecessor = new int[ops.Count];
+        Array.Fill(_pendingPredecessor, -1);
+        var lastPendingWithInput = new Dictionary<InputKey, int>();
+        foreach (var op in Enumerable.Range(0, ops.Count).Where(i => ops[i].IsPending).OrderBy(i => ops[i].Call).ThenBy(i => i))
+        {
+            var key = new InputKey(ops[op].Input);
+            if (lastPendingWithInput.TryGetValue(key, out var predecessor))
+            {
+                _pendingPredecessor[op] = predecessor;
+            }
+
+            lastPendingWithInput[key] = op;
+        }
     }
 
     public PartitionResult<TInput, TOutput> Run()
@@ -166,31 +186,56 @@ internal sealed class PartitionSearch<TState, TInput, TOutput>
             if (entry != _tail && _entryIsCall[entry])
             {
                 // A call event ahead of every remaining return: its operation is minimal and may go next.
-                if (TryPlace(entry, state, Candidates(state, _entryOp[entry]), 0, ref state))
+                var op = _entryOp[entry];
+                var candidates = Candidates(state, op);
+                if (!_ops[op].IsPending && candidates.Count == 1 && StateComparer.Equals(candidates[0], state))
+                {
+                    // A partial-order reduction: a minimal completed operation that changes nothing
+                    // (a read) can be moved to the front of any linearization from here. Nothing
+                    // unplaced returned before it was called, and the operations it jumps over see
+                    // the same states. So it goes next without branching, and if that fails, this
+                    // whole node fails.
+                    if (TryPlace(entry, state, candidates, 0, forced: true, ref state))
+                    {
+                        entry = _next[_head];
+                        continue;
+                    }
+                }
+                else if (TryPlace(entry, state, candidates, 0, forced: false, ref state))
                 {
                     entry = _next[_head];
+                    continue;
                 }
                 else
                 {
                     entry = _next[entry];
+                    continue;
+                }
+            }
+
+            // A return event (or a forced read that failed before): the operation had to be placed
+            // before anything called later, and nothing placeable remains before it. Undo the last
+            // choice that had alternatives and try the next one.
+            while (true)
+            {
+                if (_stack.Count == 0)
+                {
+                    return Result(CheckOutcome.NotLinearizable, _bestOrder, _bestState);
                 }
 
-                continue;
-            }
+                var frame = _stack.Pop();
+                Unplace(frame);
+                state = frame.Previous;
+                if (frame.Forced)
+                {
+                    continue;
+                }
 
-            // A return event: its operation had to be placed before anything called later, and
-            // nothing placeable remains before it. Undo the last choice and try the next one.
-            if (_stack.Count == 0)
-            {
-                return Result(CheckOutcome.NotLinearizable, _bestOrder, _bestState);
+                entry = TryPlace(frame.Entry, frame.Previous, frame.Candidates, frame.Index + 1, forced: false, ref state)
+                    ? _next[_head]
+                    : _next[frame.Entry];
+                break;
             }
-
-            var frame = _stack.Pop();
-            Unplace(frame);
-            state = frame.Previous;
-            entry = TryPlace(frame.Entry, frame.Previous, frame.Candidates, frame.Index + 1, ref state)
-                ? _next[_head]
-                : _next[frame.Entry];
         }
     }
 
@@ -199,14 +244,27 @@ internal sealed class PartitionSearch<TState, TInput, TOutput>
         var operation = _ops[op];
         if (operation.IsPending)
         {
-            return _model.StepUnknown(state, operation.Input);
+            // Two reductions of the pending-operation blow-up that keep the verdict exact:
+            // - Pending operations with equal inputs are interchangeable (no answer, no deadline),
+            //   and the one called earlier can stand in wherever a later one is placed; so they
+            //   are placed in call order, and k of them give k + 1 cases instead of 2^k.
+            // - Placing a pending operation where it would change nothing is the same as leaving
+            //   it out, which is always allowed; so such placements are not tried.
+            var predecessor = _pendingPredecessor[op];
+            if (predecessor >= 0 && (_placed[predecessor >> 6] & (1UL << (predecessor & 63))) == 0)
+            {
+                return [];
+            }
+
+            var effects = _model.StepUnknown(state, operation.Input);
+            return effects.Any(s => StateComparer.Equals(s, state)) ? [.. effects.Where(s => !StateComparer.Equals(s, state))] : effects;
         }
 
         var (ok, next) = _model.Step(state, operation.Input, operation.Output!);
         return ok ? [next] : [];
     }
 
-    private bool TryPlace(int entry, TState previous, IReadOnlyList<TState> candidates, int start, ref TState state)
+    private bool TryPlace(int entry, TState previous, IReadOnlyList<TState> candidates, int start, bool forced, ref TState state)
     {
         var op = _entryOp[entry];
         for (var i = start; i < candidates.Count; i++)
@@ -223,7 +281,7 @@ internal sealed class PartitionSearch<TState, TInput, TOutput>
             }
 
             _cache.Add(key with { Placed = (ulong[])_placed.Clone() });
-            _stack.Push(new Frame(entry, previous, candidates, i));
+            _stack.Push(new Frame(entry, previous, candidates, i, forced));
             _order.Add(op);
             Unlink(entry);
             if (_returnEntryOfCall[entry] >= 0)
@@ -326,14 +384,15 @@ internal sealed class PartitionSearch<TState, TInput, TOutput>
         return result;
     }
 
-    private readonly record struct Frame(int Entry, TState Previous, IReadOnlyList<TState> Candidates, int Index);
+    private readonly record struct Frame(int Entry, TState Previous, IReadOnlyList<TState> Candidates, int Index, bool Forced);
+
+    // Equality of inputs by EqualityComparer<TInput>.Default, usable as a dictionary key even when null.
+    private readonly record struct InputKey(TInput Input);
 
     private readonly record struct CacheKey(ulong[] Placed, ulong PlacedHash, TState State);
 
     private sealed class CacheKeyComparer : IEqualityComparer<CacheKey>
     {
-        private static readonly EqualityComparer<TState> StateComparer = EqualityComparer<TState>.Default;
-
         public bool Equals(CacheKey x, CacheKey y) =>
             x.PlacedHash == y.PlacedHash
             && x.Placed.AsSpan().SequenceEqual(y.Placed)
