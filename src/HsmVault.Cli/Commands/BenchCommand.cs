@@ -1,0 +1,132 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Text;
+using Grpc.Net.Client;
+using HsmVault.Client;
+using HsmVault.Crypto.Opaque;
+
+namespace HsmVault.Cli.Commands;
+
+/// <summary>
+/// <c>hsmvault bench</c>: recoveries per second and their latency against running members,
+/// and the latency of a single committed write. Clients use an identity KSF for their own
+/// synthetic users (the KSF runs only on clients, so the server's work is the same), so the
+/// figures measure the vault, not Argon2id on the benchmarking machine.
+/// </summary>
+internal static class BenchCommand
+{
+    public static async Task<int> RunAsync(Arguments args, CancellationToken cancellationToken)
+    {
+        var servers = (args.Optional("server", "HSMVAULT_SERVER") ?? Connection.DefaultServer).Split(',', StringSplitOptions.RemoveEmptyEntries);
+        var tenantKeyFile = args.Required("tenant-key", "HSMVAULT_TENANT_KEY_FILE");
+        var tenant = args.Optional("tenant", "HSMVAULT_TENANT") ?? "dev-tenant";
+        var seconds = args.Int("seconds", 10);
+        var concurrency = args.Int("concurrency", 8);
+        var writes = args.Int("writes", 200);
+        var label = args.Optional("label") ?? $"{servers.Length} member{(servers.Length == 1 ? "" : "s")}";
+        args.RejectUnknown();
+
+        using var tenantKey = ECDsa.Create();
+        tenantKey.ImportFromPem(await File.ReadAllTextAsync(tenantKeyFile, cancellationToken));
+        var channels = servers.Select(s => GrpcChannel.ForAddress(s)).ToList();
+        try
+        {
+            var runId = Convert.ToHexString(RandomNumberGenerator.GetBytes(4)).ToLowerInvariant();
+            var clients = new List<(VaultClient Client, byte[] Password)>();
+            for (var i = 0; i < concurrency; i++)
+            {
+                var client = NewClient(channels[i % channels.Count], tenantKey, tenant, $"bench-{runId}-{i}");
+                var password = Encoding.UTF8.GetBytes($"bench password {i}");
+                await client.RegisterAsync(password, BackupKeys.NewKey(), replaceExisting: true, cancellationToken: cancellationToken);
+                clients.Add((client, password));
+            }
+
+            var writeLatencies = await MeasureSingleWritesAsync(NewClient(channels[0], tenantKey, tenant, $"bench-{runId}-writer"), writes, cancellationToken);
+            var (recoveries, elapsed, latencies) = await MeasureRecoveriesAsync(clients, TimeSpan.FromSeconds(seconds), cancellationToken);
+
+            Console.WriteLine($"hsmvault bench: {label} ({string.Join(", ", servers)})");
+            Console.WriteLine($"  machine: {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}");
+            Console.WriteLine($"  recoveries: {recoveries} in {elapsed.TotalSeconds:F1} s with {concurrency} concurrent clients = {recoveries / elapsed.TotalSeconds:F1} recoveries/s");
+            Console.WriteLine($"  recovery latency: p50 {Percentile(latencies, 0.50):F2} ms, p99 {Percentile(latencies, 0.99):F2} ms");
+            Console.WriteLine($"  single write (registration, 1 client, {writes} in a row): p50 {Percentile(writeLatencies, 0.50):F2} ms, p99 {Percentile(writeLatencies, 0.99):F2} ms");
+            Console.WriteLine("  (a recovery is StartRecovery + FinishRecovery: two round trips, two committed writes, token HMAC/unseal; client KSF: identity)");
+            return 0;
+        }
+        finally
+        {
+            foreach (var channel in channels)
+            {
+                channel.Dispose();
+            }
+        }
+    }
+
+    private static VaultClient NewClient(GrpcChannel channel, ECDsa tenantKey, string tenant, string user)
+    {
+        VaultClient? client = null;
+        string? jwt = null;
+        client = new VaultClient(channel.CreateCallInvoker(), async cancellationToken =>
+            jwt ??= DevelopmentTokens.Mint(tenantKey, tenant, user, (await client!.GetFleetInfoAsync(cancellationToken)).FleetId, TimeSpan.FromHours(1)),
+            new IdentityKsf());
+        return client;
+    }
+
+    private static async Task<List<double>> MeasureSingleWritesAsync(VaultClient client, int count, CancellationToken cancellationToken)
+    {
+        var password = Encoding.UTF8.GetBytes("bench writer");
+        var key = BackupKeys.NewKey();
+        await client.RegisterAsync(password, key, replaceExisting: true, cancellationToken: cancellationToken);
+        var latencies = new List<double>(count);
+        for (var i = 0; i < count; i++)
+        {
+            var started = Stopwatch.GetTimestamp();
+            await client.GetStatusAsync(cancellationToken);
+            var statusOnly = Stopwatch.GetElapsedTime(started);
+            started = Stopwatch.GetTimestamp();
+            await client.DeleteAsync(cancellationToken);
+            latencies.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            await client.RegisterAsync(password, key, cancellationToken: cancellationToken);
+            _ = statusOnly;
+        }
+
+        return latencies;
+    }
+
+    private static async Task<(long Count, TimeSpan Elapsed, List<double> Latencies)> MeasureRecoveriesAsync(
+        List<(VaultClient Client, byte[] Password)> clients, TimeSpan duration, CancellationToken cancellationToken)
+    {
+        var latencies = new List<double>[clients.Count];
+        var started = Stopwatch.GetTimestamp();
+        var deadline = started + (long)(duration.TotalSeconds * Stopwatch.Frequency);
+        await Task.WhenAll(clients.Select(async (c, i) =>
+        {
+            var mine = latencies[i] = [];
+            while (Stopwatch.GetTimestamp() < deadline && !cancellationToken.IsCancellationRequested)
+            {
+                var begin = Stopwatch.GetTimestamp();
+                var result = await c.Client.RecoverAsync(c.Password, cancellationToken);
+                if (result.Status != RecoveryStatus.Recovered)
+                {
+                    throw new InvalidOperationException($"bench recovery failed: {result.Status}");
+                }
+
+                CryptographicOperations.ZeroMemory(result.BackupKey);
+                mine.Add(Stopwatch.GetElapsedTime(begin).TotalMilliseconds);
+            }
+        }));
+        var all = latencies.SelectMany(l => l).ToList();
+        return (all.Count, Stopwatch.GetElapsedTime(started), all);
+    }
+
+    private static double Percentile(List<double> values, double fraction)
+    {
+        if (values.Count == 0)
+        {
+            return double.NaN;
+        }
+
+        var sorted = values.Order().ToList();
+        return sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(fraction * sorted.Count) - 1)];
+    }
+}

@@ -1,0 +1,148 @@
+using HsmVault.Hsm;
+using HsmVault.Vault;
+using Microsoft.Extensions.Configuration;
+
+namespace HsmVault.Cli.Commands;
+
+/// <summary>Operator commands: provisioning a token's keys, and development tenant keys and JWTs.</summary>
+internal static class TokenCommands
+{
+    /// <summary>
+    /// <c>hsmvault token init --config daemon.json</c>: generates the fleet keys in the token the
+    /// daemon's configuration names. The serving daemon never creates keys itself.
+    /// </summary>
+    public static int Init(Arguments args)
+    {
+        var configFile = args.Required("config");
+        var keepExisting = args.Flag("keep-existing");
+        args.RejectUnknown();
+        var options = ReadTokenOptions(configFile);
+        var result = TokenProvisioner.ProvisionFleetKeys(options, new FleetKeyGenerationOptions { KeepExisting = keepExisting });
+        using var token = Pkcs11VaultToken.Open(options);
+        var akeCreated = !FleetKeys.HasAkeKey(token);
+        if (akeCreated)
+        {
+            FleetKeys.CreateAkeKey(token);
+        }
+
+        Console.WriteLine($"token '{result.Token.Label}' (serial {result.Token.SerialNumber}) provisioned");
+        foreach (var label in result.Created)
+        {
+            Console.WriteLine($"  created {label}");
+        }
+
+        foreach (var label in result.Kept)
+        {
+            Console.WriteLine($"  kept    {label}");
+        }
+
+        Console.WriteLine($"  {(akeCreated ? "created" : "kept   ")} OPAQUE server key ({FleetKeys.AkePrivateKeyObject})");
+        Console.WriteLine($"  signing key: {result.SigningKey.Algorithm}, public {Convert.ToHexString(result.SigningKey.PublicKey).ToLowerInvariant()}");
+        return 0;
+    }
+
+    /// <summary>
+    /// <c>hsmvault fleet init --config m1.json --config m2.json ...</c>: generates the fleet keys
+    /// in the first member's token and copies them to every other member's token by the key
+    /// ceremony (wrapped under ECDH-derived keys, never in plaintext outside a token), then makes
+    /// the originals non-extractable. A fleet whose members all have their keys is left as it is.
+    /// </summary>
+    public static int InitFleet(Arguments args)
+    {
+        var members = args.Many("config").Select(ReadTokenOptions).ToList();
+        args.RejectUnknown();
+        if (members.Count == 0)
+        {
+            throw new UsageException("name each member's daemon configuration with --config FILE");
+        }
+
+        var missing = members.Where(m => !HasFleetKeys(m)).ToList();
+        if (missing.Count == 0)
+        {
+            Console.WriteLine($"all {members.Count} members already hold the fleet keys; nothing to do");
+            return 0;
+        }
+
+        var origin = members[0];
+        if (missing[0] != origin)
+        {
+            throw new UsageException(
+                $"token '{Name(missing[0])}' has no fleet keys, but '{Name(origin)}' has locked ones that can no longer be copied; " +
+                "re-create the fleet, or copy the keys in a fresh ceremony");
+        }
+
+        TokenProvisioner.ProvisionFleetKeys(origin, new FleetKeyGenerationOptions { ExtractableForCeremony = members.Count > 1 });
+        byte[] sealedAkeKey;
+        using (var token = Pkcs11VaultToken.Open(origin))
+        {
+            FleetKeys.CreateAkeKey(token);
+            sealedAkeKey = token.ReadDataObject(FleetKeys.AkePrivateKeyObject)!;
+        }
+
+        Console.WriteLine($"generated the fleet keys in token '{Name(origin)}'");
+        foreach (var member in members.Skip(1))
+        {
+            var transcript = FleetCeremony.CopyFleetKeys(origin, member);
+            using var token = Pkcs11VaultToken.Open(member);
+            // The AKE key is sealed under the record key, which the target now shares: its
+            // ciphertext is copied as it is.
+            token.WriteDataObject(FleetKeys.AkePrivateKeyObject, sealedAkeKey);
+            Console.WriteLine($"copied {transcript.CopiedKeys.Count} fleet keys and the sealed OPAQUE server key to token '{Name(member)}'");
+        }
+
+        if (members.Count > 1)
+        {
+            FleetCeremony.LockFleetKeys(origin);
+            Console.WriteLine($"made the fleet keys in '{Name(origin)}' non-extractable");
+        }
+
+        return 0;
+    }
+
+    /// <summary><c>hsmvault token mint</c>: a development JWT for one user.</summary>
+    public static int Mint(Arguments args)
+    {
+        var keyFile = args.Required("tenant-key", "HSMVAULT_TENANT_KEY_FILE");
+        var tenant = args.Optional("tenant", "HSMVAULT_TENANT") ?? "dev-tenant";
+        var user = args.Required("user");
+        var fleet = args.Required("fleet", "HSMVAULT_FLEET");
+        var minutes = args.Int("minutes", 60);
+        args.RejectUnknown();
+        Console.WriteLine(DevelopmentTokens.Mint(keyFile, tenant, user, fleet, TimeSpan.FromMinutes(minutes)));
+        return 0;
+    }
+
+    /// <summary><c>hsmvault tenant-key new</c>: a P-256 key pair for a development tenant.</summary>
+    public static int NewTenantKey(Arguments args)
+    {
+        var privateFile = args.Required("private");
+        var publicFile = args.Required("public");
+        args.RejectUnknown();
+        DevelopmentTokens.CreateKeyPair(privateFile, publicFile);
+        Console.WriteLine($"wrote {privateFile} (keep it with the tenant's backend) and {publicFile} (give it to the fleet)");
+        return 0;
+    }
+
+    private static bool HasFleetKeys(TokenOptions options)
+    {
+        try
+        {
+            using var token = Pkcs11VaultToken.Open(options);
+            return FleetKeys.HasAkeKey(token);
+        }
+        catch (TokenConfigurationException e) when (e.Message.Contains("hsmvault token init", StringComparison.Ordinal))
+        {
+            return false;
+        }
+    }
+
+    private static string Name(TokenOptions options) => options.TokenLabel ?? options.TokenSerial ?? "?";
+
+    /// <summary>Reads the <c>HsmVault:Token</c> section of a daemon configuration file.</summary>
+    public static TokenOptions ReadTokenOptions(string configFile)
+    {
+        var configuration = new ConfigurationBuilder().AddJsonFile(Path.GetFullPath(configFile), optional: false).Build();
+        return configuration.GetSection(TokenOptions.SectionName).Get<TokenOptions>()
+            ?? throw new UsageException($"'{configFile}' has no {TokenOptions.SectionName} section");
+    }
+}

@@ -1,0 +1,106 @@
+using System.Security.Cryptography;
+using HsmVault.Client;
+
+namespace HsmVault.Cli.Commands;
+
+/// <summary>The user's commands: register, recover, status, delete.</summary>
+internal static class UserCommands
+{
+    public static async Task<int> RegisterAsync(Arguments args, CancellationToken cancellationToken)
+    {
+        var (channel, client) = Connection.Open(args);
+        using var _ = channel;
+        var guessLimit = args.Int("guess-limit", 0);
+        var replace = args.Flag("replace");
+        var keyOut = args.Optional("key-out");
+        var password = Secrets.ReadPassword(args, confirm: true);
+        args.RejectUnknown();
+        var backupKey = BackupKeys.NewKey();
+        try
+        {
+            var result = await client.RegisterAsync(password, backupKey, guessLimit, replace, cancellationToken);
+            if (keyOut is not null)
+            {
+                await WriteKeyAsync(keyOut, backupKey, cancellationToken);
+            }
+
+            Console.WriteLine($"registered a new backup key, fingerprint {BackupKeys.Fingerprint(backupKey)}");
+            Console.WriteLine($"guess limit: {result.GuessLimit}{(result.Replaced ? " (replaced the previous record)" : "")}");
+            return 0;
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(password);
+            CryptographicOperations.ZeroMemory(backupKey);
+        }
+    }
+
+    public static async Task<int> RecoverAsync(Arguments args, CancellationToken cancellationToken)
+    {
+        var (channel, client) = Connection.Open(args);
+        using var _ = channel;
+        var keyOut = args.Optional("key-out");
+        var password = Secrets.ReadPassword(args, confirm: false);
+        args.RejectUnknown();
+        try
+        {
+            var result = await client.RecoverAsync(password, cancellationToken);
+            switch (result.Status)
+            {
+                case RecoveryStatus.Recovered:
+                    var key = result.BackupKey!;
+                    if (keyOut is not null)
+                    {
+                        await WriteKeyAsync(keyOut, key, cancellationToken);
+                        Console.WriteLine($"recovered the backup key into {keyOut}, fingerprint {BackupKeys.Fingerprint(key)}");
+                    }
+                    else
+                    {
+                        Console.WriteLine($"backup key: {Convert.ToHexString(key).ToLowerInvariant()}");
+                        Console.WriteLine($"fingerprint: {BackupKeys.Fingerprint(key)}");
+                    }
+
+                    CryptographicOperations.ZeroMemory(key);
+                    return 0;
+                case RecoveryStatus.WrongPassword:
+                    Console.Error.WriteLine($"wrong password; {result.GuessesRemaining} guess{(result.GuessesRemaining == 1 ? "" : "es")} left before the backup key is destroyed");
+                    return 3;
+                default:
+                    Console.Error.WriteLine("the backup key was destroyed: its last allowed guess has been used, and it cannot be recovered");
+                    return 4;
+            }
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(password);
+        }
+    }
+
+    public static async Task<int> StatusAsync(Arguments args, CancellationToken cancellationToken)
+    {
+        var (channel, client) = Connection.Open(args);
+        using var _ = channel;
+        args.RejectUnknown();
+        var status = await client.GetStatusAsync(cancellationToken);
+        Console.WriteLine(status.Registered
+            ? $"registered; {status.GuessesRemaining} of {status.GuessLimit} guesses remaining"
+            : status.Destroyed ? "not registered: the record was destroyed after its last allowed guess" : "not registered");
+        return 0;
+    }
+
+    public static async Task<int> DeleteAsync(Arguments args, CancellationToken cancellationToken)
+    {
+        var (channel, client) = Connection.Open(args);
+        using var _ = channel;
+        args.RejectUnknown();
+        await client.DeleteAsync(cancellationToken);
+        Console.WriteLine("deleted");
+        return 0;
+    }
+
+    private static async Task WriteKeyAsync(string path, byte[] key, CancellationToken cancellationToken)
+    {
+        await using var stream = PrivateFiles.Create(path, FileMode.Create);
+        await stream.WriteAsync(key, cancellationToken);
+    }
+}

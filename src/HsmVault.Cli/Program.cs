@@ -1,0 +1,79 @@
+using Grpc.Core;
+using HsmVault.Cli;
+using HsmVault.Cli.Commands;
+using HsmVault.Hsm;
+
+const string Usage = """
+    usage: hsmvault <command> [options]
+
+    user commands (talk to a member; --server URL or HSMVAULT_SERVER, default http://127.0.0.1:7101):
+      register  --user U [--guess-limit N] [--replace] [--key-out FILE]   new random backup key, stored behind a password
+      recover   --user U [--key-out FILE]                                 the backup key back, for the right password
+      status    --user U                                                  registered? guesses left?
+      delete    --user U                                                  delete the record
+        identity: --jwt-file FILE (HSMVAULT_JWT_FILE), or for development --tenant-key FILE
+                  (HSMVAULT_TENANT_KEY_FILE) and --tenant T (HSMVAULT_TENANT, default dev-tenant)
+        password: asked at the terminal, or --password-file FILE, or --password-stdin; never an argument
+
+    recovery codes (never contact the vault):
+      recovery-code new                      a new 64-digit code and its key's fingerprint
+      recovery-code key [--code-file FILE]   the backup key a code stands for
+
+    operator commands:
+      token init --config DAEMON.json [--keep-existing]   generate the fleet keys in one member's token
+      fleet init --config M1.json [--config M2.json ...]  generate the fleet keys in member 1's token and
+                                                          copy them to the others' tokens (key ceremony)
+      tenant-key new --private FILE --public FILE         a development tenant's ES256 key pair
+      token mint --user U --fleet F [--tenant-key FILE] [--tenant T] [--minutes N]   a development JWT
+      bench [--server URL] [--seconds N] [--concurrency N] ...                      recoveries per second and latency
+    """;
+
+using var cancellation = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) =>
+{
+    e.Cancel = true;
+    cancellation.Cancel();
+};
+
+try
+{
+    var arguments = new Arguments(args);
+    var verbs = string.Join(' ', arguments.Verbs);
+    return verbs switch
+    {
+        "register" => await UserCommands.RegisterAsync(arguments, cancellation.Token),
+        "recover" => await UserCommands.RecoverAsync(arguments, cancellation.Token),
+        "status" => await UserCommands.StatusAsync(arguments, cancellation.Token),
+        "delete" => await UserCommands.DeleteAsync(arguments, cancellation.Token),
+        "recovery-code new" => RecoveryCodeCommands.New(arguments),
+        "recovery-code key" => RecoveryCodeCommands.Key(arguments),
+        "token init" => TokenCommands.Init(arguments),
+        "fleet init" => TokenCommands.InitFleet(arguments),
+        "token mint" => TokenCommands.Mint(arguments),
+        "tenant-key new" => TokenCommands.NewTenantKey(arguments),
+        "bench" => await BenchCommand.RunAsync(arguments, cancellation.Token),
+        "" or "help" => PrintUsage(Console.Out, 0),
+        _ => throw new UsageException($"unknown command '{verbs}'"),
+    };
+}
+catch (UsageException e)
+{
+    Console.Error.WriteLine($"hsmvault: {e.Message}");
+    return PrintUsage(Console.Error, 64);
+}
+catch (RpcException e)
+{
+    Console.Error.WriteLine($"hsmvault: the vault refused: {e.Status.StatusCode}: {e.Status.Detail}");
+    return 5;
+}
+catch (Exception e) when (e is TokenConfigurationException or IOException or FormatException or UnauthorizedAccessException)
+{
+    Console.Error.WriteLine($"hsmvault: {e.Message}");
+    return 2;
+}
+
+int PrintUsage(TextWriter writer, int exitCode)
+{
+    writer.WriteLine(Usage);
+    return exitCode;
+}

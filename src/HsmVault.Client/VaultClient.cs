@@ -1,0 +1,183 @@
+using System.Security.Cryptography;
+using Google.Protobuf;
+using Grpc.Core;
+using HsmVault.Crypto;
+using HsmVault.Crypto.Opaque;
+using HsmVault.Protocol.V1;
+using ProtoVault = HsmVault.Protocol.V1.Vault;
+
+namespace HsmVault.Client;
+
+/// <summary>How a recovery ended, from the user's side.</summary>
+public enum RecoveryStatus
+{
+    /// <summary>The password was right; <see cref="RecoveryResult.BackupKey"/> holds the key.</summary>
+    Recovered,
+
+    /// <summary>The password was wrong; <see cref="RecoveryResult.GuessesRemaining"/> says how many tries are left.</summary>
+    WrongPassword,
+
+    /// <summary>The record is gone: its last allowed guess was used.</summary>
+    RecordDestroyed,
+}
+
+/// <summary>The outcome of <see cref="VaultClient.RecoverAsync"/>.</summary>
+/// <param name="Status">How it ended.</param>
+/// <param name="GuessesRemaining">Tries left.</param>
+/// <param name="BackupKey">The recovered key; the caller wipes it when done.</param>
+public sealed record RecoveryResult(RecoveryStatus Status, int GuessesRemaining, byte[]? BackupKey);
+
+/// <summary>The outcome of <see cref="VaultClient.RegisterAsync"/>.</summary>
+public sealed record RegisterResult(int GuessLimit, bool Replaced);
+
+/// <summary>
+/// The user's side of HsmVault: runs OPAQUE against a fleet member, encrypts the backup key
+/// under OPAQUE's export_key before it leaves the device, and opens it again after a
+/// successful login. The password and the backup key never reach the server.
+/// </summary>
+public sealed class VaultClient
+{
+    private readonly ProtoVault.VaultClient _rpc;
+    private readonly Func<CancellationToken, ValueTask<string>> _bearerToken;
+    private readonly IKeyStretchingFunction? _ksfOverride;
+    private GetFleetInfoResponse? _fleetInfo;
+
+    /// <summary>Creates a client over a call invoker (usually a <c>GrpcChannel</c>).</summary>
+    /// <param name="callInvoker">Where the member is.</param>
+    /// <param name="bearerToken">Supplies the caller's JWT for each call.</param>
+    /// <param name="ksfOverride">
+    /// Replaces the fleet's Argon2id. The KSF runs only on the client, so the server cannot
+    /// tell; only benchmarks and tests use this, to measure the server rather than Argon2.
+    /// </param>
+    public VaultClient(CallInvoker callInvoker, Func<CancellationToken, ValueTask<string>> bearerToken, IKeyStretchingFunction? ksfOverride = null)
+    {
+        _rpc = new ProtoVault.VaultClient(callInvoker);
+        _bearerToken = bearerToken;
+        _ksfOverride = ksfOverride;
+    }
+
+    /// <summary>The fleet's OPAQUE parameters (fetched once).</summary>
+    public async Task<GetFleetInfoResponse> GetFleetInfoAsync(CancellationToken cancellationToken = default) =>
+        _fleetInfo ??= await _rpc.GetFleetInfoAsync(new GetFleetInfoRequest(), cancellationToken: cancellationToken);
+
+    /// <summary>Registers <paramref name="backupKey"/> behind <paramref name="password"/>.</summary>
+    public async Task<RegisterResult> RegisterAsync(
+        ReadOnlyMemory<byte> password,
+        ReadOnlyMemory<byte> backupKey,
+        int guessLimit = 0,
+        bool replaceExisting = false,
+        CancellationToken cancellationToken = default)
+    {
+        var opaque = new OpaqueClient(await ConfigurationAsync(cancellationToken));
+        var start = opaque.CreateRegistrationRequest(password.Span);
+        using var state = start.State;
+        var response = await _rpc.StartRegistrationAsync(
+            new StartRegistrationRequest { RegistrationRequest = ByteString.CopyFrom(start.RegistrationRequest) },
+            await HeadersAsync(cancellationToken), cancellationToken: cancellationToken);
+        var finish = opaque.FinalizeRegistrationRequest(state, response.RegistrationResponse.Span);
+        try
+        {
+            var encryptedSecret = SecretEnvelopes.EncryptBackupKey(finish.ExportKey, backupKey.Span);
+            var result = await _rpc.FinishRegistrationAsync(
+                new FinishRegistrationRequest
+                {
+                    RegistrationRecord = ByteString.CopyFrom(finish.RegistrationRecord),
+                    EncryptedSecret = ByteString.CopyFrom(encryptedSecret),
+                    GuessLimit = (uint)guessLimit,
+                    ReplaceExisting = replaceExisting,
+                },
+                await HeadersAsync(cancellationToken), cancellationToken: cancellationToken);
+            return new RegisterResult((int)result.GuessLimit, result.Replaced);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(finish.ExportKey);
+        }
+    }
+
+    /// <summary>
+    /// Tries <paramref name="password"/>. Each call costs one guess, charged by the fleet
+    /// before it answers, whether or not the password is right.
+    /// </summary>
+    public async Task<RecoveryResult> RecoverAsync(ReadOnlyMemory<byte> password, CancellationToken cancellationToken = default)
+    {
+        var opaque = new OpaqueClient(await ConfigurationAsync(cancellationToken));
+        var start = opaque.GenerateKe1(password.Span);
+        using var state = start.State;
+        StartRecoveryResponse started;
+        try
+        {
+            started = await _rpc.StartRecoveryAsync(
+                new StartRecoveryRequest { Ke1 = ByteString.CopyFrom(start.Ke1) },
+                await HeadersAsync(cancellationToken), cancellationToken: cancellationToken);
+        }
+        catch (RpcException e) when (ReasonOf(e) == "RECORD_DESTROYED")
+        {
+            return new RecoveryResult(RecoveryStatus.RecordDestroyed, 0, null);
+        }
+
+        var finish = opaque.GenerateKe3(state, started.Ke2.Span);
+        // A wrong password shows on this side first (KE2 does not authenticate). The client
+        // still finishes with a KE3 that cannot verify, so the fleet records the failure at
+        // once: on the last allowed guess that destroys the record now, not at the next try.
+        var ke3 = finish?.Ke3 ?? RandomNumberGenerator.GetBytes(OpaqueSizes.Ke3);
+        try
+        {
+            var finished = await _rpc.FinishRecoveryAsync(
+                new FinishRecoveryRequest { SessionId = started.SessionId, Ke3 = ByteString.CopyFrom(ke3) },
+                await HeadersAsync(cancellationToken), cancellationToken: cancellationToken);
+            return finished.Outcome switch
+            {
+                Protocol.V1.RecoveryOutcome.Success when finish is not null => Recovered(finish, started.SessionId.Span, finished),
+                Protocol.V1.RecoveryOutcome.RecordDestroyed => new RecoveryResult(RecoveryStatus.RecordDestroyed, 0, null),
+                _ => new RecoveryResult(RecoveryStatus.WrongPassword, (int)finished.GuessesRemaining, null),
+            };
+        }
+        finally
+        {
+            if (finish is not null)
+            {
+                CryptographicOperations.ZeroMemory(finish.SessionKey);
+                CryptographicOperations.ZeroMemory(finish.ExportKey);
+            }
+        }
+    }
+
+    /// <summary>Whether the caller has a record and how many guesses remain.</summary>
+    public async Task<GetStatusResponse> GetStatusAsync(CancellationToken cancellationToken = default) =>
+        await _rpc.GetStatusAsync(new GetStatusRequest(), await HeadersAsync(cancellationToken), cancellationToken: cancellationToken);
+
+    /// <summary>Deletes the caller's record.</summary>
+    public async Task DeleteAsync(CancellationToken cancellationToken = default) =>
+        await _rpc.DeleteRecordAsync(new DeleteRecordRequest(), await HeadersAsync(cancellationToken), cancellationToken: cancellationToken);
+
+    /// <summary>The machine-readable reason of a refusal (the <c>hsmvault-reason</c> trailer), if any.</summary>
+    public static string? ReasonOf(RpcException exception) =>
+        exception?.Trailers.GetValue("hsmvault-reason");
+
+    private static RecoveryResult Recovered(ClientLoginFinish finish, ReadOnlySpan<byte> sessionId, FinishRecoveryResponse finished)
+    {
+        var encryptedSecret = SecretEnvelopes.OpenRelease(finish.SessionKey, sessionId, finished.ReleasedSecret.Span)
+            ?? throw new InvalidDataException("the released secret does not authenticate under this login's session key");
+        var backupKey = SecretEnvelopes.DecryptBackupKey(finish.ExportKey, encryptedSecret)
+            ?? throw new InvalidDataException("the stored secret does not open under this password's export key");
+        return new RecoveryResult(RecoveryStatus.Recovered, (int)finished.GuessesRemaining, backupKey);
+    }
+
+    private async Task<OpaqueConfiguration> ConfigurationAsync(CancellationToken cancellationToken)
+    {
+        var info = await GetFleetInfoAsync(cancellationToken);
+        if (_ksfOverride is not null)
+        {
+            return new OpaqueConfiguration(info.OpaqueContext.Span, _ksfOverride);
+        }
+
+        var argon = info.Argon2Id ?? throw new InvalidDataException("the fleet did not publish its Argon2id parameters");
+        return new OpaqueConfiguration(
+            info.OpaqueContext.Span,
+            new Argon2idKsf(new Crypto.Opaque.Argon2idParameters((int)argon.MemoryKib, (int)argon.Iterations, (int)argon.Parallelism)));
+    }
+
+    private async Task<Metadata> HeadersAsync(CancellationToken cancellationToken) =>
+        new() { { "authorization", "Bearer " + await _bearerToken(cancellationToken) } };
+}

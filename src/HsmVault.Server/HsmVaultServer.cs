@@ -1,0 +1,118 @@
+using HsmVault.Crypto.Opaque;
+using HsmVault.Hsm;
+using HsmVault.Server.Authentication;
+using HsmVault.Server.Internal;
+using HsmVault.Server.Services;
+using HsmVault.Vault;
+using HsmVault.Vault.State;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace HsmVault.Server;
+
+/// <summary>
+/// Builds the <c>hsmvaultd</c> host: Kestrel serving the vault API and gRPC health checks,
+/// with the token, the state and the log wired behind them. The executable and the tests
+/// both start the daemon through here.
+/// </summary>
+public static class HsmVaultServer
+{
+    /// <summary>Largest gRPC message accepted; the biggest legitimate request is about 1.3 KiB.</summary>
+    public const int MaxMessageBytes = 16 * 1024;
+
+    /// <summary>
+    /// Creates the builder with every service registered. Configuration comes from
+    /// <c>appsettings.json</c>, the file named by <c>--config</c>, <c>HSMVAULT_*</c>
+    /// environment variables (double underscore for ':'), then the command line.
+    /// </summary>
+    public static WebApplicationBuilder CreateBuilder(string[] args, Action<IConfigurationBuilder>? configure = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder(args);
+        var configFile = builder.Configuration["config"];
+        if (!string.IsNullOrEmpty(configFile))
+        {
+            builder.Configuration.AddJsonFile(Path.GetFullPath(configFile), optional: false);
+        }
+
+        builder.Configuration.AddEnvironmentVariables("HSMVAULT_");
+        builder.Configuration.AddCommandLine(args);
+        configure?.Invoke(builder.Configuration);
+
+        // Per-request framework logs drown the vault's own events; configuration can turn them back on.
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Logging.AddFilter("Grpc", LogLevel.Warning);
+
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            // gRPC over HTTP/2 without TLS (h2c) unless the operator configures TLS endpoints.
+            kestrel.ConfigureEndpointDefaults(endpoint => endpoint.Protocols = HttpProtocols.Http2);
+            kestrel.AddServerHeader = false;
+        });
+        builder.Services.AddHsmVaultDaemon();
+        return builder;
+    }
+
+    /// <summary>Builds the application and maps its endpoints.</summary>
+    public static WebApplication Build(WebApplicationBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        var app = builder.Build();
+        app.UseAuthentication();
+        app.UseAuthorization();
+        app.MapGrpcService<VaultGrpcService>();
+        app.MapGrpcHealthChecksService();
+        return app;
+    }
+
+    /// <summary>Registers the daemon's services.</summary>
+    public static IServiceCollection AddHsmVaultDaemon(this IServiceCollection services)
+    {
+        services.AddOptions<VaultOptions>().BindConfiguration(VaultOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<TokenOptions>().BindConfiguration(TokenOptions.SectionName).ValidateDataAnnotations()
+            .Validate(o => !string.IsNullOrEmpty(o.TokenLabel) || !string.IsNullOrEmpty(o.TokenSerial),
+                "HsmVault:Token needs TokenLabel or TokenSerial to find the token")
+            .Validate(o => !string.IsNullOrEmpty(o.PinFile) || !string.IsNullOrEmpty(o.PinEnvironmentVariable),
+                "HsmVault:Token needs PinFile or PinEnvironmentVariable; the PIN is never taken from the command line")
+            .ValidateOnStart();
+        services.AddOptions<AuthOptions>().BindConfiguration(AuthOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.TryAddTimeProvider();
+
+        services.AddSingleton<IVaultToken>(sp => Pkcs11VaultToken.Open(
+            sp.GetRequiredService<IOptions<TokenOptions>>().Value,
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger("HsmVault.Hsm")));
+        services.AddSingleton(sp => FleetKeys.LoadAkeKey(sp.GetRequiredService<IVaultToken>()));
+        services.AddSingleton(sp => new ServerPublicKey(sp.GetRequiredService<ServerKeyPair>().PublicKey.ToArray()));
+        services.AddSingleton(sp => new VaultStateMachine(sp.GetRequiredService<IOptions<VaultOptions>>().Value.DataDirectory));
+        services.AddSingleton<IVaultLog>(sp => new SingleMemberVaultLog(sp.GetRequiredService<VaultStateMachine>()));
+        services.AddSingleton<VaultService>();
+        services.AddSingleton<FleetInfoProvider>();
+        services.AddHostedService<StartupAnnouncer>();
+
+        // Authentication pulls in ASP.NET data protection, which the vault never uses; keep its
+        // keys in memory rather than in unencrypted files under the user's profile.
+        services.AddDataProtection().UseEphemeralDataProtectionProvider();
+        services.AddHsmVaultAuthentication();
+        services.AddGrpc(grpc =>
+        {
+            grpc.MaxReceiveMessageSize = MaxMessageBytes;
+            grpc.EnableDetailedErrors = false;
+            grpc.Interceptors.Add<VaultExceptionInterceptor>();
+        });
+        services.AddGrpcHealthChecks().AddCheck<TokenHealthCheck>("token");
+        return services;
+    }
+
+    private static void TryAddTimeProvider(this IServiceCollection services)
+    {
+        if (!services.Any(d => d.ServiceType == typeof(TimeProvider)))
+        {
+            services.AddSingleton(TimeProvider.System);
+        }
+    }
+}

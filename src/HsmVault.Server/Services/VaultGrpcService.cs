@@ -1,0 +1,134 @@
+using Google.Protobuf;
+using Grpc.Core;
+using HsmVault.Protocol.V1;
+using HsmVault.Server.Authentication;
+using HsmVault.Vault;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.Extensions.Options;
+using VaultOutcome = HsmVault.Vault.RecoveryOutcome;
+
+namespace HsmVault.Server.Services;
+
+/// <summary>
+/// The client API of <c>vault.proto</c>: translates messages to <see cref="VaultService"/>
+/// calls for the authenticated caller. Refusals become gRPC statuses in
+/// <see cref="VaultExceptionInterceptor"/>.
+/// </summary>
+[Authorize]
+public sealed class VaultGrpcService(VaultService vault, FleetInfoProvider fleetInfo) : Protocol.V1.Vault.VaultBase
+{
+    /// <inheritdoc/>
+    [AllowAnonymous]
+    public override Task<GetFleetInfoResponse> GetFleetInfo(GetFleetInfoRequest request, ServerCallContext context) =>
+        Task.FromResult(fleetInfo.Current);
+
+    /// <inheritdoc/>
+    public override Task<StartRegistrationResponse> StartRegistration(StartRegistrationRequest request, ServerCallContext context)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var response = vault.StartRegistration(Caller(context), request.RegistrationRequest.ToByteArray());
+        return Task.FromResult(new StartRegistrationResponse { RegistrationResponse = ByteString.CopyFrom(response) });
+    }
+
+    /// <inheritdoc/>
+    public override async Task<FinishRegistrationResponse> FinishRegistration(FinishRegistrationRequest request, ServerCallContext context)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(context);
+        if (request.GuessLimit > RecordLimits.MaxGuessLimit)
+        {
+            throw new VaultException(VaultError.InvalidArgument, $"guess_limit must be {RecordLimits.MinGuessLimit} to {RecordLimits.MaxGuessLimit}, or 0 for the default; got {request.GuessLimit}");
+        }
+
+        var result = await vault.FinishRegistrationAsync(
+            Caller(context),
+            request.RegistrationRecord.ToByteArray(),
+            request.EncryptedSecret.ToByteArray(),
+            (int)request.GuessLimit,
+            request.ReplaceExisting,
+            context.CancellationToken);
+        return new FinishRegistrationResponse { GuessLimit = (uint)result.GuessLimit, Replaced = result.Replaced };
+    }
+
+    /// <inheritdoc/>
+    public override async Task<StartRecoveryResponse> StartRecovery(StartRecoveryRequest request, ServerCallContext context)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(context);
+        var result = await vault.StartRecoveryAsync(Caller(context), request.Ke1.ToByteArray(), context.CancellationToken);
+        return new StartRecoveryResponse
+        {
+            Ke2 = ByteString.CopyFrom(result.Ke2),
+            SessionId = ByteString.CopyFrom(result.SessionId),
+            GuessesRemaining = (uint)result.GuessesRemaining,
+        };
+    }
+
+    /// <inheritdoc/>
+    public override async Task<FinishRecoveryResponse> FinishRecovery(FinishRecoveryRequest request, ServerCallContext context)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(context);
+        var result = await vault.FinishRecoveryAsync(Caller(context), request.SessionId.ToByteArray(), request.Ke3.ToByteArray(), context.CancellationToken);
+        return new FinishRecoveryResponse
+        {
+            Outcome = result.Outcome switch
+            {
+                VaultOutcome.Success => Protocol.V1.RecoveryOutcome.Success,
+                VaultOutcome.WrongPassword => Protocol.V1.RecoveryOutcome.WrongPassword,
+                _ => Protocol.V1.RecoveryOutcome.RecordDestroyed,
+            },
+            GuessesRemaining = (uint)result.GuessesRemaining,
+            ReleasedSecret = result.ReleasedSecret is null ? ByteString.Empty : ByteString.CopyFrom(result.ReleasedSecret),
+        };
+    }
+
+    /// <inheritdoc/>
+    public override async Task<DeleteRecordResponse> DeleteRecord(DeleteRecordRequest request, ServerCallContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        await vault.DeleteAsync(Caller(context), context.CancellationToken);
+        return new DeleteRecordResponse();
+    }
+
+    /// <inheritdoc/>
+    public override async Task<GetStatusResponse> GetStatus(GetStatusRequest request, ServerCallContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var status = await vault.GetStatusAsync(Caller(context), context.CancellationToken);
+        return new GetStatusResponse
+        {
+            Registered = status.Registered,
+            GuessLimit = (uint)status.GuessLimit,
+            GuessesRemaining = (uint)status.GuessesRemaining,
+            Destroyed = status.Destroyed,
+        };
+    }
+
+    private static UserIdentity Caller(ServerCallContext context) => JwtAuthentication.CallerOf(context.GetHttpContext().User);
+}
+
+/// <summary>What GetFleetInfo answers; fixed for the daemon's lifetime.</summary>
+public sealed class FleetInfoProvider(IOptions<VaultOptions> options, ServerPublicKey serverPublicKey)
+{
+    /// <summary>The fleet's OPAQUE parameters and public key.</summary>
+    public GetFleetInfoResponse Current { get; } = new()
+    {
+        FleetId = options.Value.FleetId,
+        MemberId = options.Value.MemberId,
+        OpaqueSuite = "OPAQUE-3DH ristretto255-SHA512 Argon2id",
+        OpaqueContext = ByteString.CopyFromUtf8(options.Value.OpaqueContext),
+        ServerPublicKey = ByteString.CopyFrom(serverPublicKey.Value),
+        Argon2Id = new Argon2idParameters
+        {
+            MemoryKib = (uint)options.Value.Argon2MemoryKib,
+            Iterations = (uint)options.Value.Argon2Iterations,
+            Parallelism = (uint)options.Value.Argon2Parallelism,
+        },
+        DefaultGuessLimit = (uint)options.Value.DefaultGuessLimit,
+        MaxEncryptedSecretBytes = RecordLimits.MaxEncryptedSecretBytes,
+    };
+}
+
+/// <summary>The OPAQUE server public key, copied out once at start-up.</summary>
+public sealed record ServerPublicKey(byte[] Value);

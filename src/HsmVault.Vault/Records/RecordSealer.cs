@@ -1,0 +1,94 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using System.Text;
+using HsmVault.Crypto.Opaque;
+using HsmVault.Hsm;
+
+namespace HsmVault.Vault.Records;
+
+/// <summary>What a sealed record holds.</summary>
+/// <param name="RegistrationRecord">OPAQUE's RegistrationRecord (192 bytes).</param>
+/// <param name="GuessLimit">Guesses allowed, as registered; checked against the replicated row.</param>
+/// <param name="EncryptedSecret">The client's backup key, encrypted by the client under a key from export_key.</param>
+public sealed record RecordContents(byte[] RegistrationRecord, int GuessLimit, byte[] EncryptedSecret);
+
+/// <summary>
+/// Seals a user's record with the token's record key (AES-256-GCM inside the token). The
+/// associated data binds the blob to the fleet, the user and the record version, so a blob
+/// moved to another user, or an older blob put back over a newer version, fails to open.
+/// </summary>
+public sealed class RecordSealer(IVaultToken token, string fleetId)
+{
+    private const byte PayloadFormat = 1;
+    private static readonly byte[] Domain = Encoding.ASCII.GetBytes("hsmvault/record/v1");
+
+    /// <summary>Seals <paramref name="contents"/> as version <paramref name="version"/> of the user's record.</summary>
+    public byte[] Seal(UserIdentity user, long version, RecordContents contents)
+    {
+        ArgumentNullException.ThrowIfNull(contents);
+        var payload = new byte[1 + OpaqueSizes.RegistrationRecord + 1 + 2 + contents.EncryptedSecret.Length];
+        try
+        {
+            payload[0] = PayloadFormat;
+            contents.RegistrationRecord.CopyTo(payload, 1);
+            payload[1 + OpaqueSizes.RegistrationRecord] = (byte)contents.GuessLimit;
+            BinaryPrimitives.WriteUInt16BigEndian(payload.AsSpan(2 + OpaqueSizes.RegistrationRecord), (ushort)contents.EncryptedSecret.Length);
+            contents.EncryptedSecret.CopyTo(payload, 4 + OpaqueSizes.RegistrationRecord);
+            return token.Seal(payload, AssociatedData(user, version));
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(payload);
+        }
+    }
+
+    /// <summary>Opens version <paramref name="version"/> of the user's sealed record.</summary>
+    /// <exception cref="VaultException">DataLoss when the blob was altered, swapped or is malformed.</exception>
+    public RecordContents Unseal(UserIdentity user, long version, byte[] sealedRecord)
+    {
+        byte[] payload;
+        try
+        {
+            payload = token.Unseal(sealedRecord, AssociatedData(user, version));
+        }
+        catch (SealedDataIntegrityException e)
+        {
+            throw new VaultException(VaultError.DataLoss, $"the stored record of {user} failed its integrity check; it was altered or does not belong to this user and version", e);
+        }
+
+        try
+        {
+            const int headerLength = 1 + OpaqueSizes.RegistrationRecord + 1 + 2;
+            if (payload.Length < headerLength || payload[0] != PayloadFormat
+                || BinaryPrimitives.ReadUInt16BigEndian(payload.AsSpan(headerLength - 2)) != payload.Length - headerLength)
+            {
+                throw new VaultException(VaultError.DataLoss, $"the stored record of {user} has an unknown layout");
+            }
+
+            return new RecordContents(
+                payload.AsSpan(1, OpaqueSizes.RegistrationRecord).ToArray(),
+                payload[1 + OpaqueSizes.RegistrationRecord],
+                payload.AsSpan(headerLength).ToArray());
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(payload);
+        }
+    }
+
+    private byte[] AssociatedData(UserIdentity user, long version)
+    {
+        var fleet = Encoding.UTF8.GetBytes(fleetId);
+        var credential = user.CredentialIdentifier();
+        var ad = new byte[Domain.Length + 2 + fleet.Length + credential.Length + 8];
+        var span = ad.AsSpan();
+        Domain.CopyTo(span);
+        span = span[Domain.Length..];
+        BinaryPrimitives.WriteUInt16BigEndian(span, (ushort)fleet.Length);
+        fleet.CopyTo(span[2..]);
+        span = span[(2 + fleet.Length)..];
+        credential.CopyTo(span);
+        BinaryPrimitives.WriteInt64BigEndian(span[credential.Length..], version);
+        return ad;
+    }
+}

@@ -1,0 +1,117 @@
+namespace HsmVault.Vault.State;
+
+/// <summary>
+/// The vault's rules, as a pure function from (current record, command) to (next record,
+/// result). This is the one place that decides how guesses are counted, when a record is
+/// destroyed and when a registration may overwrite another. It runs inside apply, on every
+/// member, in log order, so it must be deterministic: no clock, no randomness, no token.
+/// </summary>
+public static class RecordTransitions
+{
+    /// <summary>Applies <paramref name="command"/> to <paramref name="current"/> (null: no row).</summary>
+    /// <returns>The row to store (null: leave the row as it is) and the answer for the proposer.</returns>
+    public static (StoredRecord? Next, CommandResult Result) Apply(StoredRecord? current, VaultCommand command)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        return command switch
+        {
+            RegisterCommand c => Register(current, c),
+            ChargeGuessCommand c => ChargeGuess(current, c),
+            ResetGuessesCommand c => ResetGuesses(current, c),
+            DestroyIfExhaustedCommand c => DestroyIfExhausted(current, c),
+            DeleteCommand => Delete(current),
+            _ => throw new ArgumentException($"unknown command type {command.GetType().Name}", nameof(command)),
+        };
+    }
+
+    /// <summary>
+    /// The attempt-counting rule. A guess is charged before the server answers it (KE2), so
+    /// every answered guess was counted. While guesses remain, charging uses one up. A record
+    /// whose every guess has been charged is destroyed by the next attempt, whether or not the
+    /// last guess was ever finished: abandoning a login never refunds it.
+    /// </summary>
+    private static (StoredRecord?, CommandResult) ChargeGuess(StoredRecord? current, ChargeGuessCommand command)
+    {
+        if (NotActionable(current, command.Version) is { } refusal)
+        {
+            return (null, refusal);
+        }
+
+        if (current!.GuessesUsed >= current.GuessLimit)
+        {
+            return Destroy(current);
+        }
+
+        var charged = current with { GuessesUsed = current.GuessesUsed + 1 };
+        return (charged, new CommandResult(CommandOutcome.Charged, charged.GuessesRemaining));
+    }
+
+    /// <summary>A verified KE3 proves the password: the count starts again.</summary>
+    private static (StoredRecord?, CommandResult) ResetGuesses(StoredRecord? current, ResetGuessesCommand command)
+    {
+        if (NotActionable(current, command.Version) is { } refusal)
+        {
+            return (null, refusal);
+        }
+
+        var reset = current! with { GuessesUsed = 0 };
+        return (reset, new CommandResult(CommandOutcome.Reset, reset.GuessesRemaining));
+    }
+
+    /// <summary>A wrong KE3 on the last allowed guess destroys the record at once, rather than at the next attempt.</summary>
+    private static (StoredRecord?, CommandResult) DestroyIfExhausted(StoredRecord? current, DestroyIfExhaustedCommand command)
+    {
+        if (NotActionable(current, command.Version) is { } refusal)
+        {
+            return (null, refusal);
+        }
+
+        return current!.GuessesUsed >= current.GuessLimit
+            ? Destroy(current)
+            : (null, new CommandResult(CommandOutcome.Unchanged, current.GuessesRemaining));
+    }
+
+    /// <summary>
+    /// A registration over a live record needs the explicit replace flag, because replacing
+    /// resets the guess count. Over nothing, a deleted or a destroyed record it is a fresh start.
+    /// </summary>
+    private static (StoredRecord?, CommandResult) Register(StoredRecord? current, RegisterCommand command)
+    {
+        var currentVersion = current?.Version ?? 0;
+        if (currentVersion != command.ExpectedVersion)
+        {
+            return (null, new CommandResult(CommandOutcome.VersionConflict));
+        }
+
+        var isLive = current?.State == RecordState.Live;
+        if (isLive && !command.Replace)
+        {
+            return (null, new CommandResult(CommandOutcome.AlreadyRegistered, current!.GuessesRemaining));
+        }
+
+        var next = new StoredRecord(command.User, currentVersion + 1, RecordState.Live, command.GuessLimit, 0, command.SealedRecord);
+        return (next, new CommandResult(isLive ? CommandOutcome.Replaced : CommandOutcome.Registered, next.GuessesRemaining));
+    }
+
+    private static (StoredRecord?, CommandResult) Delete(StoredRecord? current)
+    {
+        if (current?.State != RecordState.Live)
+        {
+            return (null, new CommandResult(CommandOutcome.NotRegistered));
+        }
+
+        return (current with { State = RecordState.Deleted, GuessesUsed = 0, SealedRecord = null }, new CommandResult(CommandOutcome.Deleted));
+    }
+
+    private static (StoredRecord?, CommandResult) Destroy(StoredRecord current) =>
+        (current with { State = RecordState.Destroyed, SealedRecord = null }, new CommandResult(CommandOutcome.Destroyed));
+
+    /// <summary>Refuses a command aimed at a record that is not live, or at another version of it.</summary>
+    private static CommandResult? NotActionable(StoredRecord? current, long version) => current switch
+    {
+        null or { State: RecordState.Deleted } => new CommandResult(CommandOutcome.NotRegistered),
+        { State: RecordState.Destroyed } => new CommandResult(CommandOutcome.Destroyed),
+        _ when current.Version != version => new CommandResult(CommandOutcome.VersionConflict),
+        _ => null,
+    };
+}

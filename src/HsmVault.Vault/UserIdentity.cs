@@ -1,0 +1,66 @@
+using System.Buffers.Binary;
+using System.Text;
+
+namespace HsmVault.Vault;
+
+/// <summary>
+/// Who a request is for: the tenant (the JWT issuer) and the user within it (the JWT subject).
+/// Never taken from a request body.
+/// </summary>
+public sealed record UserIdentity
+{
+    /// <summary>Longest tenant or user id accepted, in UTF-8 bytes.</summary>
+    public const int MaxPartBytes = 256;
+
+    /// <summary>Creates an identity, validating both parts.</summary>
+    public UserIdentity(string tenant, string userId)
+    {
+        Tenant = Validate(tenant, nameof(tenant));
+        UserId = Validate(userId, nameof(userId));
+    }
+
+    /// <summary>The tenant: the issuer of the caller's token.</summary>
+    public string Tenant { get; }
+
+    /// <summary>The user within the tenant: the subject of the caller's token.</summary>
+    public string UserId { get; }
+
+    /// <summary>
+    /// OPAQUE's credential_identifier (RFC 9807 section 6.1): both parts length-prefixed, so
+    /// that no two identities share one and a tenant cannot reach another tenant's users.
+    /// </summary>
+    public byte[] CredentialIdentifier()
+    {
+        var tenant = Encoding.UTF8.GetBytes(Tenant);
+        var user = Encoding.UTF8.GetBytes(UserId);
+        var result = new byte[2 + tenant.Length + 2 + user.Length];
+        BinaryPrimitives.WriteUInt16BigEndian(result, (ushort)tenant.Length);
+        tenant.CopyTo(result, 2);
+        BinaryPrimitives.WriteUInt16BigEndian(result.AsSpan(2 + tenant.Length), (ushort)user.Length);
+        user.CopyTo(result, 4 + tenant.Length);
+        return result;
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => $"{Tenant}/{UserId}";
+
+    private static string Validate(string value, string name)
+    {
+        if (string.IsNullOrEmpty(value))
+        {
+            throw new VaultException(VaultError.InvalidArgument, $"the caller's {name} is empty");
+        }
+
+        if (Encoding.UTF8.GetByteCount(value) > MaxPartBytes)
+        {
+            throw new VaultException(VaultError.InvalidArgument, $"the caller's {name} is longer than {MaxPartBytes} bytes");
+        }
+
+        if (value.Any(char.IsControl))
+        {
+            throw new VaultException(VaultError.InvalidArgument, $"the caller's {name} contains control characters");
+        }
+
+        return value;
+    }
+}
