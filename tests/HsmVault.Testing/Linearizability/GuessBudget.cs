@@ -88,7 +88,9 @@ public sealed record GuessBudgetViolation(
     public override string ToString()
     {
         var text = new StringBuilder();
-        text.Append(CultureInfo.InvariantCulture, $"key '{Key}': {Charged} guesses charged with limit {Limit} between {After} and {Before}:");
+        var after = After == long.MinValue ? "the start" : After.ToString(CultureInfo.InvariantCulture);
+        var before = Before == Operation.NeverReturned ? "the end" : Before.ToString(CultureInfo.InvariantCulture);
+        text.Append(CultureInfo.InvariantCulture, $"key '{Key}': {Charged} guesses charged with limit {Limit} between {after} and {before}:");
         foreach (var op in Charges)
         {
             text.AppendLine();

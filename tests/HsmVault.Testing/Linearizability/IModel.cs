@@ -35,6 +35,15 @@ public interface IModel<TState, TInput, TOutput>
     IReadOnlyList<TState> StepUnknown(TState state, TInput input);
 
     /// <summary>
+    /// Whether an operation that answered <paramref name="output"/> leaves <em>every</em> state it
+    /// can be applied to unchanged (a read). The checker then places such an operation as soon as
+    /// it fits instead of branching on it, which prunes a great deal of concurrent reads. The
+    /// default, false, is always safe; true for an operation that can change some state makes the
+    /// checker unsound.
+    /// </summary>
+    bool IsReadOnly(TInput input, TOutput output) => false;
+
+    /// <summary>
     /// Splits a history into sub-histories over independent objects (P-compositionality,
     /// Herlihy &amp; Wing 1990): a history is linearizable iff each part is, and the search is
     /// exponential in the concurrency of one part rather than of the whole.

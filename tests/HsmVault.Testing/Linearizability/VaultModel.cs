@@ -130,6 +130,17 @@ public sealed class VaultModel : IModel<VaultUserState, VaultInput, VaultOutput>
         return expected is null ? [] : [next];
     }
 
+    /// <summary>
+    /// Answers that never change the record: a status, a refused registration, a fake or refused
+    /// recovery step, a wrong password with guesses left, a delete of nothing.
+    /// </summary>
+    public bool IsReadOnly(VaultInput input, VaultOutput output) => output is VaultOutput.Status
+        or VaultOutput.AlreadyRegistered
+        or VaultOutput.NotRegistered
+        or VaultOutput.SessionInvalid
+        or VaultOutput.WrongPassword
+        or VaultOutput.NotFound;
+
     /// <summary>Users are independent: one sub-history per operation key.</summary>
     public IReadOnlyList<IReadOnlyList<Operation<VaultInput, VaultOutput>>> Partition(
         IReadOnlyList<Operation<VaultInput, VaultOutput>> history)
