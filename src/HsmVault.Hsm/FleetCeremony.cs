@@ -51,33 +51,56 @@ public static class FleetCeremony
         var wrapOnSource = Derive(from.Session, sourcePrivate, targetPoint, wrap: true);
         var unwrapOnTarget = Derive(to.Session, targetPrivate, sourcePoint, wrap: false);
 
-        var copied = new List<string>();
-        using (var template = TokenProvisioner.OprfSeedTemplate(to.Labels.OprfSeed, extractable: false)
-            .Add(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY)
-            .Add(CKA.CKA_KEY_TYPE, CKK.CKK_GENERIC_SECRET))
-        {
-            Copy(from.Session, wrapOnSource, keys.OprfSeed, to.Session, unwrapOnTarget, template);
-            copied.Add(to.Labels.OprfSeed);
-        }
-
-        using (var template = TokenProvisioner.RecordKeyTemplate(to.Labels.RecordKey, extractable: false)
-            .Add(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY)
-            .Add(CKA.CKA_KEY_TYPE, CKK.CKK_AES))
-        {
-            Copy(from.Session, wrapOnSource, keys.RecordKey, to.Session, unwrapOnTarget, template);
-            copied.Add(to.Labels.RecordKey);
-        }
-
+        // Wrap everything before creating anything in the target, so a key the source refuses
+        // to wrap leaves the target untouched.
         var keyType = from.Session.GetULong(keys.SigningKey, CKA.CKA_KEY_TYPE);
-        using (var template = TokenProvisioner.SigningKeyTemplate(to.Labels.SigningKey, extractable: false)
-            .Add(CKA.CKA_CLASS, CKO.CKO_PRIVATE_KEY)
-            .Add(CKA.CKA_KEY_TYPE, keyType))
+        var wrapped = new List<byte[]>();
+        var created = new List<IObjectHandle>();
+        try
         {
-            Copy(from.Session, wrapOnSource, keys.SigningKey, to.Session, unwrapOnTarget, template);
+            wrapped.Add(Wrap(from, wrapOnSource, keys.OprfSeed, from.Labels.OprfSeed));
+            wrapped.Add(Wrap(from, wrapOnSource, keys.RecordKey, from.Labels.RecordKey));
+            wrapped.Add(Wrap(from, wrapOnSource, keys.SigningKey, from.Labels.SigningKey));
+
+            using (var template = TokenProvisioner.OprfSeedTemplate(to.Labels.OprfSeed, extractable: false)
+                .Add(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY)
+                .Add(CKA.CKA_KEY_TYPE, CKK.CKK_GENERIC_SECRET))
+            {
+                created.Add(Unwrap(to.Session, unwrapOnTarget, wrapped[0], template));
+            }
+
+            using (var template = TokenProvisioner.RecordKeyTemplate(to.Labels.RecordKey, extractable: false)
+                .Add(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY)
+                .Add(CKA.CKA_KEY_TYPE, CKK.CKK_AES))
+            {
+                created.Add(Unwrap(to.Session, unwrapOnTarget, wrapped[1], template));
+            }
+
+            using (var template = TokenProvisioner.SigningKeyTemplate(to.Labels.SigningKey, extractable: false)
+                .Add(CKA.CKA_CLASS, CKO.CKO_PRIVATE_KEY)
+                .Add(CKA.CKA_KEY_TYPE, keyType))
+            {
+                created.Add(Unwrap(to.Session, unwrapOnTarget, wrapped[2], template));
+            }
+
+            created.Add(CopySigningPublicKey(from, to, keyType));
+        }
+        catch
+        {
+            // A half-provisioned target would be refused by the next attempt; remove what was made.
+            foreach (var handle in created)
+            {
+                to.Session.DestroyObject(handle);
+            }
+
+            throw;
+        }
+        finally
+        {
+            wrapped.ForEach(blob => CryptographicOperations.ZeroMemory(blob));
         }
 
-        CopySigningPublicKey(from, to, keyType);
-        copied.Add(to.Labels.SigningKey);
+        var copied = new List<string> { to.Labels.OprfSeed, to.Labels.RecordKey, to.Labels.SigningKey };
         foreach (var label in copied)
         {
             Log.KeyCopied(logger, from.TokenLabel, to.TokenLabel, label);
@@ -203,23 +226,29 @@ public static class FleetCeremony
         return session.DeriveKey(mechanism, privateKey, template.Items);
     }
 
-    private static void Copy(ISession fromSession, IObjectHandle wrappingKey, IObjectHandle key, ISession toSession, IObjectHandle unwrappingKey, AttributeList template)
+    private static byte[] Wrap(AdminSession from, IObjectHandle wrappingKey, IObjectHandle key, string label)
     {
-        using var wrapMechanism = Mechanisms.Create(CKM.CKM_AES_KEY_WRAP_PAD);
-        var wrapped = fromSession.WrapKey(wrapMechanism, wrappingKey, key);
+        using var mechanism = Mechanisms.Create(CKM.CKM_AES_KEY_WRAP_PAD);
         try
         {
-            using var unwrapMechanism = Mechanisms.Create(CKM.CKM_AES_KEY_WRAP_PAD);
-            toSession.UnwrapKey(unwrapMechanism, unwrappingKey, wrapped, template.Items);
+            return from.Session.WrapKey(mechanism, wrappingKey, key);
         }
-        finally
+        catch (Pkcs11Exception ex) when (ex.RV is CKR.CKR_KEY_NOT_WRAPPABLE or CKR.CKR_KEY_UNEXTRACTABLE)
         {
-            CryptographicOperations.ZeroMemory(wrapped);
+            throw new TokenConfigurationException(
+                $"source token '{from.TokenLabel}' refuses to wrap key '{label}' ({ex.RV}); SoftHSM2 2.6 cannot wrap Ed25519 keys: " +
+                "provision fleets meant for a ceremony with ExtractableForCeremony, which picks ECDSA P-256 there", ex);
         }
     }
 
+    private static IObjectHandle Unwrap(ISession session, IObjectHandle unwrappingKey, byte[] wrapped, AttributeList template)
+    {
+        using var mechanism = Mechanisms.Create(CKM.CKM_AES_KEY_WRAP_PAD);
+        return session.UnwrapKey(mechanism, unwrappingKey, wrapped, template.Items);
+    }
+
     /// <summary>The public half is public: copied by value (CKA_EC_PARAMS, CKA_EC_POINT).</summary>
-    private static void CopySigningPublicKey(AdminSession from, AdminSession to, ulong keyType)
+    private static IObjectHandle CopySigningPublicKey(AdminSession from, AdminSession to, ulong keyType)
     {
         var publicKey = from.Session.FindSingle(CKO.CKO_PUBLIC_KEY, from.Labels.SigningPublicKey, from.TokenLabel)
             ?? throw new TokenConfigurationException($"token '{from.TokenLabel}' has no key '{from.Labels.SigningPublicKey}'");
@@ -235,7 +264,7 @@ public static class FleetCeremony
             .Add(CKA.CKA_DERIVE, false)
             .Add(CKA.CKA_EC_PARAMS, from.Session.GetBytes(publicKey, CKA.CKA_EC_PARAMS))
             .Add(CKA.CKA_EC_POINT, from.Session.GetBytes(publicKey, CKA.CKA_EC_POINT));
-        to.Session.CreateObject(template.Items);
+        return to.Session.CreateObject(template.Items);
     }
 }
 

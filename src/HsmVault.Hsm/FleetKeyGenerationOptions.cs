@@ -19,7 +19,9 @@ public sealed class FleetKeyGenerationOptions
 
     /// <summary>
     /// The signing key's algorithm; null picks Ed25519 when the token can generate it
-    /// (CKM_EC_EDWARDS_KEY_PAIR_GEN) and ECDSA P-256 otherwise.
+    /// (CKM_EC_EDWARDS_KEY_PAIR_GEN) — and, with <see cref="ExtractableForCeremony"/>, wrap it —
+    /// and ECDSA P-256 otherwise. SoftHSM2 2.6 cannot wrap Ed25519 keys, so fleets whose keys
+    /// are copied by ceremony on SoftHSM2 sign with ECDSA P-256.
     /// </summary>
     public SignatureAlgorithm? SignatureAlgorithm { get; init; }
 }

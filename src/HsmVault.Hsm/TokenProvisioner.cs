@@ -81,7 +81,23 @@ public static class TokenProvisioner
         if (!hasSigningKey)
         {
             var algorithm = ChooseSignatureAlgorithm(admin, generation.SignatureAlgorithm, logger);
-            GenerateSigningKey(session, labels, algorithm, generation.ExtractableForCeremony);
+            var (signingPublic, signingPrivate) = GenerateSigningKey(session, labels, algorithm, generation.ExtractableForCeremony);
+            if (generation.ExtractableForCeremony && algorithm == SignatureAlgorithm.Ed25519 && !CanWrap(session, signingPrivate))
+            {
+                // SoftHSM2 2.6 generates and signs with Ed25519 keys but C_WrapKey refuses them
+                // (CKR_KEY_NOT_WRAPPABLE), so an Ed25519 key could never reach the other members.
+                session.DestroyObject(signingPrivate);
+                session.DestroyObject(signingPublic);
+                if (generation.SignatureAlgorithm == SignatureAlgorithm.Ed25519)
+                {
+                    throw new TokenConfigurationException(
+                        $"token '{admin.TokenLabel}' cannot wrap Ed25519 private keys, so an extractable Ed25519 signing key could not be copied; use ECDSA P-256");
+                }
+
+                Log.SigningFallbackToP256(logger, admin.TokenLabel);
+                GenerateSigningKey(session, labels, SignatureAlgorithm.EcdsaP256Sha256, extractable: true);
+            }
+
             created.Add(labels.SigningKey);
         }
 
@@ -215,7 +231,7 @@ public static class TokenProvisioner
         }
     }
 
-    private static void GenerateSigningKey(ISession session, FleetKeyLabels labels, SignatureAlgorithm algorithm, bool extractable)
+    private static (IObjectHandle PublicKey, IObjectHandle PrivateKey) GenerateSigningKey(ISession session, FleetKeyLabels labels, SignatureAlgorithm algorithm, bool extractable)
     {
         var (mechanismType, parameters) = algorithm == SignatureAlgorithm.Ed25519
             ? (Pkcs11Constants.CkmEcEdwardsKeyPairGen, Pkcs11Constants.Ed25519Params.ToArray())
@@ -231,6 +247,35 @@ public static class TokenProvisioner
             .Add(CKA.CKA_EC_PARAMS, parameters);
         using var privateTemplate = SigningKeyTemplate(labels.SigningKey, extractable);
         using var mechanism = Pkcs11Modules.Factories.MechanismFactory.Create(mechanismType);
-        session.GenerateKeyPair(mechanism, publicTemplate.Items, privateTemplate.Items, out _, out _);
+        session.GenerateKeyPair(mechanism, publicTemplate.Items, privateTemplate.Items, out var publicKey, out var privateKey);
+        return (publicKey, privateKey);
+    }
+
+    /// <summary>Whether the token will wrap <paramref name="key"/> (tried under a throwaway session AES key).</summary>
+    private static bool CanWrap(ISession session, IObjectHandle key)
+    {
+        using var template = new AttributeList()
+            .Add(CKA.CKA_TOKEN, false)
+            .Add(CKA.CKA_PRIVATE, true)
+            .Add(CKA.CKA_SENSITIVE, true)
+            .Add(CKA.CKA_EXTRACTABLE, false)
+            .Add(CKA.CKA_WRAP, true)
+            .Add(CKA.CKA_VALUE_LEN, 32UL);
+        using var generate = Pkcs11Modules.Factories.MechanismFactory.Create(CKM.CKM_AES_KEY_GEN);
+        var probeKey = session.GenerateKey(generate, template.Items);
+        try
+        {
+            using var wrap = Pkcs11Modules.Factories.MechanismFactory.Create(CKM.CKM_AES_KEY_WRAP_PAD);
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(session.WrapKey(wrap, probeKey, key));
+            return true;
+        }
+        catch (Pkcs11Exception ex) when (ex.RV is CKR.CKR_KEY_NOT_WRAPPABLE or CKR.CKR_MECHANISM_INVALID)
+        {
+            return false;
+        }
+        finally
+        {
+            session.DestroyObject(probeKey);
+        }
     }
 }

@@ -27,7 +27,7 @@ internal static partial class Log
     [LoggerMessage(EventId = 2011, Level = LogLevel.Information, Message = "Kept existing fleet key '{KeyLabel}' in token '{TokenLabel}'")]
     public static partial void KeyKept(ILogger logger, string tokenLabel, string keyLabel);
 
-    [LoggerMessage(EventId = 2012, Level = LogLevel.Information, Message = "Token '{TokenLabel}' has no Ed25519 key generation; the fleet signing key is ECDSA P-256")]
+    [LoggerMessage(EventId = 2012, Level = LogLevel.Information, Message = "Token '{TokenLabel}' cannot generate (or, for a ceremony, wrap) Ed25519 keys; the fleet signing key is ECDSA P-256")]
     public static partial void SigningFallbackToP256(ILogger logger, string tokenLabel);
 
     [LoggerMessage(EventId = 2020, Level = LogLevel.Information, Message = "Copied fleet key '{KeyLabel}' from token '{SourceLabel}' to token '{TargetLabel}' under an ECDH-derived wrapping key")]
