@@ -17,7 +17,8 @@ public interface IRaftStorage : IDisposable
 
     /// <summary>
     /// Records the hard state. A change of term or vote is durable when this returns; a change of the
-    /// commit index alone is durable after <see cref="Sync"/> (losing it is harmless).
+    /// commit index alone is durable after the next <see cref="Sync"/> (losing it is harmless). Call it after
+    /// <see cref="Sync"/> has made the entries up to the commit index durable.
     /// </summary>
     void SaveHardState(HardState state);
 

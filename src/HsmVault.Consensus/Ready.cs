@@ -1,8 +1,9 @@
 namespace HsmVault.Consensus;
 
 /// <summary>
-/// Everything the node needs done, in this order (etcd-raft's Ready): persist <see cref="Snapshot"/>,
-/// <see cref="Entries"/> and <see cref="HardState"/>, fsync, write <see cref="HighWaterMark"/>, then send
+/// Everything the node needs done, in this order (etcd-raft's Ready): persist <see cref="Snapshot"/> and
+/// <see cref="Entries"/>, fsync, persist <see cref="HardState"/> (after the fsync, so that a durable commit
+/// index never covers entries that a crash could still take away), write <see cref="HighWaterMark"/>, then send
 /// <see cref="Messages"/>, then restore <see cref="Snapshot"/> into the application, apply
 /// <see cref="CommittedEntries"/>, serve <see cref="ReadStates"/>, and call <see cref="RaftNode.Advance"/>.
 /// Messages must never leave before the state they depend on is durable (Raft figure 2: "respond after

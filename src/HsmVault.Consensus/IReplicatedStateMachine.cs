@@ -1,0 +1,48 @@
+namespace HsmVault.Consensus;
+
+/// <summary>
+/// The application state that Raft replicates. Implemented by the application (the vault); called only from
+/// the host's single consensus thread.
+/// </summary>
+public interface IReplicatedStateMachine
+{
+    /// <summary>Index of the last command applied; persisted atomically with the state it describes.</summary>
+    ulong AppliedIndex { get; }
+
+    /// <summary>
+    /// Applies a committed command. Must be deterministic (same state + same command = same result and same
+    /// new state on every member) and must not call the token or the network.
+    /// </summary>
+    /// <returns>The result handed to the proposer on this member.</returns>
+    byte[] Apply(ulong index, ReadOnlySpan<byte> command);
+
+    /// <summary>Serializes the state as of <see cref="AppliedIndex"/>, returned in <paramref name="index"/>.</summary>
+    byte[] CreateSnapshot(out ulong index);
+
+    /// <summary>Replaces the whole state by a snapshot taken at <paramref name="index"/> on some member.</summary>
+    void RestoreSnapshot(ulong index, ReadOnlySpan<byte> data);
+}
+
+/// <summary>
+/// Where the rollback guard keeps its <see cref="HighWaterMark"/>: somewhere a restore of the data directory
+/// cannot reach (in production, an object in the HSM). Writes must be durable when they return.
+/// </summary>
+public interface IHighWaterMarkStore
+{
+    /// <summary>The stored mark, or null if none was ever written.</summary>
+    HighWaterMark? Read();
+
+    /// <summary>Durably replaces the mark.</summary>
+    void Write(HighWaterMark mark);
+}
+
+/// <summary>Sends Raft messages to other members. Implemented by the gRPC transport.</summary>
+public interface IRaftTransport
+{
+    /// <summary>
+    /// Queues <paramref name="message"/> for <see cref="RaftMessage.To"/>. Fire-and-forget: must not block,
+    /// may drop the message (Raft tolerates loss, duplication and reordering), and must never throw for an
+    /// unreachable peer.
+    /// </summary>
+    void Send(RaftMessage message);
+}

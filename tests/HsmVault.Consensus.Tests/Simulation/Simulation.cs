@@ -1,0 +1,469 @@
+namespace HsmVault.Consensus.Tests.Simulation;
+
+/// <summary>Counters from one simulated run.</summary>
+public sealed record SimulationResult(
+    int Seed,
+    long Ticks,
+    long Messages,
+    ulong Committed,
+    int AcknowledgedWrites,
+    int LinearizableReads,
+    int Leaders,
+    int Crashes,
+    int Rollbacks,
+    int Wipes);
+
+/// <summary>
+/// A deterministic fleet: members with <see cref="MemoryRaftStorage"/>, a seeded network that drops,
+/// delays, duplicates and reorders messages and partitions members, crashes that lose unsynced writes,
+/// disk rollbacks and wipes, and clients charging guesses and reading. After every step the
+/// <see cref="SafetyChecker"/> checks Raft's safety properties; after the faults stop, a leader must be
+/// elected and a new command applied on every member within a bound (liveness).
+/// Same seed, same run: all randomness comes from one seeded <see cref="Random"/>.
+/// </summary>
+internal sealed class Simulation
+{
+    private const int TraceLines = 400;
+
+    private readonly SimulationOptions _options;
+    private readonly int _seed;
+    private readonly Random _random;
+    private readonly SafetyChecker _checker = new();
+    private readonly Member[] _members;
+    private readonly string[] _ids;
+    private readonly PriorityQueue<RaftMessage, (long Tick, long Sequence)> _network = new();
+    private readonly Queue<string>? _trace;
+    private long _sequence;
+    private long _now;
+    private long _messages;
+    private int[]? _partition;
+    private long _partitionEnds;
+    private bool _faultsActive = true;
+    private ulong _nextRequestId;
+    private int _crashes;
+    private int _rollbacks;
+    private int _wipes;
+
+    public Simulation(SimulationOptions options, int seed, bool trace = false)
+    {
+        _options = options;
+        _seed = seed;
+        _random = new Random(seed);
+        _ids = [.. Enumerable.Range(1, options.Members).Select(i => $"n{i}")];
+        _members = [.. _ids.Select(id => new Member(id))];
+        _trace = trace ? new Queue<string>() : null;
+        foreach (var member in _members)
+        {
+            Restart(member, allowDiskFaults: false);
+        }
+    }
+
+    /// <summary>The last events, when tracing.</summary>
+    public IEnumerable<string> Trace => _trace ?? Enumerable.Empty<string>();
+
+    public SimulationResult Run()
+    {
+        for (; _now < _options.FaultTicks; _now++)
+        {
+            InjectFaults();
+            ClientActivity();
+            DeliverDue();
+            TickAll();
+        }
+
+        HealEverything();
+        var livenessEnd = _now + _options.LivenessTicks;
+        (Member Member, ulong Index, ulong Term)? marker = null;
+        long markerAt = 0;
+        for (; _now < livenessEnd; _now++)
+        {
+            DeliverDue();
+            TickAll();
+            if (marker is { } m && m.Member.Node is { } node && node.Term == m.Term && m.Member.Applied >= m.Index)
+            {
+                if (_members.All(x => x.Applied >= m.Index))
+                {
+                    return Result();
+                }
+            }
+            else if (marker is null || _now - markerAt > 4 * _options.ElectionTicks)
+            {
+                var leader = _members.FirstOrDefault(x => x.Node?.Role == RaftRole.Leader);
+                if (leader?.Node?.Propose(CounterStateMachine.Charge(CounterStateMachine.Keys - 1)) is { } ticket)
+                {
+                    leader.Proposals[ticket.Index] = (ticket.Term, CounterStateMachine.Keys - 1);
+                    marker = (leader, ticket.Index, ticket.Term);
+                    markerAt = _now;
+                    Log($"marker proposed at {leader.Id} ({ticket.Index}, {ticket.Term})");
+                    Drain(leader);
+                }
+            }
+        }
+
+        if (!_options.RequireLiveness)
+        {
+            return Result();
+        }
+
+        var states = string.Join(", ", _members.Select(x => $"{x.Id}:{x.Node?.GetStatus()}"));
+        throw new SafetyViolationException(
+            $"Liveness: no command applied everywhere within {_options.LivenessTicks} ticks after healing. {states}");
+    }
+
+    private SimulationResult Result() => new(
+        _seed, _now, _messages, _checker.MaxCommitted, _checker.AcknowledgedWrites, _checker.LinearizableReads,
+        _checker.LeaderCount, _crashes, _rollbacks, _wipes);
+
+    private void Log(string line)
+    {
+        if (_trace is null)
+        {
+            return;
+        }
+
+        _trace.Enqueue($"[{_now}] {line}");
+        if (_trace.Count > TraceLines)
+        {
+            _trace.Dequeue();
+        }
+    }
+
+    private bool DiskFaultsAllowed(Member member) => !_options.DiskFaultsOnFirstMemberOnly || member == _members[0];
+
+    private void InjectFaults()
+    {
+        if (_partition is null)
+        {
+            if (_random.NextDouble() < _options.PartitionRate)
+            {
+                _partition = [.. _members.Select(_ => _random.Next(2))];
+                _partitionEnds = _now + 20 + _random.Next(180);
+                Log($"partition {string.Join(",", _partition)} until {_partitionEnds}");
+            }
+        }
+        else if (_now >= _partitionEnds)
+        {
+            _partition = null;
+            Log("partition healed");
+        }
+
+        if (_random.NextDouble() < _options.CrashRate)
+        {
+            var member = _members[_random.Next(_members.Length)];
+            if (member.Node is not null)
+            {
+                Crash(member);
+            }
+        }
+
+        foreach (var member in _members)
+        {
+            if (member.Node is null && member.RestartAt <= _now)
+            {
+                Restart(member, allowDiskFaults: true);
+            }
+            else if (member.Node is not null && DiskFaultsAllowed(member) && _options.RollbackRate > 0 && _random.NextDouble() < 0.01)
+            {
+                member.Backup = (member.Storage.CloneDurable(), member.StateMachine.Clone());
+                Log($"backup of {member.Id} taken");
+            }
+        }
+    }
+
+    private void HealEverything()
+    {
+        _faultsActive = false;
+        _partition = null;
+        foreach (var member in _members.Where(m => m.Node is null))
+        {
+            Restart(member, allowDiskFaults: false);
+        }
+
+        Log("healed");
+    }
+
+    private void Crash(Member member)
+    {
+        _crashes++;
+        member.Storage.Crash(_random);
+        member.Node = null;
+        member.Proposals.Clear();
+        member.Reads.Clear();
+        member.WaitingReads.Clear();
+        member.RestartAt = _now + 5 + _random.Next(95);
+        Log($"crash {member.Id}, restart at {member.RestartAt}");
+    }
+
+    private void Restart(Member member, bool allowDiskFaults)
+    {
+        if (allowDiskFaults && DiskFaultsAllowed(member))
+        {
+            if (member.Backup is { } backup && _random.NextDouble() < _options.RollbackRate)
+            {
+                // The disk comes back from an old copy; the high-water mark (in the HSM) does not.
+                member.Storage = backup.Storage.CloneDurable();
+                member.StateMachine = backup.StateMachine.Clone();
+                _rollbacks++;
+                Log($"{member.Id} rolled back to a backup");
+            }
+            else if (_random.NextDouble() < _options.WipeRate)
+            {
+                member.Storage = new MemoryRaftStorage();
+                member.StateMachine = new CounterStateMachine();
+                _wipes++;
+                Log($"{member.Id} wiped");
+            }
+        }
+
+        var state = member.Storage.Load();
+        if (state.Snapshot is { } snapshot && member.StateMachine.AppliedIndex < snapshot.Index)
+        {
+            member.StateMachine.RestoreSnapshot(snapshot.Index, snapshot.Data.Span);
+            _checker.CheckSnapshotRestored(member.Id, member.StateMachine.AppliedIndex, member.StateMachine.Chain);
+        }
+
+        var options = new RaftNodeOptions
+        {
+            Id = member.Id,
+            Members = _ids,
+            ElectionTicks = _options.ElectionTicks,
+            HeartbeatTicks = 1,
+            MaxEntriesPerMessage = 16,
+            Random = new Random(_random.Next()),
+        };
+        var mark = _options.GuardEnabled ? member.Mark : null;
+        member.Node = new RaftNode(options, state, mark, member.StateMachine.AppliedIndex);
+        member.Applied = member.Node.AppliedIndex;
+        Log($"start {member.Id}: {member.Node.GetStatus()} mark {mark}");
+        Drain(member);
+    }
+
+    private void ClientActivity()
+    {
+        if (_random.NextDouble() < _options.ProposeRate)
+        {
+            var member = _members[_random.Next(_members.Length)];
+            var key = _random.Next(CounterStateMachine.Keys - 1);
+            if (member.Node?.Propose(CounterStateMachine.Charge(key)) is { } ticket)
+            {
+                member.Proposals[ticket.Index] = (ticket.Term, key);
+                Drain(member);
+            }
+        }
+
+        if (_random.NextDouble() < _options.ReadRate)
+        {
+            var member = _members[_random.Next(_members.Length)];
+            var key = _random.Next(CounterStateMachine.Keys - 1);
+            var id = ++_nextRequestId;
+            if (member.Node?.ReadIndex(id) == true)
+            {
+                member.Reads[id] = (key, _checker.AcknowledgedCount(key));
+                Drain(member);
+            }
+        }
+    }
+
+    private void Send(RaftMessage message)
+    {
+        _messages++;
+        if (_faultsActive && _random.NextDouble() < _options.DropRate)
+        {
+            return;
+        }
+
+        _network.Enqueue(message, (_now + 1 + _random.Next(_options.MaxDelayTicks), _sequence++));
+        if (_faultsActive && _random.NextDouble() < _options.DuplicateRate)
+        {
+            _network.Enqueue(message, (_now + 1 + _random.Next(_options.MaxDelayTicks * 3), _sequence++));
+        }
+    }
+
+    private void DeliverDue()
+    {
+        while (_network.TryPeek(out var message, out var when) && when.Tick <= _now)
+        {
+            _network.Dequeue();
+            var from = Array.IndexOf(_ids, message.From);
+            var to = Array.IndexOf(_ids, message.To);
+            if (_partition is not null && _partition[from] != _partition[to])
+            {
+                continue;
+            }
+
+            var member = _members[to];
+            if (member.Node is null)
+            {
+                continue;
+            }
+
+            Log($"{message.From}->{message.To} {Describe(message)}");
+            member.Node.Step(message);
+            Drain(member);
+        }
+    }
+
+    private static string Describe(RaftMessage message) => message switch
+    {
+        AppendEntriesRequest m => $"App t{m.Term} prev=({m.PrevLogIndex},{m.PrevLogTerm}) n={m.Entries.Count} commit={m.LeaderCommit} seq={m.ReadSequence}",
+        InstallSnapshotRequest m => $"Snap t{m.Term} ({m.Snapshot.Index},{m.Snapshot.Term})",
+        _ => message.ToString(),
+    };
+
+    private void TickAll()
+    {
+        foreach (var member in _members)
+        {
+            if (member.Node is not null)
+            {
+                member.Node.Tick();
+                Drain(member);
+            }
+        }
+    }
+
+    /// <summary>What the host does with each Ready, with a chance of crashing before the fsync.</summary>
+    private void Drain(Member member)
+    {
+        while (member.Node is { } node && node.HasReady())
+        {
+            var ready = node.GetReady();
+            if (ready.Snapshot is not null)
+            {
+                member.Storage.SaveSnapshot(ready.Snapshot);
+            }
+
+            member.Storage.Append(ready.Entries);
+            _checker.CheckPersisted(node, ready.Entries);
+            if (_faultsActive && ready.MustSync && _random.NextDouble() < _options.CrashBeforeSyncRate)
+            {
+                Crash(member);
+                return;
+            }
+
+            member.Storage.Sync();
+            if (ready.HardState is { } hardState)
+            {
+                member.Storage.SaveHardState(hardState);
+            }
+            if (ready.HighWaterMark is not null)
+            {
+                member.Mark = ready.HighWaterMark;
+            }
+
+            foreach (var message in ready.Messages)
+            {
+                Send(message);
+            }
+
+            if (ready.Snapshot is { } snapshot)
+            {
+                member.StateMachine.RestoreSnapshot(snapshot.Index, snapshot.Data.Span);
+                _checker.CheckSnapshotRestored(member.Id, member.StateMachine.AppliedIndex, member.StateMachine.Chain);
+                member.Applied = snapshot.Index;
+                Log($"{member.Id} installed snapshot ({snapshot.Index},{snapshot.Term})");
+            }
+
+            foreach (var entry in ready.CommittedEntries)
+            {
+                Apply(member, entry);
+            }
+
+            foreach (var readState in ready.ReadStates)
+            {
+                if (member.Reads.Remove(readState.RequestId, out var read))
+                {
+                    member.WaitingReads.Add((readState.Index, read.Key, read.Acknowledged));
+                }
+            }
+
+            foreach (var dropped in ready.DroppedReads)
+            {
+                member.Reads.Remove(dropped);
+            }
+
+            ServeReads(member);
+            node.Advance();
+            _checker.CheckLeader(node);
+            MaybeSnapshot(member, node);
+        }
+    }
+
+    private void Apply(Member member, LogEntry entry)
+    {
+        if (entry.Index != member.Applied + 1)
+        {
+            throw new SafetyViolationException($"{member.Id} applied {entry.Index} after {member.Applied}.");
+        }
+
+        member.Applied = entry.Index;
+        ulong resultHash = 0;
+        if (entry.Kind == LogEntryKind.Command)
+        {
+            var result = member.StateMachine.Apply(entry.Index, entry.Data.Span);
+            resultHash = SafetyChecker.Hash(result);
+            if (member.Proposals.Remove(entry.Index, out var proposal) && proposal.Term == entry.Term)
+            {
+                _checker.Acknowledge(proposal.Key, result);
+            }
+        }
+
+        _checker.CheckApplied(member.Id, entry, resultHash, member.StateMachine.Chain);
+    }
+
+    private void ServeReads(Member member)
+    {
+        for (var i = member.WaitingReads.Count - 1; i >= 0; i--)
+        {
+            var (index, key, acknowledged) = member.WaitingReads[i];
+            if (member.Applied >= index)
+            {
+                _checker.CheckRead(member.Id, key, member.StateMachine.Count(key), acknowledged);
+                member.WaitingReads.RemoveAt(i);
+            }
+        }
+    }
+
+    private void MaybeSnapshot(Member member, RaftNode node)
+    {
+        if (_options.SnapshotInterval <= 0 || member.Applied - node.SnapshotIndex < (ulong)_options.SnapshotInterval)
+        {
+            return;
+        }
+
+        var data = member.StateMachine.CreateSnapshot(out var index);
+        if (index <= node.SnapshotIndex)
+        {
+            return;
+        }
+
+        var snapshot = new RaftSnapshot(index, node.TryGetTerm(index)!.Value, _ids, data);
+        member.Storage.SaveSnapshot(snapshot);
+        node.Compact(snapshot);
+    }
+
+    private sealed class Member(string id)
+    {
+        public string Id { get; } = id;
+
+        public MemoryRaftStorage Storage { get; set; } = new();
+
+        public CounterStateMachine StateMachine { get; set; } = new();
+
+        public HighWaterMark? Mark { get; set; }
+
+        public RaftNode? Node { get; set; }
+
+        public long RestartAt { get; set; }
+
+        public ulong Applied { get; set; }
+
+        public (MemoryRaftStorage Storage, CounterStateMachine StateMachine)? Backup { get; set; }
+
+        public Dictionary<ulong, (ulong Term, int Key)> Proposals { get; } = [];
+
+        public Dictionary<ulong, (int Key, int Acknowledged)> Reads { get; } = [];
+
+        public List<(ulong Index, int Key, int Acknowledged)> WaitingReads { get; } = [];
+    }
+}

@@ -1,0 +1,57 @@
+namespace HsmVault.Consensus.Tests.Simulation;
+
+/// <summary>The knobs of one simulated scenario. Every random choice derives from the seed.</summary>
+public sealed record SimulationOptions
+{
+    public int Members { get; init; } = 3;
+
+    /// <summary>Ticks with faults; then the network heals and every member restarts (the liveness phase).</summary>
+    public int FaultTicks { get; init; } = 600;
+
+    /// <summary>Bound on the liveness phase: a leader must be elected and a new command applied everywhere.</summary>
+    public int LivenessTicks { get; init; } = 400;
+
+    public int ElectionTicks { get; init; } = 10;
+
+    public int MaxDelayTicks { get; init; } = 3;
+
+    public double DropRate { get; init; } = 0.05;
+
+    public double DuplicateRate { get; init; } = 0.03;
+
+    /// <summary>Per tick: chance that a partition starts (when none is active).</summary>
+    public double PartitionRate { get; init; } = 0.01;
+
+    /// <summary>Per tick: chance that a random member crashes (unsynced writes lost).</summary>
+    public double CrashRate { get; init; } = 0.005;
+
+    /// <summary>Per Ready: chance of a crash after writing but before the fsync.</summary>
+    public double CrashBeforeSyncRate { get; init; } = 0.002;
+
+    /// <summary>Per tick: chance a client proposes at a random member.</summary>
+    public double ProposeRate { get; init; } = 0.3;
+
+    /// <summary>Per tick: chance a client issues a linearizable read at a random member.</summary>
+    public double ReadRate { get; init; } = 0.1;
+
+    /// <summary>Take a snapshot after this many applied entries (0: never).</summary>
+    public int SnapshotInterval { get; init; }
+
+    /// <summary>On restart, chance that the member's disk comes back from an older backup (rollback).</summary>
+    public double RollbackRate { get; init; }
+
+    /// <summary>On restart, chance that the member's disk comes back empty (wiped); the mark survives.</summary>
+    public double WipeRate { get; init; }
+
+    /// <summary>When false, members forget their high-water mark (to show the guard is what keeps them safe).</summary>
+    public bool GuardEnabled { get; init; } = true;
+
+    /// <summary>
+    /// Require the liveness phase to succeed. With rollbacks on several members at once, every member that could
+    /// lead may be behind its mark; the guard then rightly prefers unavailability to unsafety.
+    /// </summary>
+    public bool RequireLiveness { get; init; } = true;
+
+    /// <summary>Only member 0 is ever rolled back or wiped (at most one member's disk misbehaves at a time).</summary>
+    public bool DiskFaultsOnFirstMemberOnly { get; init; } = true;
+}

@@ -1,0 +1,65 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+
+namespace HsmVault.Consensus.Tests.Simulation;
+
+/// <summary>Runs many seeds of a scenario across all cores and reports failing seeds with how to replay them.</summary>
+internal static class SimulationRunner
+{
+    /// <summary>Environment variable that replays seeds: <c>scenario:seed[,scenario:seed...]</c>.</summary>
+    public const string ReplayVariable = "HSMVAULT_SIM_REPLAY";
+
+    public static IReadOnlyDictionary<string, SimulationOptions> Scenarios { get; } = new Dictionary<string, SimulationOptions>
+    {
+        ["three"] = new() { Members = 3 },
+        ["five"] = new() { Members = 5, PartitionRate = 0.015, CrashRate = 0.008 },
+        ["single"] = new() { Members = 1, FaultTicks = 300, CrashRate = 0.02 },
+        ["snapshots"] = new() { Members = 3, SnapshotInterval = 5, CrashRate = 0.01, WipeRate = 0.3 },
+        ["lossy"] = new() { Members = 5, DropRate = 0.25, DuplicateRate = 0.1, MaxDelayTicks = 8, SnapshotInterval = 20 },
+        ["rollback"] = new() { Members = 3, CrashRate = 0.02, RollbackRate = 0.7, WipeRate = 0.2, SnapshotInterval = 25 },
+        ["rollback5"] = new() { Members = 5, CrashRate = 0.02, RollbackRate = 0.7, SnapshotInterval = 25 },
+        ["rollback-any"] = new()
+        {
+            Members = 3, CrashRate = 0.02, RollbackRate = 0.9, DiskFaultsOnFirstMemberOnly = false, RequireLiveness = false,
+        },
+        ["rollback-unguarded"] = new()
+        {
+            Members = 3, CrashRate = 0.02, RollbackRate = 0.9, GuardEnabled = false, DiskFaultsOnFirstMemberOnly = false,
+        },
+    };
+
+    public sealed record Failure(string Scenario, int Seed, string Message)
+    {
+        public override string ToString() =>
+            $"{Scenario}:{Seed}: {Message}\n    replay: {ReplayVariable}={Scenario}:{Seed} dotnet test tests/HsmVault.Consensus.Tests --filter Simulation_ReplaysSeed";
+    }
+
+    public sealed record Summary(int Runs, IReadOnlyList<Failure> Failures, IReadOnlyList<SimulationResult> Results, TimeSpan Elapsed)
+    {
+        public double SeedsPerSecond => Runs / Elapsed.TotalSeconds;
+    }
+
+    public static Summary Run(string scenario, int firstSeed, int count)
+    {
+        var options = Scenarios[scenario];
+        var failures = new ConcurrentBag<Failure>();
+        var results = new ConcurrentBag<SimulationResult>();
+        var stopwatch = Stopwatch.StartNew();
+        Parallel.For(
+            firstSeed,
+            firstSeed + count,
+            new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount },
+            seed =>
+            {
+                try
+                {
+                    results.Add(new Simulation(options, seed).Run());
+                }
+                catch (Exception exception)
+                {
+                    failures.Add(new Failure(scenario, seed, exception is SafetyViolationException ? exception.Message : exception.ToString()));
+                }
+            });
+        return new Summary(count, [.. failures.OrderBy(f => f.Seed)], [.. results], stopwatch.Elapsed);
+    }
+}
