@@ -6,6 +6,7 @@
 #   DIR/softhsm/           SoftHSM2 config, token folder, PIN files (make-tokens.sh)
 #   DIR/dev-tenant.key.pem a development tenant's private key (signs users' JWTs)
 #   DIR/dev-tenant.pub.pem its public key, trusted by the fleet
+#   DIR/peer-tls/          members' mutual-TLS certificates (N > 1)
 #   DIR/member-i.json      each member's daemon configuration
 #   DIR/data/member-i/     each member's data folder (kept apart from the token folder)
 #   DIR/env                source it for the CLI: HSMVAULT_* variables and a `hsmvault` alias
@@ -29,10 +30,16 @@ if [[ ! -f $dir/dev-tenant.key.pem ]]; then
     $cli tenant-key new --private "$dir/dev-tenant.key.pem" --public "$dir/dev-tenant.pub.pem" >/dev/null
 fi
 
+peer_base_port=$((base_port + 100))
 peers=""
+members=()
 for i in $(seq 1 "$count"); do
-    peers+="${peers:+,}{\"Id\": \"member-$i\", \"Address\": \"http://127.0.0.1:$((base_port + i - 1))\"}"
+    peers+="${peers:+, }{ \"Id\": \"member-$i\", \"PeerAddress\": \"https://127.0.0.1:$((peer_base_port + i - 1))\" }"
+    members+=(--member "member-$i")
 done
+if (( count > 1 )) && [[ ! -f $dir/peer-tls/peer-ca.pem ]]; then
+    $cli fleet certs --out "$dir/peer-tls" --fleet dev-fleet "${members[@]}" >/dev/null
+fi
 
 for i in $(seq 1 "$count"); do
     mkdir -p "$dir/data/member-$i"
@@ -42,7 +49,12 @@ for i in $(seq 1 "$count"); do
     "FleetId": "dev-fleet",
     "MemberId": "member-$i",
     "DataDirectory": "$dir/data/member-$i",
-    "Members": [$peers],
+    "Peer": {
+      "Members": [$peers],
+      "CertificateFile": "$dir/peer-tls/member-$i.peer.pem",
+      "KeyFile": "$dir/peer-tls/member-$i.peer.key.pem",
+      "CaFile": "$dir/peer-tls/peer-ca.pem"
+    },
     "Token": {
       "ModulePath": "/usr/lib/softhsm/libsofthsm2.so",
       "TokenLabel": "vault-$i",

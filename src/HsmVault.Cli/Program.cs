@@ -23,6 +23,7 @@ const string Usage = """
       token init --config DAEMON.json [--keep-existing]   generate the fleet keys in one member's token
       fleet init --config M1.json [--config M2.json ...]  generate the fleet keys in member 1's token and
                                                           copy them to the others' tokens (key ceremony)
+      fleet certs --out DIR --fleet F --member ID ...     members' mutual-TLS certificates (CA key not kept)
       tenant-key new --private FILE --public FILE         a development tenant's ES256 key pair
       token mint --user U --fleet F [--tenant-key FILE] [--tenant T] [--minutes N]   a development JWT
       bench [--server URL] [--seconds N] [--concurrency N] ...                      recoveries per second and latency
@@ -49,6 +50,7 @@ try
         "recovery-code key" => RecoveryCodeCommands.Key(arguments),
         "token init" => TokenCommands.Init(arguments),
         "fleet init" => TokenCommands.InitFleet(arguments),
+        "fleet certs" => TokenCommands.IssuePeerCertificates(arguments),
         "token mint" => TokenCommands.Mint(arguments),
         "tenant-key new" => TokenCommands.NewTenantKey(arguments),
         "bench" => await BenchCommand.RunAsync(arguments, cancellation.Token),

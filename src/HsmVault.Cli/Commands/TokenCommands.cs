@@ -99,6 +99,24 @@ internal static class TokenCommands
         return 0;
     }
 
+    /// <summary><c>hsmvault fleet certs --out DIR --fleet F --member ID ...</c>: the members' mutual-TLS certificates.</summary>
+    public static int IssuePeerCertificates(Arguments args)
+    {
+        var directory = args.Required("out");
+        var fleet = args.Required("fleet");
+        var members = args.Many("member");
+        var days = args.Int("days", 365);
+        args.RejectUnknown();
+        if (members.Count < 2)
+        {
+            throw new UsageException("name every member with --member ID (at least two; a fleet of one needs no peer certificates)");
+        }
+
+        PeerCertificateAuthority.Issue(directory, fleet, members, TimeSpan.FromDays(days));
+        Console.WriteLine($"wrote peer-ca.pem and a certificate and key for {string.Join(", ", members)} into {directory}; the CA's key was not kept");
+        return 0;
+    }
+
     /// <summary><c>hsmvault token mint</c>: a development JWT for one user.</summary>
     public static int Mint(Arguments args)
     {
