@@ -19,7 +19,11 @@ namespace HsmVault.Hsm;
 /// source wraps each fleet key with CKM_AES_KEY_WRAP_PAD (RFC 5649) and the target unwraps it
 /// as a private, sensitive, non-extractable token object. The source's keys must have been
 /// generated extractable (<see cref="FleetKeyGenerationOptions.ExtractableForCeremony"/>); lock
-/// them with <see cref="LockFleetKeys"/> once every member has its copy.
+/// them with <see cref="LockFleetKeys"/> once every member has its copy. SoftHSM2 2.6 cannot
+/// wrap Ed25519 private keys, so on SoftHSM2 a fleet meant for a ceremony signs with ECDSA
+/// P-256 (the provisioner picks it). Both tokens must be reachable from this process; a
+/// ceremony between machines would exchange the ephemeral points and wrapped blobs over a
+/// channel, with the same steps.
 /// </remarks>
 public static class FleetCeremony
 {
