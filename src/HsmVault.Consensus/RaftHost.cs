@@ -1,0 +1,532 @@
+using System.Threading.Channels;
+using HsmVault.Consensus.Internal;
+using Microsoft.Extensions.Logging;
+
+namespace HsmVault.Consensus;
+
+/// <summary>
+/// The I/O loop around a <see cref="RaftNode"/> for the daemon. One task owns the node; a
+/// <see cref="TimeProvider"/> timer ticks it; inbound messages (<see cref="Deliver"/>), proposals and reads
+/// are queued to that task. For each <see cref="Ready"/> it persists and fsyncs, writes the high-water mark,
+/// sends messages, applies committed commands to the <see cref="IReplicatedStateMachine"/>, and snapshots
+/// every <see cref="RaftHostOptions.SnapshotInterval"/> commands.
+/// </summary>
+/// <remarks>
+/// The host does not own the storage, transport or stores it is given; dispose them after <see cref="StopAsync"/>.
+/// If storage or the state machine throws, the loop stops (a member must not continue on a disk it cannot
+/// trust); <see cref="Completion"/> then faults and the daemon should exit.
+/// </remarks>
+public sealed class RaftHost : IAsyncDisposable
+{
+    private readonly RaftHostOptions _options;
+    private readonly IRaftStorage _storage;
+    private readonly IReplicatedStateMachine _stateMachine;
+    private readonly IRaftTransport _transport;
+    private readonly IHighWaterMarkStore _highWaterMarks;
+    private readonly TimeProvider _timeProvider;
+    private readonly Random _random;
+    private readonly ILogger _logger;
+    private readonly Channel<Work> _inbox = Channel.CreateUnbounded<Work>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Dictionary<ulong, (ulong Term, TaskCompletionSource<byte[]> Completion)> _proposals = [];
+    private readonly Dictionary<ulong, TaskCompletionSource> _reads = [];
+    private readonly List<(ulong Index, TaskCompletionSource Completion)> _waitingReads = [];
+    private readonly CancellationTokenSource _stopping = new();
+    private RaftNode? _node;
+    private ITimer? _timer;
+    private Task _loop = Task.CompletedTask;
+    private ulong _applied;
+    private ulong _nextReadId;
+    private volatile RaftStatus? _status;
+    private RaftRole _lastRole;
+    private string? _lastLeader;
+    private bool _wasBehindMark;
+
+    /// <summary>Creates a host; call <see cref="StartAsync"/> to recover and run it.</summary>
+    /// <param name="options">Member id, members, timing, snapshot interval.</param>
+    /// <param name="storage">This member's durable Raft storage (e.g. <see cref="FileRaftStorage"/>).</param>
+    /// <param name="stateMachine">The replicated application state.</param>
+    /// <param name="transport">Sends messages to other members.</param>
+    /// <param name="highWaterMarks">The rollback guard's store (in production, in the HSM).</param>
+    /// <param name="timeProvider">Clock for ticks and request timeouts.</param>
+    /// <param name="random">Randomness for election timeouts.</param>
+    /// <param name="logger">Logger.</param>
+    public RaftHost(
+        RaftHostOptions options,
+        IRaftStorage storage,
+        IReplicatedStateMachine stateMachine,
+        IRaftTransport transport,
+        IHighWaterMarkStore highWaterMarks,
+        TimeProvider timeProvider,
+        Random random,
+        ILogger<RaftHost> logger)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(storage);
+        ArgumentNullException.ThrowIfNull(stateMachine);
+        ArgumentNullException.ThrowIfNull(transport);
+        ArgumentNullException.ThrowIfNull(highWaterMarks);
+        ArgumentNullException.ThrowIfNull(timeProvider);
+        ArgumentNullException.ThrowIfNull(random);
+        ArgumentNullException.ThrowIfNull(logger);
+        ArgumentException.ThrowIfNullOrEmpty(options.NodeId);
+        _options = options;
+        _storage = storage;
+        _stateMachine = stateMachine;
+        _transport = transport;
+        _highWaterMarks = highWaterMarks;
+        _timeProvider = timeProvider;
+        _random = random;
+        _logger = logger;
+    }
+
+    /// <summary>True while this member leads (as of the last processed batch).</summary>
+    public bool IsLeader => _status?.Role == RaftRole.Leader;
+
+    /// <summary>The leader this member knows of, or null during an election.</summary>
+    public string? LeaderId => _status?.LeaderId;
+
+    /// <summary>A snapshot of the member's Raft state for health checks; null before <see cref="StartAsync"/>.</summary>
+    public RaftStatus? Status => _status;
+
+    /// <summary>Completes when the loop stops; faults if it stopped on an error.</summary>
+    public Task Completion => _loop;
+
+    /// <summary>
+    /// Recovers the node from storage and the high-water mark, brings the state machine up to date (restoring
+    /// the stored snapshot if it is behind it, then applying committed log entries after its applied index),
+    /// and starts the loop and the tick timer.
+    /// </summary>
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        if (_node is not null)
+        {
+            throw new InvalidOperationException("The host is already started.");
+        }
+
+        var state = _storage.Load();
+        if (state.Snapshot is { } snapshot && _stateMachine.AppliedIndex < snapshot.Index)
+        {
+            _stateMachine.RestoreSnapshot(snapshot.Index, snapshot.Data.Span);
+        }
+
+        var mark = _highWaterMarks.Read();
+        var node = new RaftNode(
+            new RaftNodeOptions
+            {
+                Id = _options.NodeId,
+                Members = [.. _options.Members],
+                ElectionTicks = _options.ElectionTicks,
+                HeartbeatTicks = _options.HeartbeatTicks,
+                MaxEntriesPerMessage = _options.MaxEntriesPerMessage,
+                Random = _random,
+            },
+            state,
+            mark,
+            _stateMachine.AppliedIndex);
+        _node = node;
+        _applied = node.AppliedIndex;
+        if (node.RollbackDetected && mark is not null)
+        {
+            RaftHostLog.RollbackDetected(_logger, node.Id, mark);
+        }
+
+        _wasBehindMark = node.IsBehindHighWaterMark;
+        ProcessReady(node);
+        PublishStatus(node);
+        RaftHostLog.Started(_logger, node.Id, node.Term, node.CommitIndex, _applied, node.LastIndex, node.SnapshotIndex);
+
+        _loop = Task.Run(() => RunAsync(node, _stopping.Token), CancellationToken.None);
+        _timer = _timeProvider.CreateTimer(
+            static state => ((RaftHost)state!)._inbox.Writer.TryWrite(TickWork.Instance),
+            this,
+            _options.TickInterval,
+            _options.TickInterval);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Hands an inbound message from another member to the loop. Thread-safe; never blocks.</summary>
+    public void Deliver(RaftMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        _inbox.Writer.TryWrite(new MessageWork(message));
+    }
+
+    /// <summary>
+    /// Replicates <paramref name="command"/> and returns the result of applying it on this member, once it is
+    /// committed by a majority and applied here.
+    /// </summary>
+    /// <exception cref="NotLeaderException">This member does not lead, or lost leadership and the command was not applied.</exception>
+    /// <exception cref="QuorumUnavailableException">No majority within <see cref="RaftHostOptions.RequestTimeout"/>; the command may still commit.</exception>
+    public async Task<byte[]> ProposeAsync(byte[] command, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        var completion = new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Enqueue(new ProposeWork(command, completion));
+        try
+        {
+            return await completion.Task.WaitAsync(_options.RequestTimeout, _timeProvider, cancellationToken);
+        }
+        catch (TimeoutException exception)
+        {
+            throw new QuorumUnavailableException(
+                "The command was not committed in time; it may still commit later.", exception);
+        }
+    }
+
+    /// <summary>
+    /// A linearizable read barrier (ReadIndex, thesis §6.4): completes once this member has confirmed with a
+    /// majority that it still leads and has applied everything committed before the call. Reads of the state
+    /// machine made after it see every write acknowledged before the call.
+    /// </summary>
+    /// <exception cref="NotLeaderException">This member does not lead.</exception>
+    /// <exception cref="QuorumUnavailableException">No majority confirmed leadership in time.</exception>
+    public async Task ReadBarrierAsync(CancellationToken cancellationToken)
+    {
+        var completion = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Enqueue(new ReadWork(completion));
+        try
+        {
+            await completion.Task.WaitAsync(_options.RequestTimeout, _timeProvider, cancellationToken);
+        }
+        catch (TimeoutException exception)
+        {
+            throw new QuorumUnavailableException("No majority confirmed this member's leadership in time.", exception);
+        }
+    }
+
+    /// <summary>Stops the timer and the loop; pending requests fail with <see cref="OperationCanceledException"/>.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (_timer is not null)
+        {
+            await _timer.DisposeAsync();
+        }
+
+        await _stopping.CancelAsync();
+        _inbox.Writer.TryComplete();
+        try
+        {
+            await _loop.WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            // The loop ended by our own cancellation.
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await StopAsync(CancellationToken.None);
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            // Completion carries the loop's failure for whoever watches it; disposal itself must not throw.
+        }
+
+        _stopping.Dispose();
+    }
+
+    private void Enqueue(Work work)
+    {
+        if (_node is null)
+        {
+            throw new InvalidOperationException("The host is not started.");
+        }
+
+        ObjectDisposedException.ThrowIf(!_inbox.Writer.TryWrite(work), this);
+    }
+
+    private async Task RunAsync(RaftNode node, CancellationToken stopping)
+    {
+        try
+        {
+            while (await _inbox.Reader.WaitToReadAsync(stopping))
+            {
+                // Drain everything queued, then make one batch durable: group commit.
+                while (_inbox.Reader.TryRead(out var work))
+                {
+                    Handle(node, work);
+                }
+
+                ProcessReady(node);
+                PublishStatus(node);
+            }
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+            RaftHostLog.Stopped(_logger, node.Id);
+        }
+        catch (Exception exception)
+        {
+            RaftHostLog.LoopFailed(_logger, node.Id, exception);
+            FailPending(new QuorumUnavailableException("The consensus loop stopped; the outcome is unknown.", exception));
+            throw;
+        }
+
+        FailPending(new OperationCanceledException("The consensus host stopped."));
+    }
+
+    private void Handle(RaftNode node, Work work)
+    {
+        switch (work)
+        {
+            case TickWork:
+                node.Tick();
+                break;
+            case MessageWork m:
+                node.Step(m.Message);
+                break;
+            case ProposeWork p:
+                if (node.Propose(p.Command) is { } ticket)
+                {
+                    _proposals[ticket.Index] = (ticket.Term, p.Completion);
+                }
+                else
+                {
+                    p.Completion.TrySetException(new NotLeaderException(node.LeaderId, NotLeaderMessage(node)));
+                }
+
+                break;
+            case ReadWork r:
+                var id = ++_nextReadId;
+                if (node.ReadIndex(id))
+                {
+                    _reads[id] = r.Completion;
+                }
+                else
+                {
+                    r.Completion.TrySetException(new NotLeaderException(node.LeaderId, NotLeaderMessage(node)));
+                }
+
+                break;
+        }
+    }
+
+    private static string NotLeaderMessage(RaftNode node) => node.LeaderId is { } leader
+        ? $"This member is not the leader; {leader} is."
+        : "This member is not the leader, and no leader is known (an election may be under way).";
+
+    /// <summary>Carries out each Ready in the order that makes Raft safe; see <see cref="Ready"/>.</summary>
+    private void ProcessReady(RaftNode node)
+    {
+        while (node.HasReady())
+        {
+            var ready = node.GetReady();
+            if (ready.Snapshot is not null)
+            {
+                _storage.SaveSnapshot(ready.Snapshot);
+            }
+
+            _storage.Append(ready.Entries);
+            if (ready.MustSync)
+            {
+                _storage.Sync();
+            }
+
+            if (ready.HardState is { } hardState)
+            {
+                _storage.SaveHardState(hardState);
+            }
+
+            // The rollback guard's mark goes to the token after our disk and before anyone hears from us.
+            if (ready.HighWaterMark is { } mark)
+            {
+                _highWaterMarks.Write(mark);
+            }
+
+            foreach (var message in ready.Messages)
+            {
+                try
+                {
+                    _transport.Send(message);
+                }
+                catch (Exception exception) when (exception is not OutOfMemoryException)
+                {
+                    // Raft tolerates a lost message; a broken transport must not stop the member.
+                    RaftHostLog.SendFailed(_logger, message.GetType().Name, message.To, exception);
+                }
+            }
+
+            if (ready.Snapshot is { } snapshot)
+            {
+                _stateMachine.RestoreSnapshot(snapshot.Index, snapshot.Data.Span);
+                _applied = snapshot.Index;
+                FailProposalsUpTo(snapshot.Index);
+                RaftHostLog.SnapshotInstalled(_logger, node.Id, snapshot.Index);
+            }
+
+            foreach (var entry in ready.CommittedEntries)
+            {
+                Apply(node, entry);
+            }
+
+            foreach (var readState in ready.ReadStates)
+            {
+                if (_reads.Remove(readState.RequestId, out var completion))
+                {
+                    _waitingReads.Add((readState.Index, completion));
+                }
+            }
+
+            foreach (var dropped in ready.DroppedReads)
+            {
+                if (_reads.Remove(dropped, out var completion))
+                {
+                    completion.TrySetException(new NotLeaderException(node.LeaderId, "This member stopped leading before the read was confirmed."));
+                }
+            }
+
+            ReleaseReads();
+            node.Advance();
+            MaybeSnapshot(node);
+        }
+    }
+
+    private void Apply(RaftNode node, LogEntry entry)
+    {
+        byte[]? result = null;
+        if (entry.Kind == LogEntryKind.Command)
+        {
+            result = _stateMachine.Apply(entry.Index, entry.Data.Span);
+        }
+
+        _applied = entry.Index;
+        if (_proposals.Remove(entry.Index, out var proposal))
+        {
+            if (proposal.Term == entry.Term && result is not null)
+            {
+                proposal.Completion.TrySetResult(result);
+            }
+            else
+            {
+                // Another leader's entry took this index: ours was overwritten and never applied (Raft §5.3).
+                proposal.Completion.TrySetException(new NotLeaderException(
+                    node.LeaderId, "Leadership changed before the command committed; it was not applied."));
+            }
+        }
+    }
+
+    private void FailProposalsUpTo(ulong index)
+    {
+        foreach (var key in _proposals.Keys.Where(k => k <= index).ToArray())
+        {
+            _proposals.Remove(key, out var proposal);
+
+            // A snapshot jumped over the entry: we cannot tell whether ours or another leader's committed.
+            proposal.Completion.TrySetException(new QuorumUnavailableException(
+                "The command's outcome is unknown: this member caught up by snapshot."));
+        }
+    }
+
+    private void ReleaseReads()
+    {
+        for (var i = _waitingReads.Count - 1; i >= 0; i--)
+        {
+            if (_waitingReads[i].Index <= _applied)
+            {
+                _waitingReads[i].Completion.TrySetResult();
+                _waitingReads.RemoveAt(i);
+            }
+        }
+    }
+
+    private void MaybeSnapshot(RaftNode node)
+    {
+        if (_options.SnapshotInterval <= 0
+            || _stateMachine.AppliedIndex < node.SnapshotIndex + (ulong)_options.SnapshotInterval)
+        {
+            return;
+        }
+
+        var data = _stateMachine.CreateSnapshot(out var index);
+        if (index <= node.SnapshotIndex || index > node.AppliedIndex || node.TryGetTerm(index) is not { } term)
+        {
+            return;
+        }
+
+        var snapshot = new RaftSnapshot(index, term, node.Members, data);
+        _storage.SaveSnapshot(snapshot);
+        node.Compact(snapshot);
+        RaftHostLog.SnapshotTaken(_logger, node.Id, index);
+    }
+
+    private void PublishStatus(RaftNode node)
+    {
+        var status = node.GetStatus();
+        _status = status;
+        if (status.Role != _lastRole || status.LeaderId != _lastLeader)
+        {
+            if (status.Role == RaftRole.Leader)
+            {
+                RaftHostLog.BecameLeader(_logger, node.Id, status.Term);
+            }
+            else if (_lastRole == RaftRole.Leader)
+            {
+                RaftHostLog.SteppedDown(_logger, node.Id, status.Term);
+            }
+            else if (status.LeaderId is { } leader)
+            {
+                RaftHostLog.Following(_logger, node.Id, leader, status.Term);
+            }
+
+            _lastRole = status.Role;
+            _lastLeader = status.LeaderId;
+        }
+
+        if (_wasBehindMark && !status.IsBehindHighWaterMark)
+        {
+            _wasBehindMark = false;
+            RaftHostLog.CaughtUp(_logger, node.Id);
+        }
+    }
+
+    private void FailPending(Exception exception)
+    {
+        foreach (var proposal in _proposals.Values)
+        {
+            proposal.Completion.TrySetException(exception);
+        }
+
+        foreach (var read in _reads.Values)
+        {
+            read.TrySetException(exception);
+        }
+
+        foreach (var (_, completion) in _waitingReads)
+        {
+            completion.TrySetException(exception);
+        }
+
+        _proposals.Clear();
+        _reads.Clear();
+        _waitingReads.Clear();
+        while (_inbox.Reader.TryRead(out var work))
+        {
+            if (work is ProposeWork p)
+            {
+                p.Completion.TrySetException(exception);
+            }
+            else if (work is ReadWork r)
+            {
+                r.Completion.TrySetException(exception);
+            }
+        }
+    }
+
+    private abstract record Work;
+
+    private sealed record TickWork : Work
+    {
+        public static TickWork Instance { get; } = new();
+    }
+
+    private sealed record MessageWork(RaftMessage Message) : Work;
+
+    private sealed record ProposeWork(byte[] Command, TaskCompletionSource<byte[]> Completion) : Work;
+
+    private sealed record ReadWork(TaskCompletionSource Completion) : Work;
+}
