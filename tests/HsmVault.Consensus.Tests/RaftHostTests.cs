@@ -1,0 +1,234 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+
+namespace HsmVault.Consensus.Tests;
+
+/// <summary>The host's I/O loop with real timers (10 ms ticks) over an in-process transport.</summary>
+public sealed class RaftHostTests : IAsyncLifetime
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(10);
+
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), "hsmvault-raft-host-" + Guid.NewGuid().ToString("N"));
+    private readonly LoopbackTransport _transport = new();
+    private readonly RecordingLogger _logger = new();
+    private readonly List<RaftHost> _hosts = [];
+    private readonly List<IDisposable> _disposables = [];
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        foreach (var host in _hosts)
+        {
+            await host.DisposeAsync();
+        }
+
+        foreach (var disposable in _disposables)
+        {
+            disposable.Dispose();
+        }
+
+        if (Directory.Exists(_directory))
+        {
+            Directory.Delete(_directory, recursive: true);
+        }
+
+        Assert.Empty(_logger.Errors);
+    }
+
+    [Fact]
+    public async Task ProposeAsync_OnLeader_ReturnsTheApplyResult_AndFollowersApplyToo()
+    {
+        var (hosts, machines) = await StartFleetAsync(3);
+        var leader = await WaitForLeaderAsync(hosts);
+
+        var first = await leader.ProposeAsync(CounterStateMachine.Charge(2), CancellationToken.None);
+        var second = await leader.ProposeAsync(CounterStateMachine.Charge(2), CancellationToken.None);
+
+        Assert.Equal([1, 1], first);
+        Assert.Equal([1, 2], second);
+        await WaitUntilAsync(() => machines.All(m => m.Count(2) == 2));
+    }
+
+    [Fact]
+    public async Task ProposeAsync_OnFollower_ThrowsNotLeaderNamingTheLeader()
+    {
+        var (hosts, _) = await StartFleetAsync(3);
+        var leader = await WaitForLeaderAsync(hosts);
+        var follower = hosts.First(h => h != leader);
+        await WaitUntilAsync(() => follower.LeaderId is not null);
+
+        var exception = await Assert.ThrowsAsync<NotLeaderException>(
+            () => follower.ProposeAsync(CounterStateMachine.Charge(1), CancellationToken.None));
+
+        Assert.Equal(leader.Status!.Id, exception.LeaderId);
+    }
+
+    [Fact]
+    public async Task ReadBarrierAsync_OnLeader_CompletesAfterEarlierWritesAreApplied()
+    {
+        var (hosts, machines) = await StartFleetAsync(3);
+        var leader = await WaitForLeaderAsync(hosts);
+        await leader.ProposeAsync(CounterStateMachine.Charge(5), CancellationToken.None);
+
+        await leader.ReadBarrierAsync(CancellationToken.None);
+
+        Assert.Equal(1, machines[hosts.IndexOf(leader)].Count(5));
+        var follower = hosts.First(h => h != leader);
+        await Assert.ThrowsAsync<NotLeaderException>(() => follower.ReadBarrierAsync(CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task ProposeAsync_LeaderCutOffFromTheFleet_FailsInsteadOfHanging()
+    {
+        var (hosts, _) = await StartFleetAsync(3, requestTimeout: TimeSpan.FromMilliseconds(500));
+        var leader = await WaitForLeaderAsync(hosts);
+        _transport.Isolate(leader.Status!.Id);
+
+        var exception = await Assert.ThrowsAnyAsync<Exception>(
+            () => leader.ProposeAsync(CounterStateMachine.Charge(1), CancellationToken.None));
+
+        Assert.True(exception is QuorumUnavailableException or NotLeaderException, exception.ToString());
+    }
+
+    [Fact]
+    public async Task StartAsync_AfterRestart_RestoresSnapshotAndAppliesTheCommittedLog()
+    {
+        var marks = new MemoryMarkStore();
+        var storage = new FileRaftStorage(_directory);
+        var machine = new CounterStateMachine();
+        var host = CreateHost("n1", ["n1"], storage, machine, marks, snapshotInterval: 5);
+        await host.StartAsync(CancellationToken.None);
+        await WaitForLeaderAsync([host]);
+        for (var i = 0; i < 12; i++)
+        {
+            await host.ProposeAsync(CounterStateMachine.Charge(3), CancellationToken.None);
+        }
+
+        await host.StopAsync(CancellationToken.None);
+        storage.Dispose();
+        Assert.NotNull(marks.Read());
+
+        // The state machine lost everything (it is in memory here); the data directory rebuilds it.
+        var reopened = new FileRaftStorage(_directory);
+        _disposables.Add(reopened);
+        Assert.NotNull(reopened.Load().Snapshot);
+        var rebuilt = new CounterStateMachine();
+        var restarted = CreateHost("n1", ["n1"], reopened, rebuilt, marks, snapshotInterval: 5);
+        await restarted.StartAsync(CancellationToken.None);
+
+        Assert.Equal(CounterStateMachine.Limit, rebuilt.Count(3));
+        Assert.Equal(machine.Chain, rebuilt.Chain);
+        await WaitForLeaderAsync([restarted]);
+        Assert.Equal([0, CounterStateMachine.Limit], await restarted.ProposeAsync(CounterStateMachine.Charge(3), CancellationToken.None));
+    }
+
+    private async Task<(List<RaftHost> Hosts, List<CounterStateMachine> Machines)> StartFleetAsync(int count, TimeSpan? requestTimeout = null)
+    {
+        var ids = Enumerable.Range(1, count).Select(i => $"n{i}").ToArray();
+        var hosts = new List<RaftHost>();
+        var machines = new List<CounterStateMachine>();
+        foreach (var id in ids)
+        {
+            var machine = new CounterStateMachine();
+            var host = CreateHost(id, ids, new MemoryRaftStorage(), machine, new MemoryMarkStore(), 100, requestTimeout);
+            hosts.Add(host);
+            machines.Add(machine);
+        }
+
+        foreach (var host in hosts)
+        {
+            await host.StartAsync(CancellationToken.None);
+        }
+
+        return (hosts, machines);
+    }
+
+    private RaftHost CreateHost(
+        string id,
+        string[] members,
+        IRaftStorage storage,
+        CounterStateMachine machine,
+        IHighWaterMarkStore marks,
+        int snapshotInterval,
+        TimeSpan? requestTimeout = null)
+    {
+        var options = new RaftHostOptions
+        {
+            NodeId = id,
+            TickInterval = TimeSpan.FromMilliseconds(10),
+            SnapshotInterval = snapshotInterval,
+            RequestTimeout = requestTimeout ?? Patience,
+        };
+        foreach (var member in members)
+        {
+            options.Members.Add(member);
+        }
+
+        var host = new RaftHost(options, storage, machine, _transport, marks, TimeProvider.System, new Random(id.GetHashCode(StringComparison.Ordinal)), _logger);
+        _transport.Hosts[id] = host;
+        _hosts.Add(host);
+        return host;
+    }
+
+    private static async Task<RaftHost> WaitForLeaderAsync(IReadOnlyList<RaftHost> hosts)
+    {
+        RaftHost? leader = null;
+        await WaitUntilAsync(() => (leader = hosts.FirstOrDefault(h => h.IsLeader)) is not null);
+        return leader!;
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow + Patience;
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "Condition not reached in time.");
+            await Task.Delay(10);
+        }
+    }
+
+    private sealed class LoopbackTransport : IRaftTransport
+    {
+        private readonly ConcurrentDictionary<string, bool> _isolated = new();
+
+        public ConcurrentDictionary<string, RaftHost> Hosts { get; } = new();
+
+        public void Isolate(string id) => _isolated[id] = true;
+
+        public void Send(RaftMessage message)
+        {
+            if (!_isolated.ContainsKey(message.From) && !_isolated.ContainsKey(message.To) && Hosts.TryGetValue(message.To, out var host))
+            {
+                host.Deliver(message);
+            }
+        }
+    }
+
+    private sealed class MemoryMarkStore : IHighWaterMarkStore
+    {
+        private HighWaterMark? _mark;
+
+        public HighWaterMark? Read() => _mark;
+
+        public void Write(HighWaterMark mark) => _mark = mark;
+    }
+
+    private sealed class RecordingLogger : ILogger<RaftHost>
+    {
+        public ConcurrentQueue<string> Errors { get; } = new();
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (logLevel >= LogLevel.Error)
+            {
+                Errors.Enqueue(formatter(state, exception));
+            }
+        }
+    }
+}
