@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := run
 
 RUN_DIR ?= .run
-MEMBERS ?= 1
+MEMBERS ?= 3
 CONFIGURATION ?= Release
 DAEMON := src/HsmVault.Daemon/bin/$(CONFIGURATION)/net10.0/hsmvaultd.dll
 CLI := src/HsmVault.Cli/bin/$(CONFIGURATION)/net10.0/hsmvault.dll

@@ -1,9 +1,12 @@
+using HsmVault.Consensus;
 using HsmVault.Crypto.Opaque;
 using HsmVault.Hsm;
 using HsmVault.Server.Authentication;
 using HsmVault.Server.Internal;
+using HsmVault.Server.Peering;
 using HsmVault.Server.Services;
 using HsmVault.Vault;
+using HsmVault.Vault.Replication;
 using HsmVault.Vault.State;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.DataProtection;
@@ -48,12 +51,20 @@ public static class HsmVaultServer
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Logging.AddFilter("Grpc", LogLevel.Warning);
 
+        var peering = PeerEndpoint.FromConfiguration(builder.Configuration);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             // gRPC over HTTP/2 without TLS (h2c) unless the operator configures TLS endpoints.
             kestrel.ConfigureEndpointDefaults(endpoint => endpoint.Protocols = HttpProtocols.Http2);
             kestrel.AddServerHeader = false;
+            peering?.Listen(kestrel);
         });
+        if (peering is not null)
+        {
+            builder.Services.AddSingleton(peering);
+            builder.Services.AddSingleton(peering.Certificates);
+        }
+
         builder.Services.AddHsmVaultDaemon();
         return builder;
     }
@@ -67,6 +78,12 @@ public static class HsmVaultServer
         app.UseAuthorization();
         app.MapGrpcService<VaultGrpcService>();
         app.MapGrpcHealthChecksService();
+        if (app.Services.GetService<PeerEndpoint>() is { } peering)
+        {
+            // Routed only for the peer port; PeerGrpcService also insists on a member's certificate.
+            app.MapGrpcService<PeerGrpcService>().RequireHost($"*:{peering.Port}");
+        }
+
         return app;
     }
 
@@ -89,7 +106,18 @@ public static class HsmVaultServer
         services.AddSingleton(sp => FleetKeys.LoadAkeKey(sp.GetRequiredService<IVaultToken>()));
         services.AddSingleton(sp => new ServerPublicKey(sp.GetRequiredService<ServerKeyPair>().PublicKey.ToArray()));
         services.AddSingleton(sp => new VaultStateMachine(sp.GetRequiredService<IOptions<VaultOptions>>().Value.DataDirectory));
-        services.AddSingleton<IVaultLog>(sp => new SingleMemberVaultLog(sp.GetRequiredService<VaultStateMachine>()));
+        services.AddOptions<PeerOptions>().BindConfiguration(PeerOptions.SectionName).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<PeerOptions>, PeerOptionsValidation>();
+        services.AddSingleton(sp => new PeerConnections(
+            sp.GetRequiredService<IOptions<PeerOptions>>().Value,
+            sp.GetRequiredService<IOptions<VaultOptions>>().Value.FleetId,
+            sp.GetRequiredService<IOptions<VaultOptions>>().Value.MemberId,
+            sp.GetService<PeerCertificates>()));
+        services.AddSingleton<GrpcRaftTransport>();
+        services.AddSingleton(sp => new FileRaftStorage(Path.Combine(sp.GetRequiredService<IOptions<VaultOptions>>().Value.DataDirectory, "raft")));
+        services.AddSingleton(sp => CreateRaftHost(sp));
+        services.AddSingleton<IVaultLog, ReplicatedVaultLog>();
+        services.AddHostedService<RaftHostedService>();
         services.AddSingleton<VaultService>();
         services.AddSingleton<FleetInfoProvider>();
         services.AddHostedService<StartupAnnouncer>();
@@ -106,6 +134,34 @@ public static class HsmVaultServer
         });
         services.AddGrpcHealthChecks().AddCheck<TokenHealthCheck>("token");
         return services;
+    }
+
+    private static RaftHost CreateRaftHost(IServiceProvider services)
+    {
+        var vault = services.GetRequiredService<IOptions<VaultOptions>>().Value;
+        var peer = services.GetRequiredService<IOptions<PeerOptions>>().Value;
+        var options = new RaftHostOptions
+        {
+            NodeId = vault.MemberId,
+            TickInterval = peer.TickInterval,
+            ElectionTicks = peer.ElectionTicks,
+            SnapshotInterval = peer.SnapshotEveryEntries,
+            RequestTimeout = peer.CommitTimeout,
+        };
+        foreach (var member in peer.MemberIds(vault.MemberId))
+        {
+            options.Members.Add(member);
+        }
+
+        return new RaftHost(
+            options,
+            services.GetRequiredService<FileRaftStorage>(),
+            services.GetRequiredService<VaultStateMachine>(),
+            services.GetRequiredService<GrpcRaftTransport>(),
+            new TokenHighWaterMarkStore(services.GetRequiredService<IVaultToken>()),
+            services.GetRequiredService<TimeProvider>(),
+            new Random(),
+            services.GetRequiredService<ILogger<RaftHost>>());
     }
 
     private static void TryAddTimeProvider(this IServiceCollection services)

@@ -95,6 +95,16 @@ public static class VaultCommandCodec
         {
             throw new InvalidDataException("vault command is truncated", e);
         }
+        catch (Exception e) when (e is FormatException or IOException)
+        {
+            // BinaryReader.ReadString on a length prefix that never ends or is negative.
+            throw new InvalidDataException("vault command has a malformed string length", e);
+        }
+        catch (VaultException e)
+        {
+            // UserIdentity refuses an empty, oversized or control-character part.
+            throw new InvalidDataException("vault command names an invalid user", e);
+        }
     }
 
     /// <summary>Encodes a result for the proposer.</summary>
@@ -126,7 +136,14 @@ public static class VaultCommandCodec
             throw new InvalidDataException("vault command has an implausible sealed record length");
         }
 
-        return new RegisterCommand(user, expectedVersion, guessLimit, reader.ReadBytes(length), replace);
+        // ReadBytes returns fewer bytes at the end of the stream instead of throwing.
+        var sealedRecord = reader.ReadBytes(length);
+        if (sealedRecord.Length != length)
+        {
+            throw new EndOfStreamException();
+        }
+
+        return new RegisterCommand(user, expectedVersion, guessLimit, sealedRecord, replace);
     }
 
     private static void WriteVersioned(BinaryWriter writer, Kind kind, UserIdentity user, long version)

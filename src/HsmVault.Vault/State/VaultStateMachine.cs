@@ -1,4 +1,5 @@
 using System.Text;
+using HsmVault.Consensus;
 using Microsoft.Data.Sqlite;
 
 namespace HsmVault.Vault.State;
@@ -15,11 +16,12 @@ namespace HsmVault.Vault.State;
 /// synchronous=FULL makes every committed transaction durable before apply returns;
 /// secure_delete overwrites the pages of destroyed records.
 /// </remarks>
-public sealed class VaultStateMachine : IDisposable
+public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
 {
     private const string DatabaseFileName = "vault.db";
     private readonly SqliteConnection _connection;
     private readonly Lock _lock = new();
+    private readonly List<(ulong Index, TaskCompletionSource Reached)> _waiters = [];
     private ulong _appliedIndex;
 
     /// <summary>Opens (or creates) the state in <paramref name="dataDirectory"/>.</summary>
@@ -92,6 +94,7 @@ public sealed class VaultStateMachine : IDisposable
             SetAppliedIndexLocked(index, transaction);
             transaction.Commit();
             _appliedIndex = index;
+            ReleaseWaitersLocked();
             return result is null ? [] : VaultCommandCodec.EncodeResult(result);
         }
     }
@@ -164,6 +167,23 @@ public sealed class VaultStateMachine : IDisposable
             SetAppliedIndexLocked(index, transaction);
             transaction.Commit();
             _appliedIndex = index;
+            ReleaseWaitersLocked();
+        }
+    }
+
+    /// <summary>Completes once the state has applied at least <paramref name="index"/> (a follower's ReadIndex wait).</summary>
+    public Task WaitForAppliedAsync(ulong index, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            if (_appliedIndex >= index)
+            {
+                return Task.CompletedTask;
+            }
+
+            var reached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _waiters.Add((index, reached));
+            return reached.Task.WaitAsync(cancellationToken);
         }
     }
 
@@ -177,6 +197,18 @@ public sealed class VaultStateMachine : IDisposable
     }
 
     private const byte SnapshotFormatVersion = 1;
+
+    private void ReleaseWaitersLocked()
+    {
+        for (var i = _waiters.Count - 1; i >= 0; i--)
+        {
+            if (_waiters[i].Index <= _appliedIndex)
+            {
+                _waiters[i].Reached.TrySetResult();
+                _waiters.RemoveAt(i);
+            }
+        }
+    }
 
     private static List<StoredRecord> ParseSnapshot(ReadOnlySpan<byte> data)
     {

@@ -1,0 +1,85 @@
+using System.Security.Cryptography.X509Certificates;
+
+namespace HsmVault.Server.Peering;
+
+/// <summary>
+/// The credentials of mutual TLS between members: this member's certificate and key, and the
+/// fleet's peer CA as the only trust anchor. A peer is identified by its certificate's common
+/// name (its member id) and organization (the fleet id), never by host name or address, so a
+/// member moved to another address keeps its identity and nothing else can claim it.
+/// </summary>
+public sealed class PeerCertificates : IDisposable
+{
+    private readonly X509Certificate2 _authority;
+
+    private PeerCertificates(X509Certificate2 certificate, X509Certificate2 authority, string fleetId)
+    {
+        Certificate = certificate;
+        _authority = authority;
+        FleetId = fleetId;
+    }
+
+    /// <summary>This member's certificate, with its private key.</summary>
+    public X509Certificate2 Certificate { get; }
+
+    /// <summary>The fleet every peer certificate must name as its organization.</summary>
+    public string FleetId { get; }
+
+    /// <summary>Loads the PEM files named in <see cref="PeerOptions"/>.</summary>
+    public static PeerCertificates Load(PeerOptions options, string fleetId, string memberId)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        using var pem = X509Certificate2.CreateFromPemFile(options.CertificateFile!, options.KeyFile!);
+        // Re-import as PKCS#12 so the key is usable by SslStream on every platform.
+        var certificate = X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), password: null);
+        var authority = X509CertificateLoader.LoadCertificateFromFile(options.CaFile!);
+        var result = new PeerCertificates(certificate, authority, fleetId);
+        var self = result.Identify(certificate);
+        if (self != memberId)
+        {
+            result.Dispose();
+            throw new InvalidOperationException(
+                $"peer certificate '{options.CertificateFile}' is not valid for member '{memberId}' of fleet '{fleetId}': {self ?? "it is not issued by the fleet's peer CA for this fleet"}");
+        }
+
+        return result;
+    }
+
+    /// <summary>
+    /// The member id a peer certificate proves: chained to the fleet's peer CA alone, within its
+    /// validity, organization = this fleet. Null when it proves nothing.
+    /// </summary>
+    public string? Identify(X509Certificate2? certificate)
+    {
+        if (certificate is null)
+        {
+            return null;
+        }
+
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.Add(_authority);
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        if (!chain.Build(certificate))
+        {
+            return null;
+        }
+
+        var organization = certificate.SubjectName.EnumerateRelativeDistinguishedNames()
+            .FirstOrDefault(n => n.GetSingleElementType().Value == "2.5.4.10")?.GetSingleElementValue();
+        if (organization != FleetId)
+        {
+            return null;
+        }
+
+        var memberId = certificate.GetNameInfo(X509NameType.SimpleName, forIssuer: false);
+        return string.IsNullOrEmpty(memberId) ? null : memberId;
+    }
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        Certificate.Dispose();
+        _authority.Dispose();
+    }
+}

@@ -1,0 +1,76 @@
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
+using Grpc.Core.Interceptors;
+using Grpc.Net.Client;
+using HsmVault.Protocol.V1;
+
+namespace HsmVault.Server.Peering;
+
+/// <summary>
+/// One gRPC channel to each other member, over mutual TLS: this member presents its peer
+/// certificate and accepts the other side only if its certificate proves the member id the
+/// configuration lists at that address.
+/// </summary>
+public sealed class PeerConnections : IDisposable
+{
+    /// <summary>Metadata header naming the sender's fleet, checked by the receiver besides the certificate.</summary>
+    public const string FleetHeader = "hsmvault-fleet";
+
+    private readonly Dictionary<string, GrpcChannel> _channels = new(StringComparer.Ordinal);
+    private readonly string _fleetId;
+
+    /// <summary>Opens (lazily connecting) channels to every member but <paramref name="self"/>.</summary>
+    public PeerConnections(PeerOptions options, string fleetId, string self, PeerCertificates? certificates)
+    {
+        _fleetId = fleetId;
+        ArgumentNullException.ThrowIfNull(options);
+        foreach (var member in options.Members.Where(m => m.Id != self))
+        {
+            var expected = member.Id;
+            var handler = new SocketsHttpHandler
+            {
+                EnableMultipleHttp2Connections = true,
+                KeepAlivePingDelay = TimeSpan.FromSeconds(10),
+                KeepAlivePingTimeout = TimeSpan.FromSeconds(5),
+                ConnectTimeout = TimeSpan.FromSeconds(2),
+                SslOptions = new SslClientAuthenticationOptions
+                {
+                    ClientCertificates = certificates is null ? null : new X509CertificateCollection { certificates.Certificate },
+                    // Identity is the member id in a certificate from the fleet's peer CA; the
+                    // host name in the address is not what is trusted.
+                    RemoteCertificateValidationCallback = (_, certificate, _, _) =>
+                        certificates is not null && certificate is X509Certificate2 peer && certificates.Identify(peer) == expected,
+                },
+            };
+            _channels[member.Id] = GrpcChannel.ForAddress(member.PeerAddress, new GrpcChannelOptions
+            {
+                HttpHandler = handler,
+                DisposeHttpClient = true,
+                MaxReceiveMessageSize = 64 * 1024 * 1024,
+                MaxSendMessageSize = 64 * 1024 * 1024,
+            });
+        }
+    }
+
+    /// <summary>The other members' ids.</summary>
+    public IEnumerable<string> PeerIds => _channels.Keys;
+
+    /// <summary>A client for the peer API of <paramref name="memberId"/>; every call names this fleet.</summary>
+    public Peer.PeerClient ClientFor(string memberId) =>
+        _channels.TryGetValue(memberId, out var channel)
+            ? new Peer.PeerClient(channel.Intercept(metadata =>
+            {
+                metadata.Add(FleetHeader, _fleetId);
+                return metadata;
+            }))
+            : throw new ArgumentException($"'{memberId}' is not another member of this fleet", nameof(memberId));
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        foreach (var channel in _channels.Values)
+        {
+            channel.Dispose();
+        }
+    }
+}

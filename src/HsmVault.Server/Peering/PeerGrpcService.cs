@@ -1,0 +1,157 @@
+using Grpc.Core;
+using Google.Protobuf;
+using HsmVault.Consensus;
+using HsmVault.Protocol.V1;
+using HsmVault.Vault;
+using HsmVault.Vault.State;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace HsmVault.Server.Peering;
+
+/// <summary>
+/// The peer API of <c>peer.proto</c>, served on the peer endpoint only. Every call must come
+/// over mutual TLS with a certificate that proves a configured member of this fleet, other
+/// than this one; Raft messages must name that member as sender, so one member cannot speak
+/// for another.
+/// </summary>
+public sealed partial class PeerGrpcService(
+    RaftHost host,
+    VaultStateMachine state,
+    PeerCertificates? certificates,
+    IOptions<PeerOptions> peerOptions,
+    IOptions<VaultOptions> vaultOptions,
+    ILogger<PeerGrpcService> logger) : Peer.PeerBase
+{
+    private readonly HashSet<string> _members = peerOptions.Value.MemberIds(vaultOptions.Value.MemberId).ToHashSet(StringComparer.Ordinal);
+    private readonly string _self = vaultOptions.Value.MemberId;
+
+    /// <inheritdoc/>
+    public override async Task<ReplicateAck> Replicate(IAsyncStreamReader<RaftEnvelope> requestStream, ServerCallContext context)
+    {
+        ArgumentNullException.ThrowIfNull(requestStream);
+        var peer = Authenticate(context);
+        await foreach (var envelope in requestStream.ReadAllAsync(context.CancellationToken))
+        {
+            RaftMessage message;
+            try
+            {
+                message = RaftMessageMapper.FromEnvelope(envelope);
+            }
+            catch (InvalidDataException e)
+            {
+                throw new RpcException(new Status(StatusCode.InvalidArgument, $"malformed Raft message from {peer}: {e.Message}"));
+            }
+
+            if (message.From != peer || message.To != _self)
+            {
+                Log.Impersonation(logger, peer, message.From, message.To);
+                throw new RpcException(new Status(StatusCode.PermissionDenied, $"member '{peer}' may only send its own messages to '{_self}'"));
+            }
+
+            host.Deliver(message);
+        }
+
+        return new ReplicateAck();
+    }
+
+    /// <inheritdoc/>
+    public override async Task<ForwardResponse> Forward(ForwardRequest request, ServerCallContext context)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(context);
+        Authenticate(context);
+        if (!host.IsLeader)
+        {
+            throw NotLeader();
+        }
+
+        try
+        {
+            // Decoding first refuses garbage before it reaches the log.
+            VaultCommandCodec.Decode(request.Command.Span);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"forwarded command is malformed: {e.Message}"));
+        }
+
+        try
+        {
+            var result = await host.ProposeAsync(request.Command.ToByteArray(), context.CancellationToken);
+            return new ForwardResponse { Result = ByteString.CopyFrom(result) };
+        }
+        catch (NotLeaderException e)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, $"leadership changed while committing; outcome unknown: {e.Message}"));
+        }
+        catch (QuorumUnavailableException e)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, e.Message));
+        }
+    }
+
+    /// <inheritdoc/>
+    public override async Task<ReadIndexResponse> ReadIndex(ReadIndexRequest request, ServerCallContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        Authenticate(context);
+        if (!host.IsLeader)
+        {
+            throw NotLeader();
+        }
+
+        try
+        {
+            await host.ReadBarrierAsync(context.CancellationToken);
+        }
+        catch (NotLeaderException)
+        {
+            throw NotLeader();
+        }
+        catch (QuorumUnavailableException e)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, e.Message));
+        }
+
+        // Everything committed before the request is applied here by now; the follower
+        // serves the read once it has applied as far.
+        return new ReadIndexResponse { Index = state.AppliedIndex };
+    }
+
+    private RpcException NotLeader() =>
+        new(new Status(StatusCode.FailedPrecondition, $"'{_self}' is not the leader (leader: {host.LeaderId ?? "unknown"})"));
+
+    /// <summary>The member id the caller's TLS certificate proves; refuses anyone else.</summary>
+    private string Authenticate(ServerCallContext context)
+    {
+        var http = context.GetHttpContext();
+        var peer = certificates?.Identify(http.Connection.ClientCertificate);
+        var fleet = context.RequestHeaders.GetValue(PeerConnections.FleetHeader);
+        if (peer is null || !_members.Contains(peer) || peer == _self)
+        {
+            Log.Refused(logger, http.Connection.RemoteIpAddress?.ToString() ?? "?", peer ?? "no valid peer certificate");
+            throw new RpcException(new Status(StatusCode.PermissionDenied, "the peer API is for members of this fleet only"));
+        }
+
+        if (fleet != vaultOptions.Value.FleetId)
+        {
+            Log.WrongFleet(logger, peer, fleet ?? "none", vaultOptions.Value.FleetId);
+            throw new RpcException(new Status(StatusCode.PermissionDenied, $"member '{peer}' belongs to fleet '{fleet}', not '{vaultOptions.Value.FleetId}'"));
+        }
+
+        return peer;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(5100, LogLevel.Warning, "Refused a peer call from {Remote}: {Reason}")]
+        public static partial void Refused(ILogger logger, string remote, string reason);
+
+        [LoggerMessage(5101, LogLevel.Error, "Member {Peer} announces fleet '{Fleet}' but this member is in fleet '{Expected}'; check the configuration")]
+        public static partial void WrongFleet(ILogger logger, string peer, string fleet, string expected);
+
+        [LoggerMessage(5102, LogLevel.Warning, "Member {Peer} sent a message as {From} to {To}; refused")]
+        public static partial void Impersonation(ILogger logger, string peer, string from, string to);
+    }
+}

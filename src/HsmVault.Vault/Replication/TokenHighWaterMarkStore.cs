@@ -1,0 +1,59 @@
+using System.Buffers.Binary;
+using System.Text;
+using HsmVault.Consensus;
+using HsmVault.Hsm;
+
+namespace HsmVault.Vault.Replication;
+
+/// <summary>
+/// Keeps Raft's rollback guard in the token, out of reach of anyone who restores the data
+/// directory from an old copy: the term, vote and last acknowledged position this member has
+/// vouched for. On a hardware token the mark lives in the HSM; on SoftHSM2 in its token folder,
+/// which must therefore be kept apart from the data folder.
+/// </summary>
+public sealed class TokenHighWaterMarkStore(IVaultToken token) : IHighWaterMarkStore
+{
+    /// <summary>Name of the token data object holding the mark.</summary>
+    public const string ObjectName = "raft-high-water-mark";
+
+    private const byte FormatVersion = 1;
+
+    /// <inheritdoc/>
+    public HighWaterMark? Read()
+    {
+        var bytes = token.ReadDataObject(ObjectName);
+        if (bytes is null)
+        {
+            return null;
+        }
+
+        if (bytes.Length < 1 + 24 + 2 || bytes[0] != FormatVersion)
+        {
+            throw new InvalidDataException($"the token's '{ObjectName}' object has an unknown layout");
+        }
+
+        var span = bytes.AsSpan(1);
+        var term = BinaryPrimitives.ReadUInt64BigEndian(span);
+        var index = BinaryPrimitives.ReadUInt64BigEndian(span[8..]);
+        var indexTerm = BinaryPrimitives.ReadUInt64BigEndian(span[16..]);
+        var voteLength = BinaryPrimitives.ReadUInt16BigEndian(span[24..]);
+        var vote = voteLength == 0 ? null : Encoding.UTF8.GetString(span.Slice(26, voteLength));
+        return new HighWaterMark(term, vote, index, indexTerm);
+    }
+
+    /// <inheritdoc/>
+    public void Write(HighWaterMark mark)
+    {
+        ArgumentNullException.ThrowIfNull(mark);
+        var vote = mark.Vote is null ? [] : Encoding.UTF8.GetBytes(mark.Vote);
+        var bytes = new byte[1 + 24 + 2 + vote.Length];
+        bytes[0] = FormatVersion;
+        var span = bytes.AsSpan(1);
+        BinaryPrimitives.WriteUInt64BigEndian(span, mark.Term);
+        BinaryPrimitives.WriteUInt64BigEndian(span[8..], mark.Index);
+        BinaryPrimitives.WriteUInt64BigEndian(span[16..], mark.IndexTerm);
+        BinaryPrimitives.WriteUInt16BigEndian(span[24..], (ushort)vote.Length);
+        vote.CopyTo(span[26..]);
+        token.WriteDataObject(ObjectName, bytes);
+    }
+}

@@ -1,0 +1,160 @@
+using HsmVault.Vault.State;
+
+namespace HsmVault.Vault.Tests;
+
+/// <summary>The byte form of log entries: exact round trips, and anything else refused as InvalidDataException.</summary>
+public sealed class VaultCommandCodecTests
+{
+    private static readonly UserIdentity Alice = new("https://issuer.example/tenant-ü", "alice@example.com");
+
+    public static TheoryData<string> CommandNames => [.. Commands().Keys];
+
+    [Theory]
+    [MemberData(nameof(CommandNames))]
+    public void EncodeThenDecode_GivesTheSameCommand(string name)
+    {
+        var command = Commands()[name];
+
+        var decoded = VaultCommandCodec.Decode(VaultCommandCodec.Encode(command));
+
+        Assert.Equal(command.GetType(), decoded.GetType());
+        if (command is RegisterCommand register)
+        {
+            var decodedRegister = Assert.IsType<RegisterCommand>(decoded);
+            Assert.Equal(register.User, decodedRegister.User);
+            Assert.Equal(register.ExpectedVersion, decodedRegister.ExpectedVersion);
+            Assert.Equal(register.GuessLimit, decodedRegister.GuessLimit);
+            Assert.Equal(register.Replace, decodedRegister.Replace);
+            Assert.Equal(register.SealedRecord, decodedRegister.SealedRecord);
+        }
+        else
+        {
+            // The other commands hold no arrays, so record equality compares every field.
+            Assert.Equal(command, decoded);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(CommandNames))]
+    public void Decode_EveryTruncation_ThrowsInvalidData(string name)
+    {
+        var encoded = VaultCommandCodec.Encode(Commands()[name]);
+
+        for (var length = 0; length < encoded.Length; length++)
+        {
+            var prefix = encoded[..length];
+            var e = Record.Exception(() => VaultCommandCodec.Decode(prefix));
+            Assert.True(e is InvalidDataException, $"{name} cut to {length} of {encoded.Length} bytes: {e?.GetType().Name ?? "decoded"}");
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(CommandNames))]
+    public void Decode_TrailingBytes_ThrowsInvalidData(string name)
+    {
+        var encoded = VaultCommandCodec.Encode(Commands()[name]);
+
+        Assert.Throws<InvalidDataException>(() => VaultCommandCodec.Decode([.. encoded, 0]));
+    }
+
+    [Fact]
+    public void Decode_UnknownFormatVersion_ThrowsInvalidData()
+    {
+        var encoded = VaultCommandCodec.Encode(new DeleteCommand(Alice));
+        encoded[0] = 2;
+
+        Assert.Throws<InvalidDataException>(() => VaultCommandCodec.Decode(encoded));
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(6)]
+    [InlineData(255)]
+    public void Decode_UnknownKind_ThrowsInvalidData(byte kind)
+    {
+        var encoded = VaultCommandCodec.Encode(new ChargeGuessCommand(Alice, 1));
+        encoded[1] = kind;
+
+        Assert.Throws<InvalidDataException>(() => VaultCommandCodec.Decode(encoded));
+    }
+
+    [Fact]
+    public void Decode_ImplausibleSealedRecordLength_ThrowsInvalidData()
+    {
+        var encoded = VaultCommandCodec.Encode(new RegisterCommand(Alice, 0, 10, [1, 2, 3], false));
+
+        // The length is the int32 just before the 3 blob bytes.
+        BitConverter.GetBytes(int.MaxValue).CopyTo(encoded, encoded.Length - 7);
+
+        Assert.Throws<InvalidDataException>(() => VaultCommandCodec.Decode(encoded));
+    }
+
+    [Fact]
+    public void Decode_MalformedStringLength_ThrowsInvalidData()
+    {
+        // Format 1, kind ChargeGuess, then a 7-bit length that never ends.
+        byte[] garbage = [1, 2, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01];
+
+        Assert.Throws<InvalidDataException>(() => VaultCommandCodec.Decode(garbage));
+    }
+
+    [Fact]
+    public void Decode_EmptyUserId_ThrowsInvalidData()
+    {
+        // Format 1, kind Delete, tenant "t", user "": not an identity the vault could have written.
+        byte[] encoded = [1, 5, 1, (byte)'t', 0];
+
+        Assert.Throws<InvalidDataException>(() => VaultCommandCodec.Decode(encoded));
+    }
+
+    [Fact]
+    public void Decode_RandomBytes_OnlyEverThrowsInvalidData()
+    {
+        var random = new Random(7);
+        for (var i = 0; i < 2000; i++)
+        {
+            var bytes = new byte[random.Next(0, 40)];
+            random.NextBytes(bytes);
+            if (bytes.Length > 0)
+            {
+                bytes[0] = 1;
+            }
+
+            var e = Record.Exception(() => VaultCommandCodec.Decode(bytes));
+            Assert.True(e is null or InvalidDataException, $"{Convert.ToHexString(bytes)}: {e?.GetType().Name}");
+        }
+    }
+
+    [Theory]
+    [InlineData(CommandOutcome.Charged, 0)]
+    [InlineData(CommandOutcome.Charged, 254)]
+    [InlineData(CommandOutcome.Registered, 255)]
+    [InlineData(CommandOutcome.Unchanged, 3)]
+    public void Result_RoundTrips(CommandOutcome outcome, int remaining)
+    {
+        var result = new CommandResult(outcome, remaining);
+
+        Assert.Equal(result, VaultCommandCodec.DecodeResult(VaultCommandCodec.EncodeResult(result)));
+    }
+
+    [Fact]
+    public void DecodeResult_Malformed_ThrowsInvalidData()
+    {
+        Assert.Throws<InvalidDataException>(() => VaultCommandCodec.DecodeResult([]));
+        Assert.Throws<InvalidDataException>(() => VaultCommandCodec.DecodeResult([4]));
+        Assert.Throws<InvalidDataException>(() => VaultCommandCodec.DecodeResult([4, 1, 0]));
+        Assert.Throws<InvalidDataException>(() => VaultCommandCodec.DecodeResult([0, 1]));
+        Assert.Throws<InvalidDataException>(() => VaultCommandCodec.DecodeResult([99, 1]));
+    }
+
+    private static Dictionary<string, VaultCommand> Commands() => new()
+    {
+        ["register"] = new RegisterCommand(Alice, 41, 255, [.. Enumerable.Range(0, 300).Select(i => (byte)i)], Replace: false),
+        ["register-replace"] = new RegisterCommand(Alice, long.MaxValue - 1, 1, [7], Replace: true),
+        ["register-empty-blob"] = new RegisterCommand(Alice, 0, 10, [], Replace: false),
+        ["charge"] = new ChargeGuessCommand(Alice, 3),
+        ["reset"] = new ResetGuessesCommand(Alice, long.MaxValue),
+        ["destroy-if-exhausted"] = new DestroyIfExhaustedCommand(Alice, 1),
+        ["delete"] = new DeleteCommand(Alice),
+    };
+}
