@@ -45,11 +45,14 @@ internal static class SimulationRunner
         var failures = new ConcurrentBag<Failure>();
         var results = new ConcurrentBag<SimulationResult>();
         var stopwatch = Stopwatch.StartNew();
-        Parallel.For(
-            firstSeed,
-            firstSeed + count,
-            new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount },
-            seed =>
+        var next = firstSeed - 1;
+        var last = firstSeed + count - 1;
+
+        // Dedicated threads rather than the thread pool, so that the simulator never starves anything else.
+        var workers = Enumerable.Range(0, Environment.ProcessorCount).Select(_ => new Thread(() =>
+        {
+            int seed;
+            while ((seed = Interlocked.Increment(ref next)) <= last)
             {
                 try
                 {
@@ -59,7 +62,10 @@ internal static class SimulationRunner
                 {
                     failures.Add(new Failure(scenario, seed, exception is SafetyViolationException ? exception.Message : exception.ToString()));
                 }
-            });
+            }
+        })).ToList();
+        workers.ForEach(w => w.Start());
+        workers.ForEach(w => w.Join());
         return new Summary(count, [.. failures.OrderBy(f => f.Seed)], [.. results], stopwatch.Elapsed);
     }
 }

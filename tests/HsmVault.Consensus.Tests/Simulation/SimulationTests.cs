@@ -2,20 +2,25 @@ using Xunit.Abstractions;
 
 namespace HsmVault.Consensus.Tests.Simulation;
 
+/// <summary>The simulator uses every core; it runs alone so that timing-based tests elsewhere are not starved.</summary>
+[CollectionDefinition(nameof(SimulationTests), DisableParallelization = true)]
+public sealed class SimulationGroup;
+
+[Collection(nameof(SimulationTests))]
 public sealed class SimulationTests(ITestOutputHelper output)
 {
     /// <summary>Multiplies the seed counts below (e.g. 10 for a long soak run).</summary>
     private static readonly int Scale = int.TryParse(Environment.GetEnvironmentVariable("HSMVAULT_SIM_SCALE"), out var s) ? s : 1;
 
     [Theory]
-    [InlineData("three", 1000)]
-    [InlineData("five", 500)]
-    [InlineData("single", 300)]
-    [InlineData("snapshots", 600)]
-    [InlineData("lossy", 300)]
-    [InlineData("rollback", 800)]
-    [InlineData("rollback5", 300)]
-    [InlineData("rollback-any", 800)]
+    [InlineData("three", 4000)]
+    [InlineData("five", 2000)]
+    [InlineData("single", 1000)]
+    [InlineData("snapshots", 3000)]
+    [InlineData("lossy", 1500)]
+    [InlineData("rollback", 4000)]
+    [InlineData("rollback5", 1500)]
+    [InlineData("rollback-any", 3000)]
     public void Simulation_ManySeeds_HoldSafetyAndLiveness(string scenario, int seeds)
     {
         var summary = SimulationRunner.Run(scenario, firstSeed: 1, seeds * Scale);
@@ -39,7 +44,9 @@ public sealed class SimulationTests(ITestOutputHelper output)
         var replay = Environment.GetEnvironmentVariable(SimulationRunner.ReplayVariable);
         if (string.IsNullOrWhiteSpace(replay))
         {
-            // Regression seeds, run every time.
+            // Regression seeds, run every time. three:922 once caught a durable commit index that covered
+            // entries still unsynced (the hard state is now saved after the fsync).
+            data.Add("three", 922);
             data.Add("three", 1);
             data.Add("rollback", 1);
             return data;
