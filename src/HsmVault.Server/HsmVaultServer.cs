@@ -113,6 +113,7 @@ public static class HsmVaultServer
             sp.GetRequiredService<IOptions<VaultOptions>>().Value.FleetId,
             sp.GetRequiredService<IOptions<VaultOptions>>().Value.MemberId,
             sp.GetService<PeerCertificates>()));
+        services.AddSingleton<PeerLinkGate>();
         services.AddSingleton<GrpcRaftTransport>();
         services.AddSingleton(sp => new FileRaftStorage(Path.Combine(sp.GetRequiredService<IOptions<VaultOptions>>().Value.DataDirectory, "raft")));
         services.AddSingleton(sp => CreateRaftHost(sp));
@@ -132,7 +133,9 @@ public static class HsmVaultServer
             grpc.EnableDetailedErrors = false;
             grpc.Interceptors.Add<VaultExceptionInterceptor>();
         });
-        services.AddGrpcHealthChecks().AddCheck<TokenHealthCheck>("token");
+        services.AddGrpcHealthChecks()
+            .AddCheck<TokenHealthCheck>("token")
+            .AddCheck<RaftHealthCheck>("raft");
         return services;
     }
 

@@ -19,12 +19,14 @@ public sealed partial class GrpcRaftTransport : IRaftTransport, IAsyncDisposable
     private readonly List<Task> _senders = [];
     private readonly CancellationTokenSource _stopping = new();
     private readonly ILogger _logger;
+    private readonly PeerLinkGate _gate;
 
     /// <summary>Starts a sender per peer.</summary>
-    public GrpcRaftTransport(PeerConnections connections, ILogger<GrpcRaftTransport> logger)
+    public GrpcRaftTransport(PeerConnections connections, PeerLinkGate gate, ILogger<GrpcRaftTransport> logger)
     {
         ArgumentNullException.ThrowIfNull(connections);
         _logger = logger;
+        _gate = gate;
         foreach (var peer in connections.PeerIds)
         {
             var queue = Channel.CreateBounded<RaftMessage>(new BoundedChannelOptions(QueueCapacity)
@@ -41,7 +43,7 @@ public sealed partial class GrpcRaftTransport : IRaftTransport, IAsyncDisposable
     public void Send(RaftMessage message)
     {
         ArgumentNullException.ThrowIfNull(message);
-        if (_queues.TryGetValue(message.To, out var queue))
+        if (_gate.IsOpen(message.To) && _queues.TryGetValue(message.To, out var queue))
         {
             queue.Writer.TryWrite(message);
         }

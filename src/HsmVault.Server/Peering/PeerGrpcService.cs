@@ -19,6 +19,7 @@ public sealed partial class PeerGrpcService(
     RaftHost host,
     VaultStateMachine state,
     PeerCertificates? certificates,
+    PeerLinkGate gate,
     IOptions<PeerOptions> peerOptions,
     IOptions<VaultOptions> vaultOptions,
     ILogger<PeerGrpcService> logger) : Peer.PeerBase
@@ -41,6 +42,12 @@ public sealed partial class PeerGrpcService(
             catch (InvalidDataException e)
             {
                 throw new RpcException(new Status(StatusCode.InvalidArgument, $"malformed Raft message from {peer}: {e.Message}"));
+            }
+
+            if (!gate.IsOpen(peer))
+            {
+                // A closed link behaves like a network that loses everything.
+                continue;
             }
 
             if (message.From != peer || message.To != _self)
@@ -132,6 +139,11 @@ public sealed partial class PeerGrpcService(
         {
             Log.Refused(logger, http.Connection.RemoteIpAddress?.ToString() ?? "?", peer ?? "no valid peer certificate");
             throw new RpcException(new Status(StatusCode.PermissionDenied, "the peer API is for members of this fleet only"));
+        }
+
+        if (!gate.IsOpen(peer))
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, $"the link from '{peer}' is down"));
         }
 
         if (fleet != vaultOptions.Value.FleetId)

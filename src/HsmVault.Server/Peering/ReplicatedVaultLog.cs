@@ -24,6 +24,7 @@ public sealed class ReplicatedVaultLog(
     RaftHost host,
     PeerConnections peers,
     VaultStateMachine state,
+    PeerLinkGate gate,
     IOptions<PeerOptions> options,
     IOptions<VaultOptions> vault,
     TimeProvider time) : IVaultLog
@@ -52,7 +53,7 @@ public sealed class ReplicatedVaultLog(
                 }
             }
 
-            if (host.LeaderId is { } leader && leader != _self)
+            if (host.LeaderId is { } leader && leader != _self && gate.IsOpen(leader))
             {
                 try
                 {
@@ -91,7 +92,7 @@ public sealed class ReplicatedVaultLog(
                     return;
                 }
 
-                if (host.LeaderId is { } leader && leader != _self)
+                if (host.LeaderId is { } leader && leader != _self && gate.IsOpen(leader))
                 {
                     var response = await peers.ClientFor(leader).ReadIndexAsync(new ReadIndexRequest(), deadline: deadline.UtcDateTime, cancellationToken: cancellationToken);
                     using var timeout = new CancellationTokenSource(Remaining(deadline));

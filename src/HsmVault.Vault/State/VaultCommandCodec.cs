@@ -129,6 +129,11 @@ public static class VaultCommandCodec
     {
         var expectedVersion = reader.ReadInt64();
         int guessLimit = reader.ReadByte();
+        if (guessLimit < RecordLimits.MinGuessLimit)
+        {
+            throw new InvalidDataException("vault command has a guess limit of 0");
+        }
+
         var replace = reader.ReadBoolean();
         var length = reader.ReadInt32();
         if (length is < 0 or > 64 * 1024)

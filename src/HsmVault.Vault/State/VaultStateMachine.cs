@@ -210,29 +210,48 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
         }
     }
 
+    /// <summary>Parses a snapshot completely before anything is replaced; any defect throws <see cref="InvalidDataException"/>.</summary>
     private static List<StoredRecord> ParseSnapshot(ReadOnlySpan<byte> data)
     {
         using var stream = new MemoryStream(data.ToArray(), writable: false);
         using var reader = new BinaryReader(stream, Encoding.UTF8);
-        if (reader.ReadByte() != SnapshotFormatVersion)
+        try
         {
-            throw new InvalidDataException("vault snapshot has an unknown format version");
-        }
+            if (reader.ReadByte() != SnapshotFormatVersion)
+            {
+                throw new InvalidDataException("vault snapshot has an unknown format version");
+            }
 
-        var records = new List<StoredRecord>();
-        while (reader.ReadBoolean())
+            var records = new List<StoredRecord>();
+            while (reader.ReadBoolean())
+            {
+                var user = new UserIdentity(reader.ReadString(), reader.ReadString());
+                var version = reader.ReadInt64();
+                var state = (RecordState)reader.ReadByte();
+                int limit = reader.ReadByte();
+                int used = reader.ReadByte();
+                var length = reader.ReadInt32();
+                if (!Enum.IsDefined(state) || limit is < RecordLimits.MinGuessLimit or > RecordLimits.MaxGuessLimit || used > limit
+                    || length < -1 || length > stream.Length - stream.Position || (length < 0) != (state != RecordState.Live))
+                {
+                    throw new InvalidDataException($"vault snapshot has an invalid row for {user}");
+                }
+
+                var sealedRecord = length < 0 ? null : reader.ReadBytes(length);
+                records.Add(new StoredRecord(user, version, state, limit, used, sealedRecord));
+            }
+
+            if (stream.Position != stream.Length)
+            {
+                throw new InvalidDataException("vault snapshot has trailing bytes");
+            }
+
+            return records;
+        }
+        catch (Exception e) when (e is EndOfStreamException or FormatException or IOException or VaultException)
         {
-            var user = new UserIdentity(reader.ReadString(), reader.ReadString());
-            var version = reader.ReadInt64();
-            var state = (RecordState)reader.ReadByte();
-            int limit = reader.ReadByte();
-            int used = reader.ReadByte();
-            var length = reader.ReadInt32();
-            var sealedRecord = length < 0 ? null : reader.ReadBytes(length);
-            records.Add(new StoredRecord(user, version, state, limit, used, sealedRecord));
+            throw new InvalidDataException("vault snapshot is truncated or malformed", e);
         }
-
-        return records;
     }
 
     private StoredRecord? ReadLocked(UserIdentity user, SqliteTransaction? transaction)

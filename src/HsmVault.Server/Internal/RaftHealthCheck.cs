@@ -1,0 +1,29 @@
+using HsmVault.Consensus;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+
+namespace HsmVault.Server.Internal;
+
+/// <summary>
+/// Healthy while the member knows a leader (itself or another) and is not held back by its
+/// rollback guard; degraded otherwise, since it then refuses writes and decided reads.
+/// </summary>
+internal sealed class RaftHealthCheck(RaftHost host) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        var status = host.Status;
+        if (status is null)
+        {
+            return Task.FromResult(HealthCheckResult.Unhealthy("Raft has not started"));
+        }
+
+        if (status.IsBehindHighWaterMark)
+        {
+            return Task.FromResult(HealthCheckResult.Degraded($"the data folder is behind the token's high-water mark (term {status.Term}); catching up from the other members"));
+        }
+
+        return Task.FromResult(status.LeaderId is null
+            ? HealthCheckResult.Degraded($"no leader known in term {status.Term}: this member cannot reach a majority")
+            : HealthCheckResult.Healthy($"{status.Role} in term {status.Term}, leader {status.LeaderId}, applied {status.AppliedIndex}"));
+    }
+}
