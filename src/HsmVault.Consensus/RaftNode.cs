@@ -949,6 +949,14 @@ public sealed class RaftNode
             var waiting = _readsAwaitingCommit.ToArray();
             _readsAwaitingCommit.Clear();
             StartReadRound(waiting);
+            return; // The read round's heartbeats carry the new commit index.
+        }
+
+        // Tell followers now rather than at the next heartbeat (etcd-raft's bcastAppend on commit):
+        // a follower serving a read waits until it has applied the leader's commit index.
+        foreach (var peer in _peers)
+        {
+            SendAppend(peer, allowEmpty: true);
         }
     }
 

@@ -17,7 +17,7 @@ internal sealed class VaultHarness : IDisposable
 {
     private readonly TempDirectory _directory = new();
     private readonly ServerKeyPair _keyPair;
-    private SingleMemberVaultLog _log;
+    private DirectVaultLog _log;
 
     public VaultHarness(Action<VaultOptions>? configure = null)
     {
@@ -138,10 +138,10 @@ internal sealed class VaultHarness : IDisposable
         Assert.Equal(1, command.ExecuteNonQuery());
     }
 
-    private (VaultStateMachine, SingleMemberVaultLog, VaultService) Start()
+    private (VaultStateMachine, DirectVaultLog, VaultService) Start()
     {
         var state = new VaultStateMachine(_directory.Path);
-        var log = new SingleMemberVaultLog(state);
+        var log = new DirectVaultLog(state);
         var service = new VaultService(Token, _keyPair, state, log, Microsoft.Extensions.Options.Options.Create(Options), Time, NullLogger<VaultService>.Instance);
         return (state, log, service);
     }

@@ -1,12 +1,13 @@
 using HsmVault.Vault.State;
 
-namespace HsmVault.Vault;
+namespace HsmVault.Vault.Tests;
 
 /// <summary>
-/// The log of a fleet of one: a command is committed when this member's state has applied
-/// it durably (SQLite, synchronous=FULL), and every read is current by construction.
+/// The vault's log without Raft, for testing <see cref="VaultService"/> on its own: a command
+/// is committed when the state has applied it durably (SQLite, synchronous=FULL), and every
+/// read is current by construction. The daemon always goes through Raft, even alone.
 /// </summary>
-public sealed class SingleMemberVaultLog(VaultStateMachine state) : IVaultLog, IDisposable
+public sealed class DirectVaultLog(VaultStateMachine state) : IVaultLog, IDisposable
 {
     private readonly SemaphoreSlim _writer = new(1, 1);
 

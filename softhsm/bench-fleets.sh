@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# `make bench`: starts a fleet of one and a fleet of three on this machine (their own tokens,
+# data and ports under DIR), measures each with `hsmvault bench`, prints both, and stops them.
+#
+#   softhsm/bench-fleets.sh DIR [SECONDS] [CONCURRENCY]
+set -euo pipefail
+
+dir=$1
+seconds=${2:-10}
+concurrency=${3:-8}
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+daemon="$root/src/HsmVault.Daemon/bin/Release/net10.0/hsmvaultd.dll"
+cli="$root/src/HsmVault.Cli/bin/Release/net10.0/hsmvault.dll"
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+
+start_fleet() {  # name members base-port
+    local name=$1 members=$2 port=$3
+    HSMVAULT_BASE_PORT=$port "$root/softhsm/dev-fleet.sh" "$dir/$name" "$members" >/dev/null 2>&1
+    mkdir -p "$dir/$name/logs"
+    for i in $(seq 1 "$members"); do
+        SOFTHSM2_CONF=$dir/$name/softhsm/softhsm2.conf dotnet "$daemon" --config "$dir/$name/member-$i.json" \
+            --Logging:LogLevel:Default=Warning > "$dir/$name/logs/member-$i.log" 2>&1 &
+        pids+=($!)
+    done
+}
+
+servers() {  # members base-port
+    local list=""
+    for i in $(seq 1 "$1"); do list+="${list:+,}http://127.0.0.1:$(($2 + i - 1))"; done
+    echo "$list"
+}
+
+wait_ready() {  # name servers
+    for _ in $(seq 1 60); do
+        if SOFTHSM2_CONF=$dir/$1/softhsm/softhsm2.conf dotnet "$cli" status --user bench-probe \
+            --server "${2%%,*}" --tenant-key "$dir/$1/dev-tenant.key.pem" >/dev/null 2>&1; then
+            return 0
+        fi
+        sleep 1
+    done
+    echo "fleet '$1' did not become ready; see $dir/$1/logs" >&2
+    exit 1
+}
+
+start_fleet one 1 7301
+start_fleet three 3 7501
+wait_ready one "$(servers 1 7301)"
+wait_ready three "$(servers 3 7501)"
+
+echo "HsmVault benchmark: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), SoftHSM2 $(dpkg-query -W -f='${Version}' softhsm2 2>/dev/null)"
+dotnet "$cli" bench --server "$(servers 1 7301)" --tenant-key "$dir/one/dev-tenant.key.pem" \
+    --seconds "$seconds" --concurrency "$concurrency" --label "fleet of 1 (no peers)"
+dotnet "$cli" bench --server "$(servers 3 7501)" --tenant-key "$dir/three/dev-tenant.key.pem" \
+    --seconds "$seconds" --concurrency "$concurrency" --label "fleet of 3 on one machine"
