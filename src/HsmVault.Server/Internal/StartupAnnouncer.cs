@@ -1,5 +1,6 @@
 using HsmVault.Hsm;
 using HsmVault.Vault;
+using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
@@ -25,6 +26,9 @@ internal sealed partial class StartupAnnouncer(
     {
         var token = services.GetRequiredService<IVaultToken>();
         services.GetRequiredService<VaultService>();
+        // The tenants' keys too: JWT options are otherwise built at the first request, and an
+        // unreadable key file would then fail every call of a daemon that looks healthy.
+        services.GetRequiredService<IOptionsMonitor<JwtBearerOptions>>().Get(JwtBearerDefaults.AuthenticationScheme);
         Log.TokenReady(logger, token.Description.Label, token.Description.SerialNumber, token.Description.Model);
         lifetime.ApplicationStarted.Register(() =>
         {

@@ -20,6 +20,7 @@ public sealed partial class GrpcRaftTransport : IRaftTransport, IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly ILogger _logger;
     private readonly PeerLinkGate _gate;
+    private int _disposed;
 
     /// <summary>Starts a sender per peer.</summary>
     public GrpcRaftTransport(PeerConnections connections, PeerLinkGate gate, ILogger<GrpcRaftTransport> logger)
@@ -52,6 +53,12 @@ public sealed partial class GrpcRaftTransport : IRaftTransport, IAsyncDisposable
     /// <inheritdoc/>
     public async ValueTask DisposeAsync()
     {
+        // RaftHostedService disposes this at stop, and the container does again at its own disposal.
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         await _stopping.CancelAsync();
         foreach (var queue in _queues.Values)
         {
