@@ -85,6 +85,7 @@ public sealed class VaultClient
                     EncryptedSecret = ByteString.CopyFrom(encryptedSecret),
                     GuessLimit = (uint)guessLimit,
                     ReplaceExisting = replaceExisting,
+                    RegistrationTicket = response.RegistrationTicket,
                 },
                 await HeadersAsync(cancellationToken), cancellationToken: cancellationToken);
             return new RegisterResult((int)result.GuessLimit, result.Replaced);

@@ -25,11 +25,37 @@ public sealed record UserIdentity
     /// <summary>The user within the tenant: the subject of the caller's token.</summary>
     public string UserId { get; }
 
+    /// <summary>Length of the random nonce that gives each registration its own OPRF key.</summary>
+    public const int RegistrationNonceBytes = 16;
+
     /// <summary>
-    /// OPAQUE's credential_identifier (RFC 9807 section 6.1): both parts length-prefixed, so
-    /// that no two identities share one and a tenant cannot reach another tenant's users.
+    /// OPAQUE's credential_identifier (RFC 9807 section 6.1) for one registration: both parts
+    /// length-prefixed (so no two identities share one and a tenant cannot reach another
+    /// tenant's users), then that registration's random nonce. The nonce gives every
+    /// registration its own OPRF key, so StartRegistration, which costs no guess, can never
+    /// evaluate the OPRF under the key a live record uses: otherwise anyone holding the user's
+    /// JWT could collect evaluations for a whole dictionary and test it offline after spending
+    /// a single guess.
     /// </summary>
-    public byte[] CredentialIdentifier()
+    public byte[] CredentialIdentifier(ReadOnlySpan<byte> registrationNonce)
+    {
+        if (registrationNonce.Length != RegistrationNonceBytes)
+        {
+            throw new ArgumentException($"a registration nonce is {RegistrationNonceBytes} bytes", nameof(registrationNonce));
+        }
+
+        return [.. IdentityPrefix(), RealRecordTag, .. registrationNonce];
+    }
+
+    /// <summary>
+    /// The credential_identifier of the fake record an unknown user's recovery is answered with
+    /// (RFC 9807 section 10.9): a tag no real registration uses, so its OPRF key is never a
+    /// real record's.
+    /// </summary>
+    public byte[] FakeCredentialIdentifier() => [.. IdentityPrefix(), FakeRecordTag];
+
+    /// <summary>The length-prefixed tenant and user id, which also bind sealed records to this user.</summary>
+    public byte[] IdentityPrefix()
     {
         var tenant = Encoding.UTF8.GetBytes(Tenant);
         var user = Encoding.UTF8.GetBytes(UserId);
@@ -40,6 +66,9 @@ public sealed record UserIdentity
         user.CopyTo(result, 4 + tenant.Length);
         return result;
     }
+
+    private const byte FakeRecordTag = 0;
+    private const byte RealRecordTag = 1;
 
     /// <inheritdoc/>
     public override string ToString() => $"{Tenant}/{UserId}";

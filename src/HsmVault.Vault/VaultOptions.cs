@@ -46,6 +46,10 @@ public sealed class VaultOptions
     [Range(typeof(TimeSpan), "00:00:05", "01:00:00")]
     public TimeSpan RecoverySessionTimeout { get; set; } = TimeSpan.FromMinutes(2);
 
+    /// <summary>How long a registration may take between StartRegistration and FinishRegistration.</summary>
+    [Range(typeof(TimeSpan), "00:00:05", "01:00:00")]
+    public TimeSpan RegistrationTicketLifetime { get; set; } = TimeSpan.FromMinutes(10);
+
     /// <summary>Recovery sessions in flight at once on this member; more are refused with ResourceExhausted.</summary>
     [Range(1, 1_000_000)]
     public int MaxRecoverySessions { get; set; } = 10_000;

@@ -11,6 +11,9 @@ using Microsoft.Extensions.Options;
 
 namespace HsmVault.Vault;
 
+/// <summary>Answer to StartRegistration: the OPAQUE response and the ticket FinishRegistration needs.</summary>
+public sealed record RegistrationStartResult(byte[] RegistrationResponse, byte[] RegistrationTicket);
+
 /// <summary>Answer to a finished registration.</summary>
 public sealed record RegistrationResult(int GuessLimit, bool Replaced);
 
@@ -54,6 +57,7 @@ public sealed partial class VaultService : IDisposable
     private readonly OpaqueServer _opaque;
     private readonly RecordSealer _sealer;
     private readonly RecoverySessions _sessions;
+    private readonly RegistrationTickets _tickets;
     private readonly VaultOptions _options;
     private readonly ILogger _logger;
 
@@ -75,6 +79,7 @@ public sealed partial class VaultService : IDisposable
         _opaque = new OpaqueServer(OpaqueConfigurationFor(_options), new TokenOprfSeed(token), serverKeyPair);
         _sealer = new RecordSealer(token, _options.FleetId);
         _sessions = new RecoverySessions(time, _options.MaxRecoverySessions, _options.RecoverySessionTimeout);
+        _tickets = new RegistrationTickets(token, _options.FleetId, time, _options.RegistrationTicketLifetime);
     }
 
     /// <summary>The OPAQUE configuration both sides use; the KSF only ever runs on clients.</summary>
@@ -86,19 +91,28 @@ public sealed partial class VaultService : IDisposable
             new Argon2idKsf(new Argon2idParameters(options.Argon2MemoryKib, options.Argon2Iterations, options.Argon2Parallelism)));
     }
 
-    /// <summary>OPAQUE registration, first message. Stateless.</summary>
-    public byte[] StartRegistration(UserIdentity user, byte[] registrationRequest)
+    /// <summary>
+    /// OPAQUE registration, first message. Stateless: evaluates the OPRF under a key of a
+    /// fresh registration nonce, which travels to FinishRegistration in a sealed ticket.
+    /// </summary>
+    public RegistrationStartResult StartRegistration(UserIdentity user, byte[] registrationRequest)
     {
         ArgumentNullException.ThrowIfNull(user);
         ArgumentNullException.ThrowIfNull(registrationRequest);
         RequireLength(registrationRequest, OpaqueSizes.RegistrationRequest, "registration_request");
-        var credentialIdentifier = user.CredentialIdentifier();
-        return OnToken(() => Opaque(() => _opaque.CreateRegistrationResponse(registrationRequest, credentialIdentifier), "registration_request"));
+        return OnToken(() =>
+        {
+            var ticket = _tickets.Issue(user);
+            var credentialIdentifier = user.CredentialIdentifier(ticket.Nonce);
+            var response = Opaque(() => _opaque.CreateRegistrationResponse(registrationRequest, credentialIdentifier), "registration_request");
+            return new RegistrationStartResult(response, ticket.Sealed);
+        });
     }
 
     /// <summary>OPAQUE registration, final message: seals and stores the record.</summary>
     public async Task<RegistrationResult> FinishRegistrationAsync(
         UserIdentity user,
+        byte[] registrationTicket,
         byte[] registrationRecord,
         byte[] encryptedSecret,
         int guessLimit,
@@ -106,6 +120,7 @@ public sealed partial class VaultService : IDisposable
         CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(user);
+        ArgumentNullException.ThrowIfNull(registrationTicket);
         ArgumentNullException.ThrowIfNull(registrationRecord);
         ArgumentNullException.ThrowIfNull(encryptedSecret);
         RequireLength(registrationRecord, OpaqueSizes.RegistrationRecord, "registration_record");
@@ -123,7 +138,8 @@ public sealed partial class VaultService : IDisposable
                 $"guess_limit must be {RecordLimits.MinGuessLimit} to {RecordLimits.MaxGuessLimit}, or 0 for the default of {_options.DefaultGuessLimit}; got {guessLimit}");
         }
 
-        var contents = new RecordContents(registrationRecord, limit, encryptedSecret);
+        var nonce = OnToken(() => _tickets.Open(user, registrationTicket));
+        var contents = new RecordContents(nonce, registrationRecord, limit, encryptedSecret);
         for (var attempt = 0; ; attempt++)
         {
             await _log.ReadBarrierAsync(cancellationToken);
@@ -163,7 +179,6 @@ public sealed partial class VaultService : IDisposable
         ArgumentNullException.ThrowIfNull(user);
         ArgumentNullException.ThrowIfNull(ke1);
         RequireLength(ke1, OpaqueSizes.Ke1, "ke1");
-        var credentialIdentifier = user.CredentialIdentifier();
         for (var attempt = 0; ; attempt++)
         {
             _sessions.EnsureRoom();
@@ -171,7 +186,7 @@ public sealed partial class VaultService : IDisposable
             var current = _state.Read(user);
             if (current is null or { State: RecordState.Deleted })
             {
-                return StartFakeRecovery(user, ke1, credentialIdentifier);
+                return StartFakeRecovery(user, ke1);
             }
 
             if (current.State == RecordState.Destroyed)
@@ -187,6 +202,7 @@ public sealed partial class VaultService : IDisposable
 
             // KE2 is computed first so that a malformed KE1 is refused before any guess is
             // charged; it stays in memory until the charge is committed.
+            var credentialIdentifier = user.CredentialIdentifier(contents.RegistrationNonce);
             var start = OnToken(() => Opaque(() => _opaque.GenerateKe2(ke1, credentialIdentifier, contents.RegistrationRecord), "ke1"));
             CommandResult charge;
             try
@@ -212,7 +228,7 @@ public sealed partial class VaultService : IDisposable
                     throw Destroyed(user);
                 case CommandOutcome.NotRegistered:
                     start.State.Dispose();
-                    return StartFakeRecovery(user, ke1, credentialIdentifier);
+                    return StartFakeRecovery(user, ke1);
                 case CommandOutcome.VersionConflict when attempt < MaxVersionConflictRetries:
                     start.State.Dispose();
                     continue;
@@ -296,8 +312,9 @@ public sealed partial class VaultService : IDisposable
     /// <inheritdoc/>
     public void Dispose() => _sessions.Dispose();
 
-    private RecoveryStartResult StartFakeRecovery(UserIdentity user, byte[] ke1, byte[] credentialIdentifier)
+    private RecoveryStartResult StartFakeRecovery(UserIdentity user, byte[] ke1)
     {
+        var credentialIdentifier = user.FakeCredentialIdentifier();
         // RFC 9807 section 10.9: an unknown user gets a KE2 built from a fake record, and the
         // same guesses_remaining a fresh record would show, so StartRecovery does not reveal
         // whether the user is registered.

@@ -76,10 +76,23 @@ public sealed class MalformedMessageTests : DaemonTest
         var record = await Messages.RegistrationRecordAsync(Daemon.CreateRawClient(), Setup.Headers(Unregistered), Setup.NewPassword());
 
         var error = await RefusedWithoutChangeAsync(raw => raw.FinishRegistrationAsync(
-            new FinishRegistrationRequest { RegistrationRecord = ByteString.CopyFrom(record.RegistrationRecord), EncryptedSecret = Messages.Filled(length, 7) },
+            new FinishRegistrationRequest { RegistrationRecord = ByteString.CopyFrom(record.RegistrationRecord), RegistrationTicket = record.Ticket, EncryptedSecret = Messages.Filled(length, 7) },
             Setup.Headers(Unregistered)));
 
         Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+    }
+
+    [Fact]
+    public async Task FinishRegistration_WithoutTheTicketStartRegistrationReturned_IsInvalidArgument()
+    {
+        var record = await Messages.RegistrationRecordAsync(Daemon.CreateRawClient(), Setup.Headers(Unregistered), Setup.NewPassword());
+
+        var error = await RefusedWithoutChangeAsync(raw => raw.FinishRegistrationAsync(
+            new FinishRegistrationRequest { RegistrationRecord = ByteString.CopyFrom(record.RegistrationRecord), EncryptedSecret = Messages.Filled(60, 7) },
+            Setup.Headers(Unregistered)));
+
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Contains("registration_ticket", error.Status.Detail, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -89,7 +102,7 @@ public sealed class MalformedMessageTests : DaemonTest
         var record = await Messages.RegistrationRecordAsync(raw, Setup.Headers(Unregistered), Setup.NewPassword());
 
         var response = await raw.FinishRegistrationAsync(
-            new FinishRegistrationRequest { RegistrationRecord = ByteString.CopyFrom(record.RegistrationRecord), EncryptedSecret = Messages.Filled(1024, 7) },
+            new FinishRegistrationRequest { RegistrationRecord = ByteString.CopyFrom(record.RegistrationRecord), RegistrationTicket = record.Ticket, EncryptedSecret = Messages.Filled(1024, 7) },
             Setup.Headers(Unregistered));
 
         Assert.Equal(10u, response.GuessLimit);
@@ -101,7 +114,7 @@ public sealed class MalformedMessageTests : DaemonTest
         var record = await Messages.RegistrationRecordAsync(Daemon.CreateRawClient(), Setup.Headers(Unregistered), Setup.NewPassword());
 
         var error = await RefusedWithoutChangeAsync(raw => raw.FinishRegistrationAsync(
-            new FinishRegistrationRequest { RegistrationRecord = ByteString.CopyFrom(record.RegistrationRecord), EncryptedSecret = Messages.Filled(17 * 1024, 7) },
+            new FinishRegistrationRequest { RegistrationRecord = ByteString.CopyFrom(record.RegistrationRecord), RegistrationTicket = record.Ticket, EncryptedSecret = Messages.Filled(17 * 1024, 7) },
             Setup.Headers(Unregistered)));
 
         Assert.Equal(StatusCode.ResourceExhausted, error.StatusCode);
@@ -117,7 +130,7 @@ public sealed class MalformedMessageTests : DaemonTest
         var error = await RefusedWithoutChangeAsync(raw => raw.FinishRegistrationAsync(
             new FinishRegistrationRequest
             {
-                RegistrationRecord = ByteString.CopyFrom(record.RegistrationRecord),
+                RegistrationRecord = ByteString.CopyFrom(record.RegistrationRecord), RegistrationTicket = record.Ticket,
                 EncryptedSecret = Messages.Filled(60, 7),
                 GuessLimit = guessLimit,
             },
@@ -132,7 +145,7 @@ public sealed class MalformedMessageTests : DaemonTest
         var record = await Messages.RegistrationRecordAsync(Daemon.CreateRawClient(), Setup.Headers(Registered), Setup.NewPassword());
 
         var error = await RefusedWithoutChangeAsync(raw => raw.FinishRegistrationAsync(
-            new FinishRegistrationRequest { RegistrationRecord = ByteString.CopyFrom(record.RegistrationRecord), EncryptedSecret = Messages.Filled(60, 7) },
+            new FinishRegistrationRequest { RegistrationRecord = ByteString.CopyFrom(record.RegistrationRecord), RegistrationTicket = record.Ticket, EncryptedSecret = Messages.Filled(60, 7) },
             Setup.Headers(Registered)));
         var recovered = await Daemon.CreateClient(Registered).RecoverAsync(_password);
 

@@ -11,7 +11,7 @@ public sealed class RecordSealerTests : IDisposable
     private static readonly UserIdentity Bob = new("tenant", "bob");
     private readonly Pkcs11VaultToken _token = Tokens.OpenProvisioned();
     private readonly RecordSealer _sealer;
-    private readonly RecordContents _contents = new(Bytes.Random(OpaqueSizes.RegistrationRecord), 7, Bytes.Random(100));
+    private readonly RecordContents _contents = new(Bytes.Random(UserIdentity.RegistrationNonceBytes), Bytes.Random(OpaqueSizes.RegistrationRecord), 7, Bytes.Random(100));
 
     public RecordSealerTests()
     {

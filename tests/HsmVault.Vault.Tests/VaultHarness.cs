@@ -70,21 +70,22 @@ internal sealed class VaultHarness : IDisposable
         UserIdentity user, string password, byte[] backupKey, int guessLimit = 0, bool replace = false)
     {
         var start = Client.CreateRegistrationRequest(Password(password));
-        var response = Service.StartRegistration(user, start.RegistrationRequest);
-        var finish = Client.FinalizeRegistrationRequest(start.State, response);
+        var started = Service.StartRegistration(user, start.RegistrationRequest);
+        var finish = Client.FinalizeRegistrationRequest(start.State, started.RegistrationResponse);
         start.State.Dispose();
         var encrypted = SecretEnvelopes.EncryptBackupKey(finish.ExportKey, backupKey);
-        var result = await Service.FinishRegistrationAsync(user, finish.RegistrationRecord, encrypted, guessLimit, replace, CancellationToken.None);
+        var result = await Service.FinishRegistrationAsync(user, started.RegistrationTicket, finish.RegistrationRecord, encrypted, guessLimit, replace, CancellationToken.None);
         return (result, finish.ExportKey);
     }
 
-    /// <summary>A client's RegistrationRecord and encrypted secret, ready for FinishRegistration.</summary>
-    public (byte[] Record, byte[] EncryptedSecret) PrepareRegistration(UserIdentity user, string password, byte[] backupKey)
+    /// <summary>A registration ticket, a client's RegistrationRecord and encrypted secret, ready for FinishRegistration.</summary>
+    public (byte[] Ticket, byte[] Record, byte[] EncryptedSecret) PrepareRegistration(UserIdentity user, string password, byte[] backupKey)
     {
         var start = Client.CreateRegistrationRequest(Password(password));
-        var finish = Client.FinalizeRegistrationRequest(start.State, Service.StartRegistration(user, start.RegistrationRequest));
+        var started = Service.StartRegistration(user, start.RegistrationRequest);
+        var finish = Client.FinalizeRegistrationRequest(start.State, started.RegistrationResponse);
         start.State.Dispose();
-        return (finish.RegistrationRecord, SecretEnvelopes.EncryptBackupKey(finish.ExportKey, backupKey));
+        return (started.RegistrationTicket, finish.RegistrationRecord, SecretEnvelopes.EncryptBackupKey(finish.ExportKey, backupKey));
     }
 
     /// <summary>

@@ -34,7 +34,7 @@ public sealed class VaultServiceTests : IDisposable
 
         var response = _vault.Service.StartRegistration(Alice, start.RegistrationRequest);
 
-        Assert.Equal(_vault.ServerPublicKey, response[32..]);
+        Assert.Equal(_vault.ServerPublicKey, response.RegistrationResponse[32..]);
         start.State.Dispose();
     }
 
@@ -250,18 +250,18 @@ public sealed class VaultServiceTests : IDisposable
     [InlineData(int.MaxValue)]
     public async Task Register_GuessLimitOutOfRange_IsInvalidArgumentAndChangesNothing(int guessLimit)
     {
-        var (record, secret) = _vault.PrepareRegistration(Alice, RightPassword, _backupKey);
+        var (ticket, record, secret) = _vault.PrepareRegistration(Alice, RightPassword, _backupKey);
 
-        await AssertInvalidWithoutChangeAsync(() => _vault.Service.FinishRegistrationAsync(Alice, record, secret, guessLimit, false, CancellationToken.None));
+        await AssertInvalidWithoutChangeAsync(() => _vault.Service.FinishRegistrationAsync(Alice, ticket, record, secret, guessLimit, false, CancellationToken.None));
     }
 
     [Fact]
     public async Task Register_OversizedOrEmptySecret_IsInvalidArgument()
     {
-        var (record, _) = _vault.PrepareRegistration(Alice, RightPassword, _backupKey);
+        var (ticket, record, _) = _vault.PrepareRegistration(Alice, RightPassword, _backupKey);
 
-        await AssertInvalidWithoutChangeAsync(() => _vault.Service.FinishRegistrationAsync(Alice, record, new byte[RecordLimits.MaxEncryptedSecretBytes + 1], 0, false, CancellationToken.None));
-        await AssertInvalidWithoutChangeAsync(() => _vault.Service.FinishRegistrationAsync(Alice, record, [], 0, false, CancellationToken.None));
+        await AssertInvalidWithoutChangeAsync(() => _vault.Service.FinishRegistrationAsync(Alice, ticket, record, new byte[RecordLimits.MaxEncryptedSecretBytes + 1], 0, false, CancellationToken.None));
+        await AssertInvalidWithoutChangeAsync(() => _vault.Service.FinishRegistrationAsync(Alice, ticket, record, [], 0, false, CancellationToken.None));
 
         // The largest allowed secret goes through, and comes back intact.
         var largest = Bytes.Random(RecordLimits.MaxEncryptedSecretBytes - 28);
@@ -275,7 +275,7 @@ public sealed class VaultServiceTests : IDisposable
     [MemberData(nameof(WrongRecordLengths))]
     public async Task Register_RecordOfWrongLength_IsInvalidArgument(int length)
     {
-        await AssertInvalidWithoutChangeAsync(() => _vault.Service.FinishRegistrationAsync(Alice, Bytes.Random(length), [1], 0, false, CancellationToken.None));
+        await AssertInvalidWithoutChangeAsync(() => _vault.Service.FinishRegistrationAsync(Alice, [], Bytes.Random(length), [1], 0, false, CancellationToken.None));
     }
 
     [Theory]
@@ -283,10 +283,10 @@ public sealed class VaultServiceTests : IDisposable
     [InlineData(0xFF)]
     public async Task Register_RecordWithInvalidClientPublicKey_IsInvalidArgument(byte fill)
     {
-        var (record, secret) = _vault.PrepareRegistration(Alice, RightPassword, _backupKey);
+        var (ticket, record, secret) = _vault.PrepareRegistration(Alice, RightPassword, _backupKey);
         record.AsSpan(0, OpaqueSizes.PublicKey).Fill(fill);
 
-        await AssertInvalidWithoutChangeAsync(() => _vault.Service.FinishRegistrationAsync(Alice, record, secret, 0, false, CancellationToken.None));
+        await AssertInvalidWithoutChangeAsync(() => _vault.Service.FinishRegistrationAsync(Alice, ticket, record, secret, 0, false, CancellationToken.None));
     }
 
     [Theory]

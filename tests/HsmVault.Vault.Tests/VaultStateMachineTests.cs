@@ -187,7 +187,7 @@ public sealed class VaultStateMachineTests
         byte[] sealedRecord;
         using (var state = new VaultStateMachine(dir.Path))
         {
-            sealedRecord = sealer.Seal(Alice, 1, new RecordContents(registrationRecord, 3, secret));
+            sealedRecord = sealer.Seal(Alice, 1, new RecordContents(new byte[UserIdentity.RegistrationNonceBytes], registrationRecord, 3, secret));
             state.Apply(1, Encode(new RegisterCommand(Alice, 0, 3, sealedRecord, false)));
             state.Apply(2, Encode(new ChargeGuessCommand(Alice, 1)));
 

@@ -26,8 +26,12 @@ public sealed class VaultGrpcService(VaultService vault, FleetInfoProvider fleet
     public override Task<StartRegistrationResponse> StartRegistration(StartRegistrationRequest request, ServerCallContext context)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var response = vault.StartRegistration(Caller(context), request.RegistrationRequest.ToByteArray());
-        return Task.FromResult(new StartRegistrationResponse { RegistrationResponse = ByteString.CopyFrom(response) });
+        var started = vault.StartRegistration(Caller(context), request.RegistrationRequest.ToByteArray());
+        return Task.FromResult(new StartRegistrationResponse
+        {
+            RegistrationResponse = ByteString.CopyFrom(started.RegistrationResponse),
+            RegistrationTicket = ByteString.CopyFrom(started.RegistrationTicket),
+        });
     }
 
     /// <inheritdoc/>
@@ -35,16 +39,13 @@ public sealed class VaultGrpcService(VaultService vault, FleetInfoProvider fleet
     {
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(context);
-        if (request.GuessLimit > RecordLimits.MaxGuessLimit)
-        {
-            throw new VaultException(VaultError.InvalidArgument, $"guess_limit must be {RecordLimits.MinGuessLimit} to {RecordLimits.MaxGuessLimit}, or 0 for the default; got {request.GuessLimit}");
-        }
-
         var result = await vault.FinishRegistrationAsync(
             Caller(context),
+            request.RegistrationTicket.ToByteArray(),
             request.RegistrationRecord.ToByteArray(),
             request.EncryptedSecret.ToByteArray(),
-            (int)request.GuessLimit,
+            // Clamped, not cast: a huge uint must not wrap into a small or negative limit.
+            (int)Math.Min(request.GuessLimit, int.MaxValue),
             request.ReplaceExisting,
             context.CancellationToken);
         return new FinishRegistrationResponse { GuessLimit = (uint)result.GuessLimit, Replaced = result.Replaced };

@@ -7,10 +7,11 @@ using HsmVault.Hsm;
 namespace HsmVault.Vault.Records;
 
 /// <summary>What a sealed record holds.</summary>
+/// <param name="RegistrationNonce">The registration's nonce: part of the credential identifier its OPRF key derives from.</param>
 /// <param name="RegistrationRecord">OPAQUE's RegistrationRecord (192 bytes).</param>
 /// <param name="GuessLimit">Guesses allowed, as registered; checked against the replicated row.</param>
 /// <param name="EncryptedSecret">The client's backup key, encrypted by the client under a key from export_key.</param>
-public sealed record RecordContents(byte[] RegistrationRecord, int GuessLimit, byte[] EncryptedSecret);
+public sealed record RecordContents(byte[] RegistrationNonce, byte[] RegistrationRecord, int GuessLimit, byte[] EncryptedSecret);
 
 /// <summary>
 /// Seals a user's record with the token's record key (AES-256-GCM inside the token). The
@@ -19,21 +20,27 @@ public sealed record RecordContents(byte[] RegistrationRecord, int GuessLimit, b
 /// </summary>
 public sealed class RecordSealer(IVaultToken token, string fleetId)
 {
+    // Layout: format(1) || nonce(16) || registration record(192) || guess limit(1) || secret length(2) || secret.
     private const byte PayloadFormat = 1;
+    private const int NonceOffset = 1;
+    private const int RecordOffset = NonceOffset + UserIdentity.RegistrationNonceBytes;
+    private const int LimitOffset = RecordOffset + OpaqueSizes.RegistrationRecord;
+    private const int HeaderLength = LimitOffset + 1 + 2;
     private static readonly byte[] Domain = Encoding.ASCII.GetBytes("hsmvault/record/v1");
 
     /// <summary>Seals <paramref name="contents"/> as version <paramref name="version"/> of the user's record.</summary>
     public byte[] Seal(UserIdentity user, long version, RecordContents contents)
     {
         ArgumentNullException.ThrowIfNull(contents);
-        var payload = new byte[1 + OpaqueSizes.RegistrationRecord + 1 + 2 + contents.EncryptedSecret.Length];
+        var payload = new byte[HeaderLength + contents.EncryptedSecret.Length];
         try
         {
             payload[0] = PayloadFormat;
-            contents.RegistrationRecord.CopyTo(payload, 1);
-            payload[1 + OpaqueSizes.RegistrationRecord] = (byte)contents.GuessLimit;
-            BinaryPrimitives.WriteUInt16BigEndian(payload.AsSpan(2 + OpaqueSizes.RegistrationRecord), (ushort)contents.EncryptedSecret.Length);
-            contents.EncryptedSecret.CopyTo(payload, 4 + OpaqueSizes.RegistrationRecord);
+            contents.RegistrationNonce.CopyTo(payload, NonceOffset);
+            contents.RegistrationRecord.CopyTo(payload, RecordOffset);
+            payload[LimitOffset] = (byte)contents.GuessLimit;
+            BinaryPrimitives.WriteUInt16BigEndian(payload.AsSpan(LimitOffset + 1), (ushort)contents.EncryptedSecret.Length);
+            contents.EncryptedSecret.CopyTo(payload, HeaderLength);
             return token.Seal(payload, AssociatedData(user, version));
         }
         finally
@@ -58,17 +65,17 @@ public sealed class RecordSealer(IVaultToken token, string fleetId)
 
         try
         {
-            const int headerLength = 1 + OpaqueSizes.RegistrationRecord + 1 + 2;
-            if (payload.Length < headerLength || payload[0] != PayloadFormat
-                || BinaryPrimitives.ReadUInt16BigEndian(payload.AsSpan(headerLength - 2)) != payload.Length - headerLength)
+            if (payload.Length < HeaderLength || payload[0] != PayloadFormat
+                || BinaryPrimitives.ReadUInt16BigEndian(payload.AsSpan(LimitOffset + 1)) != payload.Length - HeaderLength)
             {
                 throw new VaultException(VaultError.DataLoss, $"the stored record of {user} has an unknown layout");
             }
 
             return new RecordContents(
-                payload.AsSpan(1, OpaqueSizes.RegistrationRecord).ToArray(),
-                payload[1 + OpaqueSizes.RegistrationRecord],
-                payload.AsSpan(headerLength).ToArray());
+                payload[NonceOffset..RecordOffset],
+                payload[RecordOffset..LimitOffset],
+                payload[LimitOffset],
+                payload[HeaderLength..]);
         }
         finally
         {
@@ -79,7 +86,7 @@ public sealed class RecordSealer(IVaultToken token, string fleetId)
     private byte[] AssociatedData(UserIdentity user, long version)
     {
         var fleet = Encoding.UTF8.GetBytes(fleetId);
-        var credential = user.CredentialIdentifier();
+        var credential = user.IdentityPrefix();
         var ad = new byte[Domain.Length + 2 + fleet.Length + credential.Length + 8];
         var span = ad.AsSpan();
         Domain.CopyTo(span);

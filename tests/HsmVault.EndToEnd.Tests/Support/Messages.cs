@@ -34,8 +34,11 @@ public static class Messages
         return ByteString.CopyFrom(start.RegistrationRequest);
     }
 
-    /// <summary>Runs StartRegistration for real and returns a valid RegistrationRecord and the export key.</summary>
-    public static async Task<ClientRegistrationFinish> RegistrationRecordAsync(ProtoVault.VaultClient client, Metadata headers, byte[] password)
+    /// <summary>A client's half of a registration: the record, the export key, and the server's ticket.</summary>
+    public sealed record PreparedRegistration(byte[] RegistrationRecord, byte[] ExportKey, ByteString Ticket);
+
+    /// <summary>Runs StartRegistration for real and returns a valid RegistrationRecord, the export key and the ticket.</summary>
+    public static async Task<PreparedRegistration> RegistrationRecordAsync(ProtoVault.VaultClient client, Metadata headers, byte[] password)
     {
         ArgumentNullException.ThrowIfNull(client);
         var opaque = new OpaqueClient(Configuration);
@@ -43,7 +46,8 @@ public static class Messages
         using var state = start.State;
         var response = await client.StartRegistrationAsync(
             new StartRegistrationRequest { RegistrationRequest = ByteString.CopyFrom(start.RegistrationRequest) }, headers);
-        return opaque.FinalizeRegistrationRequest(state, response.RegistrationResponse.Span);
+        var finish = opaque.FinalizeRegistrationRequest(state, response.RegistrationResponse.Span);
+        return new PreparedRegistration(finish.RegistrationRecord, finish.ExportKey, response.RegistrationTicket);
     }
 
     /// <summary>Registers <paramref name="backupKey"/> behind <paramref name="password"/> through the raw client.</summary>
@@ -55,6 +59,7 @@ public static class Messages
             new FinishRegistrationRequest
             {
                 RegistrationRecord = ByteString.CopyFrom(finish.RegistrationRecord),
+                RegistrationTicket = finish.Ticket,
                 EncryptedSecret = ByteString.CopyFrom(SecretEnvelopes.EncryptBackupKey(finish.ExportKey, backupKey)),
                 GuessLimit = guessLimit,
             },
