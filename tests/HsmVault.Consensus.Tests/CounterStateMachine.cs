@@ -7,7 +7,7 @@ namespace HsmVault.Consensus.Tests;
 /// beyond <see cref="Limit"/> the charge is refused. Deterministic, with a running hash of everything applied
 /// so that two members' states can be compared cheaply.
 /// </summary>
-public sealed class CounterStateMachine : IReplicatedStateMachine
+public sealed class CounterStateMachine : Simulation.ISimulatedStateMachine
 {
     public const int Limit = 10;
     public const int Keys = 8;
@@ -17,7 +17,7 @@ public sealed class CounterStateMachine : IReplicatedStateMachine
     public ulong AppliedIndex { get; private set; }
 
     /// <summary>Hash over every (index, command) applied, in order.</summary>
-    public ulong Chain { get; private set; } = 14695981039346656037UL;
+    public ulong Chain { get; private set; } = Simulation.ISimulatedStateMachine.InitialChain;
 
     public int Count(int key) => _counts[key];
 
@@ -66,6 +66,8 @@ public sealed class CounterStateMachine : IReplicatedStateMachine
             _counts[k] = BinaryPrimitives.ReadInt32LittleEndian(data[(16 + (4 * k))..]);
         }
     }
+
+    Simulation.ISimulatedStateMachine Simulation.ISimulatedStateMachine.Clone() => Clone();
 
     public CounterStateMachine Clone()
     {

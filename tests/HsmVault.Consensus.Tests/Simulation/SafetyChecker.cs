@@ -8,8 +8,13 @@ public sealed class SafetyViolationException(string message) : Exception(message
 /// changed (State Machine Safety and Leader Completeness, Raft §5.4), identical application results, and
 /// linearizable reads.
 /// </summary>
-internal sealed class SafetyChecker
+/// <remarks>
+/// A violation normally ends the run at once. The negative controls of the vault's history check let the run go
+/// on (<see cref="SimulationOptions.StopAtFirstViolation"/> false) to see whether the clients notice.
+/// </remarks>
+internal sealed class SafetyChecker(bool stopAtFirstViolation = true)
 {
+    private readonly List<string> _violations = [];
     private readonly Dictionary<ulong, string> _leaders = [];
     private readonly Dictionary<(ulong Index, ulong Term), (ulong Hash, ulong PreviousTerm)> _entries = [];
     private readonly Dictionary<ulong, (ulong Term, ulong Hash, ulong ResultHash, ulong Chain)> _committed = [];
@@ -22,6 +27,20 @@ internal sealed class SafetyChecker
     public int LinearizableReads { get; private set; }
 
     public int LeaderCount => _leaders.Count;
+
+    /// <summary>Violations seen so far when they do not stop the run.</summary>
+    public IReadOnlyList<string> Violations => _violations;
+
+    /// <summary>Reports a violated property: throws, or records it when the run is to go on.</summary>
+    public void Violation(string message)
+    {
+        if (stopAtFirstViolation)
+        {
+            throw new SafetyViolationException(message);
+        }
+
+        _violations.Add(message);
+    }
 
     public int AcknowledgedCount(int key) => _acknowledgedCounts[key];
 
@@ -37,7 +56,7 @@ internal sealed class SafetyChecker
         {
             if (existing != node.Id)
             {
-                throw new SafetyViolationException($"Two leaders in term {node.Term}: {existing} and {node.Id}.");
+                Violation($"Two leaders in term {node.Term}: {existing} and {node.Id}.");
             }
 
             return;
@@ -48,16 +67,16 @@ internal sealed class SafetyChecker
         // Leader Completeness (Raft §5.4.1): a new leader holds every committed entry.
         if (node.LastIndex < MaxCommitted)
         {
-            throw new SafetyViolationException(
-                $"Leader {node.Id} of term {node.Term} has last index {node.LastIndex} < committed {MaxCommitted}.");
+            Violation($"Leader {node.Id} of term {node.Term} has last index {node.LastIndex} < committed {MaxCommitted}.");
+            return;
         }
 
         for (var i = node.SnapshotIndex + 1; i <= MaxCommitted; i++)
         {
             if (_committed.TryGetValue(i, out var c) && node.TryGetTerm(i) != c.Term)
             {
-                throw new SafetyViolationException(
-                    $"Leader {node.Id} of term {node.Term} lacks committed entry {i} (term {c.Term}); has term {node.TryGetTerm(i)}.");
+                Violation($"Leader {node.Id} of term {node.Term} lacks committed entry {i} (term {c.Term}); has term {node.TryGetTerm(i)}.");
+                return;
             }
         }
     }
@@ -67,16 +86,19 @@ internal sealed class SafetyChecker
     {
         foreach (var entry in entries)
         {
-            var previousTerm = entry.Index == 1 ? 0 : node.TryGetTerm(entry.Index - 1)
-                ?? throw new SafetyViolationException($"{node.Id} persisted entry {entry.Index} without its predecessor.");
+            var previousTerm = entry.Index == 1 ? 0 : node.TryGetTerm(entry.Index - 1) ?? ulong.MaxValue;
+            if (previousTerm == ulong.MaxValue)
+            {
+                Violation($"{node.Id} persisted entry {entry.Index} without its predecessor.");
+            }
+
             var key = (entry.Index, entry.Term);
             var value = (Hash(entry), previousTerm);
             if (_entries.TryGetValue(key, out var existing))
             {
                 if (existing != value)
                 {
-                    throw new SafetyViolationException(
-                        $"Log Matching violated at ({entry.Index}, {entry.Term}) on {node.Id}: {existing} vs {value}.");
+                    Violation($"Log Matching violated at ({entry.Index}, {entry.Term}) on {node.Id}: {existing} vs {value}.");
                 }
             }
             else
@@ -94,8 +116,7 @@ internal sealed class SafetyChecker
         {
             if (existing != value)
             {
-                throw new SafetyViolationException(
-                    $"{member} applied {entry.Index} as {value}, but it was committed as {existing}.");
+                Violation($"{member} applied {entry.Index} as {value}, but it was committed as {existing}.");
             }
 
             return;
@@ -108,14 +129,24 @@ internal sealed class SafetyChecker
     /// <summary>A restored snapshot must describe the state of the members that applied up to its last command.</summary>
     public void CheckSnapshotRestored(string member, ulong lastCommandIndex, ulong chain)
     {
-        var expected = lastCommandIndex == 0
-            ? new CounterStateMachine().Chain
-            : _committed.TryGetValue(lastCommandIndex, out var c)
-                ? c.Chain
-                : throw new SafetyViolationException($"{member} restored a snapshot at {lastCommandIndex}, which nobody applied.");
+        ulong expected;
+        if (lastCommandIndex == 0)
+        {
+            expected = ISimulatedStateMachine.InitialChain;
+        }
+        else if (_committed.TryGetValue(lastCommandIndex, out var c))
+        {
+            expected = c.Chain;
+        }
+        else
+        {
+            Violation($"{member} restored a snapshot at {lastCommandIndex}, which nobody applied.");
+            return;
+        }
+
         if (expected != chain)
         {
-            throw new SafetyViolationException($"{member} restored a snapshot at {lastCommandIndex} whose state differs from the committed history.");
+            Violation($"{member} restored a snapshot at {lastCommandIndex} whose state differs from the committed history.");
         }
     }
 
@@ -132,13 +163,13 @@ internal sealed class SafetyChecker
         LinearizableReads++;
         if (value < acknowledgedBeforeRead)
         {
-            throw new SafetyViolationException(
+            Violation(
                 $"Stale read on {member}: key {key} = {value}, but {acknowledgedBeforeRead} charges were acknowledged before the read.");
         }
     }
 
     public static ulong Hash(LogEntry entry) =>
-        CounterStateMachine.Mix(CounterStateMachine.Mix(14695981039346656037UL, (ulong)entry.Kind), entry.Data.Span);
+        CounterStateMachine.Mix(CounterStateMachine.Mix(ISimulatedStateMachine.InitialChain, (ulong)entry.Kind), entry.Data.Span);
 
-    public static ulong Hash(byte[] result) => CounterStateMachine.Mix(14695981039346656037UL, result);
+    public static ulong Hash(byte[] result) => CounterStateMachine.Mix(ISimulatedStateMachine.InitialChain, result);
 }

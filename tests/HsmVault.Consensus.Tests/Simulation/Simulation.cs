@@ -11,7 +11,9 @@ public sealed record SimulationResult(
     int Leaders,
     int Crashes,
     int Rollbacks,
-    int Wipes);
+    int Wipes,
+    int Operations = 0,
+    int UnknownOutcomes = 0);
 
 /// <summary>
 /// A deterministic fleet: members with <see cref="MemoryRaftStorage"/>, a seeded network that drops,
@@ -19,7 +21,9 @@ public sealed record SimulationResult(
 /// disk rollbacks and wipes, and clients charging guesses and reading. After every step the
 /// <see cref="SafetyChecker"/> checks Raft's safety properties; after the faults stop, a leader must be
 /// elected and a new command applied on every member within a bound (liveness).
-/// Same seed, same run: all randomness comes from one seeded <see cref="Random"/>.
+/// Same seed, same run: all randomness comes from one seeded <see cref="Random"/>. What the clients do and
+/// what they check is the <see cref="IWorkload"/>: the counter of <see cref="CounterWorkload"/>, or the vault's
+/// own rule with a linearizability check (<see cref="Vault.VaultWorkload"/>).
 /// </summary>
 internal sealed class Simulation
 {
@@ -28,8 +32,9 @@ internal sealed class Simulation
     private readonly SimulationOptions _options;
     private readonly int _seed;
     private readonly Random _random;
-    private readonly SafetyChecker _checker = new();
-    private readonly Member[] _members;
+    private readonly SafetyChecker _checker;
+    private readonly IWorkload _workload;
+    private readonly SimMember[] _members;
     private readonly string[] _ids;
     private readonly PriorityQueue<RaftMessage, (long Tick, long Sequence)> _network = new();
     private readonly Queue<string>? _trace;
@@ -40,6 +45,8 @@ internal sealed class Simulation
     private long _partitionEnds;
     private bool _faultsActive = true;
     private ulong _nextRequestId;
+    private long _clockTick = -1;
+    private long _clockEvents;
     private int _crashes;
     private int _rollbacks;
     private int _wipes;
@@ -49,8 +56,10 @@ internal sealed class Simulation
         _options = options;
         _seed = seed;
         _random = new Random(seed);
+        _checker = new SafetyChecker(options.StopAtFirstViolation);
+        _workload = options.Workload == SimulationWorkload.Counter ? new CounterWorkload(this) : new Vault.VaultWorkload(this);
         _ids = [.. Enumerable.Range(1, options.Members).Select(i => $"n{i}")];
-        _members = [.. _ids.Select(id => new Member(id))];
+        _members = [.. _ids.Select(id => new SimMember(id, _workload.CreateStateMachine()))];
         _trace = trace ? new Queue<string>() : null;
         foreach (var member in _members)
         {
@@ -61,37 +70,65 @@ internal sealed class Simulation
     /// <summary>The last events, when tracing.</summary>
     public IEnumerable<string> Trace => _trace ?? Enumerable.Empty<string>();
 
+    public SimulationOptions Options => _options;
+
+    public Random Random => _random;
+
+    public IReadOnlyList<SimMember> Members => _members;
+
+    public SafetyChecker Checker => _checker;
+
+    /// <summary>The current tick.</summary>
+    public long Now => _now;
+
+    /// <summary>
+    /// A strictly increasing event time for client histories: the tick, then the order of events within it. The
+    /// simulator is sequential, so this order is the real-time order the linearizability checker needs.
+    /// </summary>
+    public long EventTime()
+    {
+        if (_clockTick != _now)
+        {
+            _clockTick = _now;
+            _clockEvents = 0;
+        }
+
+        return (_now * 10_000) + Math.Min(++_clockEvents, 9_999);
+    }
+
+    public ulong NextRequestId() => ++_nextRequestId;
+
     public SimulationResult Run()
     {
         for (; _now < _options.FaultTicks; _now++)
         {
             InjectFaults();
-            ClientActivity();
+            _workload.Act(faultPhase: true);
             DeliverDue();
             TickAll();
         }
 
         HealEverything();
         var livenessEnd = _now + _options.LivenessTicks;
-        (Member Member, ulong Index, ulong Term)? marker = null;
+        (SimMember Member, ulong Index, ulong Term)? marker = null;
         long markerAt = 0;
         for (; _now < livenessEnd; _now++)
         {
+            _workload.Act(faultPhase: false);
             DeliverDue();
             TickAll();
             if (marker is { } m && m.Member.Node is { } node && node.Term == m.Term && m.Member.Applied >= m.Index)
             {
                 if (_members.All(x => x.Applied >= m.Index))
                 {
-                    return Result();
+                    return Finish();
                 }
             }
             else if (marker is null || _now - markerAt > 4 * _options.ElectionTicks)
             {
                 var leader = _members.FirstOrDefault(x => x.Node?.Role == RaftRole.Leader);
-                if (leader?.Node?.Propose(CounterStateMachine.Charge(CounterStateMachine.Keys - 1)) is { } ticket)
+                if (leader is not null && _workload.ProposeMarker(leader) is { } ticket)
                 {
-                    leader.Proposals[ticket.Index] = (ticket.Term, CounterStateMachine.Keys - 1);
                     marker = (leader, ticket.Index, ticket.Term);
                     markerAt = _now;
                     Log($"marker proposed at {leader.Id} ({ticket.Index}, {ticket.Term})");
@@ -102,7 +139,7 @@ internal sealed class Simulation
 
         if (!_options.RequireLiveness)
         {
-            return Result();
+            return Finish();
         }
 
         var states = string.Join(", ", _members.Select(x => $"{x.Id}:{x.Node?.GetStatus()}"));
@@ -110,11 +147,22 @@ internal sealed class Simulation
             $"Liveness: no command applied everywhere within {_options.LivenessTicks} ticks after healing. {states}");
     }
 
-    private SimulationResult Result() => new(
-        _seed, _now, _messages, _checker.MaxCommitted, _checker.AcknowledgedWrites, _checker.LinearizableReads,
-        _checker.LeaderCount, _crashes, _rollbacks, _wipes);
+    private SimulationResult Finish()
+    {
+        _workload.Finish();
+        if (_checker.Violations.Count > 0)
+        {
+            // Only when violations do not stop the run (the negative controls): the clients saw nothing wrong.
+            throw new SafetyViolationException(
+                $"Raft safety violated ({_checker.Violations.Count} times) without any client noticing; first: {_checker.Violations[0]}");
+        }
 
-    private void Log(string line)
+        return new(
+            _seed, _now, _messages, _checker.MaxCommitted, _checker.AcknowledgedWrites, _checker.LinearizableReads,
+            _checker.LeaderCount, _crashes, _rollbacks, _wipes, _workload.Operations, _workload.UnknownOutcomes);
+    }
+
+    public void Log(string line)
     {
         if (_trace is null)
         {
@@ -128,7 +176,7 @@ internal sealed class Simulation
         }
     }
 
-    private bool DiskFaultsAllowed(Member member) => !_options.DiskFaultsOnFirstMemberOnly || member == _members[0];
+    private bool DiskFaultsAllowed(SimMember member) => !_options.DiskFaultsOnFirstMemberOnly || member == _members[0];
 
     private void InjectFaults()
     {
@@ -182,19 +230,17 @@ internal sealed class Simulation
         Log("healed");
     }
 
-    private void Crash(Member member)
+    private void Crash(SimMember member)
     {
         _crashes++;
         member.Storage.Crash(_random);
         member.Node = null;
-        member.Proposals.Clear();
-        member.Reads.Clear();
-        member.WaitingReads.Clear();
+        _workload.Crashed(member);
         member.RestartAt = _now + 5 + _random.Next(95);
         Log($"crash {member.Id}, restart at {member.RestartAt}");
     }
 
-    private void Restart(Member member, bool allowDiskFaults)
+    private void Restart(SimMember member, bool allowDiskFaults)
     {
         if (allowDiskFaults && DiskFaultsAllowed(member))
         {
@@ -209,7 +255,7 @@ internal sealed class Simulation
             else if (_random.NextDouble() < _options.WipeRate)
             {
                 member.Storage = new MemoryRaftStorage();
-                member.StateMachine = new CounterStateMachine();
+                member.StateMachine = _workload.CreateStateMachine();
                 _wipes++;
                 Log($"{member.Id} wiped");
             }
@@ -236,32 +282,6 @@ internal sealed class Simulation
         member.Applied = member.Node.AppliedIndex;
         Log($"start {member.Id}: {member.Node.GetStatus()} mark {mark}");
         Drain(member);
-    }
-
-    private void ClientActivity()
-    {
-        if (_random.NextDouble() < _options.ProposeRate)
-        {
-            var member = _members[_random.Next(_members.Length)];
-            var key = _random.Next(CounterStateMachine.Keys - 1);
-            if (member.Node?.Propose(CounterStateMachine.Charge(key)) is { } ticket)
-            {
-                member.Proposals[ticket.Index] = (ticket.Term, key);
-                Drain(member);
-            }
-        }
-
-        if (_random.NextDouble() < _options.ReadRate)
-        {
-            var member = _members[_random.Next(_members.Length)];
-            var key = _random.Next(CounterStateMachine.Keys - 1);
-            var id = ++_nextRequestId;
-            if (member.Node?.ReadIndex(id) == true)
-            {
-                member.Reads[id] = (key, _checker.AcknowledgedCount(key));
-                Drain(member);
-            }
-        }
     }
 
     private void Send(RaftMessage message)
@@ -323,7 +343,7 @@ internal sealed class Simulation
     }
 
     /// <summary>What the host does with each Ready, with a chance of crashing before the fsync.</summary>
-    private void Drain(Member member)
+    public void Drain(SimMember member)
     {
         while (member.Node is { } node && node.HasReady())
         {
@@ -371,29 +391,26 @@ internal sealed class Simulation
 
             foreach (var readState in ready.ReadStates)
             {
-                if (member.Reads.Remove(readState.RequestId, out var read))
-                {
-                    member.WaitingReads.Add((readState.Index, read.Key, read.Acknowledged));
-                }
+                _workload.ReadConfirmed(member, readState);
             }
 
             foreach (var dropped in ready.DroppedReads)
             {
-                member.Reads.Remove(dropped);
+                _workload.ReadDropped(member, dropped);
             }
 
-            ServeReads(member);
+            _workload.ServeReads(member);
             node.Advance();
             _checker.CheckLeader(node);
             MaybeSnapshot(member, node);
         }
     }
 
-    private void Apply(Member member, LogEntry entry)
+    private void Apply(SimMember member, LogEntry entry)
     {
         if (entry.Index != member.Applied + 1)
         {
-            throw new SafetyViolationException($"{member.Id} applied {entry.Index} after {member.Applied}.");
+            _checker.Violation($"{member.Id} applied {entry.Index} after {member.Applied}.");
         }
 
         member.Applied = entry.Index;
@@ -402,29 +419,13 @@ internal sealed class Simulation
         {
             var result = member.StateMachine.Apply(entry.Index, entry.Data.Span);
             resultHash = SafetyChecker.Hash(result);
-            if (member.Proposals.Remove(entry.Index, out var proposal) && proposal.Term == entry.Term)
-            {
-                _checker.Acknowledge(proposal.Key, result);
-            }
+            _workload.Applied(member, entry, result);
         }
 
         _checker.CheckApplied(member.Id, entry, resultHash, member.StateMachine.Chain);
     }
 
-    private void ServeReads(Member member)
-    {
-        for (var i = member.WaitingReads.Count - 1; i >= 0; i--)
-        {
-            var (index, key, acknowledged) = member.WaitingReads[i];
-            if (member.Applied >= index)
-            {
-                _checker.CheckRead(member.Id, key, member.StateMachine.Count(key), acknowledged);
-                member.WaitingReads.RemoveAt(i);
-            }
-        }
-    }
-
-    private void MaybeSnapshot(Member member, RaftNode node)
+    private void MaybeSnapshot(SimMember member, RaftNode node)
     {
         if (_options.SnapshotInterval <= 0 || member.Applied - node.SnapshotIndex < (ulong)_options.SnapshotInterval)
         {
@@ -440,30 +441,5 @@ internal sealed class Simulation
         var snapshot = new RaftSnapshot(index, node.TryGetTerm(index)!.Value, _ids, data);
         member.Storage.SaveSnapshot(snapshot);
         node.Compact(snapshot);
-    }
-
-    private sealed class Member(string id)
-    {
-        public string Id { get; } = id;
-
-        public MemoryRaftStorage Storage { get; set; } = new();
-
-        public CounterStateMachine StateMachine { get; set; } = new();
-
-        public HighWaterMark? Mark { get; set; }
-
-        public RaftNode? Node { get; set; }
-
-        public long RestartAt { get; set; }
-
-        public ulong Applied { get; set; }
-
-        public (MemoryRaftStorage Storage, CounterStateMachine StateMachine)? Backup { get; set; }
-
-        public Dictionary<ulong, (ulong Term, int Key)> Proposals { get; } = [];
-
-        public Dictionary<ulong, (int Key, int Acknowledged)> Reads { get; } = [];
-
-        public List<(ulong Index, int Key, int Acknowledged)> WaitingReads { get; } = [];
     }
 }

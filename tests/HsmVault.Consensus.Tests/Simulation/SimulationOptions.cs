@@ -1,8 +1,45 @@
 namespace HsmVault.Consensus.Tests.Simulation;
 
+/// <summary>What the simulated clients run.</summary>
+public enum SimulationWorkload
+{
+    /// <summary><see cref="CounterStateMachine"/>: charges and ReadIndex reads, checked by <see cref="SafetyChecker"/>.</summary>
+    Counter,
+
+    /// <summary>The vault's own <c>RecordTransitions</c> through Raft, its client history checked for linearizability.</summary>
+    Vault,
+}
+
+/// <summary>A bug planted in the simulated vault's state machine, to show that the history check sees it.</summary>
+public enum PlantedBug
+{
+    /// <summary>The real rule.</summary>
+    None,
+
+    /// <summary>A charge answers as if it counted, but the count is not stored.</summary>
+    ChargeDoesNotCount,
+}
+
 /// <summary>The knobs of one simulated scenario. Every random choice derives from the seed.</summary>
 public sealed record SimulationOptions
 {
+    public SimulationWorkload Workload { get; init; } = SimulationWorkload.Counter;
+
+    /// <summary>Vault workload only: a deliberate bug in the state machine (negative control).</summary>
+    public PlantedBug PlantedBug { get; init; }
+
+    /// <summary>Simulated clients of the vault workload, each with at most one operation in flight.</summary>
+    public int Clients { get; init; } = 4;
+
+    /// <summary>Users the vault workload's clients share (few, so that they contend).</summary>
+    public int Users { get; init; } = 2;
+
+    /// <summary>
+    /// Stop a run at its first Raft safety violation. The negative controls of the history check turn this off, so
+    /// that the clients' history shows whether they could see the violation.
+    /// </summary>
+    public bool StopAtFirstViolation { get; init; } = true;
+
     public int Members { get; init; } = 3;
 
     /// <summary>Ticks with faults; then the network heals and every member restarts (the liveness phase).</summary>

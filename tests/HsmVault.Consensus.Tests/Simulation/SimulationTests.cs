@@ -9,6 +9,8 @@ public sealed class SimulationGroup;
 [Collection(nameof(SimulationTests))]
 public sealed class SimulationTests(ITestOutputHelper output)
 {
+    private const string HistoryRejected = "History of";
+
     /// <summary>Multiplies the seed counts below (e.g. 10 for a long soak run).</summary>
     private static readonly int Scale = int.TryParse(Environment.GetEnvironmentVariable("HSMVAULT_SIM_SCALE"), out var s) ? s : 1;
 
@@ -38,6 +40,44 @@ public sealed class SimulationTests(ITestOutputHelper output)
         Assert.Contains(summary.Failures, f => !f.Message.StartsWith("Liveness", StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData("vault3", 800)]
+    [InlineData("vault5", 400)]
+    [InlineData("vault-rollback", 1000)]
+    [InlineData("vault-rollback5", 400)]
+    public void VaultSimulation_ManySeeds_HistoriesAreLinearizableWithinGuessBudget(string scenario, int seeds)
+    {
+        // The vault's own rule (RecordTransitions) replicated by Raft under faults: every client history must be
+        // linearizable per user and never charge more guesses than a registration allows.
+        var summary = SimulationRunner.Run(scenario, firstSeed: 1, seeds * Scale);
+        Report(scenario, summary);
+        Assert.True(summary.Failures.Count == 0, string.Join("\n", summary.Failures.Take(5)));
+    }
+
+    [Fact]
+    public void VaultSimulation_RollbackWithoutGuard_IsRejectedByHistoryCheck()
+    {
+        // Negative control: without the high-water mark, rolled-back members break Raft. The run goes on past the
+        // violation, and the clients' history alone must show it in some seeds, or the check could not see a
+        // consensus bug.
+        var summary = SimulationRunner.Run("vault-unguarded", firstSeed: 1, 200);
+        Report("vault-unguarded", summary);
+        var rejected = summary.Failures.Count(f => f.Message.StartsWith(HistoryRejected, StringComparison.Ordinal));
+        output.WriteLine($"{rejected} of {summary.Failures.Count} seeds that broke Raft were rejected by the history check");
+        Assert.True(rejected > 0, "no seed's history was rejected");
+    }
+
+    [Fact]
+    public void VaultSimulation_ChargeThatDoesNotCount_IsRejectedByHistoryCheck()
+    {
+        // Negative control: a state machine that answers Charged without storing the charge.
+        const int seeds = 50;
+        var summary = SimulationRunner.Run("vault-miscount", firstSeed: 1, seeds);
+        Report("vault-miscount", summary);
+        var rejected = summary.Failures.Count(f => f.Message.StartsWith(HistoryRejected, StringComparison.Ordinal));
+        Assert.True(rejected >= seeds * 9 / 10, $"only {rejected} of {seeds} seeds rejected");
+    }
+
     public static TheoryData<string, int> ReplaySeeds()
     {
         var data = new TheoryData<string, int>();
@@ -49,6 +89,7 @@ public sealed class SimulationTests(ITestOutputHelper output)
             data.Add("three", 922);
             data.Add("three", 1);
             data.Add("rollback", 1);
+            data.Add("vault3", 1);
             return data;
         }
 
@@ -90,7 +131,8 @@ public sealed class SimulationTests(ITestOutputHelper output)
             $"{summary.Failures.Count} failing; per run avg: committed {Avg(r => (double)r.Committed):F0}, " +
             $"acked writes {Avg(r => r.AcknowledgedWrites):F0}, reads {Avg(r => r.LinearizableReads):F0}, " +
             $"leaders {Avg(r => r.Leaders):F1}, crashes {Avg(r => r.Crashes):F1}, rollbacks {Avg(r => r.Rollbacks):F1}, wipes {Avg(r => r.Wipes):F1}, " +
-            $"messages {Avg(r => r.Messages):F0}");
+            $"messages {Avg(r => r.Messages):F0}" +
+            (results.Any(r => r.Operations > 0) ? $", client ops {Avg(r => r.Operations):F0} ({Avg(r => r.UnknownOutcomes):F1} unknown)" : ""));
         foreach (var failure in summary.Failures.Take(10))
         {
             output.WriteLine(failure.ToString());
