@@ -9,6 +9,7 @@ using HsmVault.Vault;
 using HsmVault.Vault.Replication;
 using HsmVault.Vault.State;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -80,8 +81,10 @@ public static class HsmVaultServer
         app.MapGrpcHealthChecksService();
         if (app.Services.GetService<PeerEndpoint>() is { } peering)
         {
-            // Routed only for the peer port; PeerGrpcService also insists on a member's certificate.
-            app.MapGrpcService<PeerGrpcService>().RequireHost($"*:{peering.Port}");
+            // Served only on connections to the peer port (the Host header is the client's to
+            // choose, the local port is not); PeerGrpcService also insists on a member's certificate.
+            app.MapGrpcService<PeerGrpcService>().AddEndpointFilter(async (context, next) =>
+                context.HttpContext.Connection.LocalPort == peering.Port ? await next(context) : Results.NotFound());
         }
 
         return app;
@@ -132,6 +135,12 @@ public static class HsmVaultServer
             grpc.MaxReceiveMessageSize = MaxMessageBytes;
             grpc.EnableDetailedErrors = false;
             grpc.Interceptors.Add<VaultExceptionInterceptor>();
+        })
+        .AddServiceOptions<PeerGrpcService>(peer =>
+        {
+            // Members send batches of log entries and whole snapshots; the 16 KiB client cap
+            // would stop a lagging or wiped member from ever catching up.
+            peer.MaxReceiveMessageSize = PeerConnections.MaxMessageBytes;
         });
         services.AddGrpcHealthChecks()
             .AddCheck<TokenHealthCheck>("token")

@@ -255,13 +255,13 @@ public sealed partial class VaultService : IDisposable
             };
 
         var sessionKey = OpaqueServer.ServerFinish(session.LoginState, ke3);
-        if (sessionKey is null || session.EncryptedSecret is null)
-        {
-            return await FailedGuessAsync(session, cancellationToken);
-        }
-
         try
         {
+            if (sessionKey is null || session.EncryptedSecret is null)
+            {
+                return await FailedGuessAsync(session, cancellationToken);
+            }
+
             var reset = await _log.SubmitAsync(new ResetGuessesCommand(user, session.Version), cancellationToken);
             switch (reset.Outcome)
             {
@@ -278,7 +278,10 @@ public sealed partial class VaultService : IDisposable
         }
         finally
         {
-            System.Security.Cryptography.CryptographicOperations.ZeroMemory(sessionKey);
+            if (sessionKey is not null)
+            {
+                System.Security.Cryptography.CryptographicOperations.ZeroMemory(sessionKey);
+            }
         }
     }
 

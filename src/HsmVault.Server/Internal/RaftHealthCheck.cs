@@ -5,7 +5,8 @@ namespace HsmVault.Server.Internal;
 
 /// <summary>
 /// Healthy while the member knows a leader (itself or another) and is not held back by its
-/// rollback guard; degraded otherwise, since it then refuses writes and decided reads.
+/// rollback guard. Otherwise unhealthy (NOT_SERVING): it then refuses writes and reads that
+/// decide anything, so a load balancer should send clients elsewhere.
 /// </summary>
 internal sealed class RaftHealthCheck(RaftHost host) : IHealthCheck
 {
@@ -19,11 +20,11 @@ internal sealed class RaftHealthCheck(RaftHost host) : IHealthCheck
 
         if (status.IsBehindHighWaterMark)
         {
-            return Task.FromResult(HealthCheckResult.Degraded($"the data folder is behind the token's high-water mark (term {status.Term}); catching up from the other members"));
+            return Task.FromResult(HealthCheckResult.Unhealthy($"the data folder is behind the token's high-water mark (term {status.Term}); catching up from the other members"));
         }
 
         return Task.FromResult(status.LeaderId is null
-            ? HealthCheckResult.Degraded($"no leader known in term {status.Term}: this member cannot reach a majority")
+            ? HealthCheckResult.Unhealthy($"no leader known in term {status.Term}: this member cannot reach a majority")
             : HealthCheckResult.Healthy($"{status.Role} in term {status.Term}, leader {status.LeaderId}, applied {status.AppliedIndex}"));
     }
 }

@@ -13,6 +13,9 @@ namespace HsmVault.Server.Peering;
 /// </summary>
 public sealed class PeerConnections : IDisposable
 {
+    /// <summary>Largest peer message: a batch of log entries or a whole snapshot.</summary>
+    public const int MaxMessageBytes = 256 * 1024 * 1024;
+
     /// <summary>Metadata header naming the sender's fleet, checked by the receiver besides the certificate.</summary>
     public const string FleetHeader = "hsmvault-fleet";
 
@@ -46,8 +49,8 @@ public sealed class PeerConnections : IDisposable
             {
                 HttpHandler = handler,
                 DisposeHttpClient = true,
-                MaxReceiveMessageSize = 64 * 1024 * 1024,
-                MaxSendMessageSize = 64 * 1024 * 1024,
+                MaxReceiveMessageSize = MaxMessageBytes,
+                MaxSendMessageSize = MaxMessageBytes,
             });
         }
     }

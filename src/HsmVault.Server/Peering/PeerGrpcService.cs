@@ -4,6 +4,7 @@ using HsmVault.Consensus;
 using HsmVault.Protocol.V1;
 using HsmVault.Vault;
 using HsmVault.Vault.State;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -22,6 +23,7 @@ public sealed partial class PeerGrpcService(
     PeerLinkGate gate,
     IOptions<PeerOptions> peerOptions,
     IOptions<VaultOptions> vaultOptions,
+    IHostApplicationLifetime lifetime,
     ILogger<PeerGrpcService> logger) : Peer.PeerBase
 {
     private readonly HashSet<string> _members = peerOptions.Value.MemberIds(vaultOptions.Value.MemberId).ToHashSet(StringComparer.Ordinal);
@@ -32,7 +34,26 @@ public sealed partial class PeerGrpcService(
     {
         ArgumentNullException.ThrowIfNull(requestStream);
         var peer = Authenticate(context);
-        await foreach (var envelope in requestStream.ReadAllAsync(context.CancellationToken))
+
+        // A peer's stream only ends when the peer goes away. End it when this member shuts down,
+        // or Kestrel waits for it until the host's shutdown timeout and the Raft host is then
+        // stopped with an already-cancelled token.
+        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
+        try
+        {
+            await ReceiveAsync(peer, requestStream, stopping.Token);
+        }
+        catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested)
+        {
+            // Shutting down: the peer reconnects to whoever serves this address next.
+        }
+
+        return new ReplicateAck();
+    }
+
+    private async Task ReceiveAsync(string peer, IAsyncStreamReader<RaftEnvelope> requestStream, CancellationToken cancellationToken)
+    {
+        await foreach (var envelope in requestStream.ReadAllAsync(cancellationToken))
         {
             RaftMessage message;
             try
@@ -58,8 +79,6 @@ public sealed partial class PeerGrpcService(
 
             host.Deliver(message);
         }
-
-        return new ReplicateAck();
     }
 
     /// <inheritdoc/>

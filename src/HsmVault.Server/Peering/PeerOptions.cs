@@ -98,7 +98,7 @@ internal sealed class PeerOptionsValidation(IOptions<VaultOptions> vault) : IVal
 
         if (options.Members.Count % 2 == 0)
         {
-            failures.Add($"{options.Members.Count} members tolerate no more failures than {options.Members.Count - 1}; configure an odd number (3 or 5)");
+            failures.Add($"{options.Members.Count} members tolerate no more failures than {options.Members.Count - 1} do; configure an odd number (3 or 5)");
         }
 
         if (options.Members.Count > 1)

@@ -42,7 +42,9 @@ internal sealed class RecoverySessions(TimeProvider time, int capacity, TimeSpan
     /// <summary>Length of a session id, in bytes.</summary>
     public const int SessionIdBytes = 16;
 
+    private const int SweepEvery = 256;
     private readonly ConcurrentDictionary<string, RecoverySession> _sessions = new(StringComparer.Ordinal);
+    private long _addsSinceSweep;
 
     public DateTimeOffset NewExpiry() => time.GetUtcNow() + lifetime;
 
@@ -78,6 +80,12 @@ internal sealed class RecoverySessions(TimeProvider time, int capacity, TimeSpan
 
         var id = RandomNumberGenerator.GetBytes(SessionIdBytes);
         _sessions[Convert.ToHexString(id)] = session;
+        // Abandoned sessions hold key material: sweep now and then, not only when the table is full.
+        if (Interlocked.Increment(ref _addsSinceSweep) % SweepEvery == 0)
+        {
+            RemoveExpired();
+        }
+
         return id;
     }
 

@@ -184,7 +184,7 @@ public sealed class VaultModel : IModel<VaultUserState, VaultInput, VaultOutput>
                 return (DestroyedAnswer, destroyed);
             case VaultInput.FinishRecovery:
                 return (new VaultOutput.WrongPassword(state.Limit - state.GuessesUsed), state);
-            case VaultInput.Delete when state.Registered || state.Destroyed:
+            case VaultInput.Delete when state.Registered:
                 return (DeletedAnswer, new VaultUserState(false, state.Version, 0, 0, false));
             case VaultInput.Delete:
                 return (NotFoundAnswer, state);

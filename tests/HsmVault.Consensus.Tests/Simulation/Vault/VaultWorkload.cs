@@ -58,9 +58,6 @@ internal sealed class VaultWorkload : IWorkload
 
     public int UnknownOutcomes => _history.History().Count(op => op.IsPending);
 
-    /// <summary>Deletes of a destroyed record, left out of the history (see <see cref="Answered"/>).</summary>
-    public int DeletesOfDestroyedRecords { get; private set; }
-
     public ISimulatedStateMachine CreateStateMachine() => new InMemoryVaultStateMachine(_simulation.Options.PlantedBug);
 
     public void Act(bool faultPhase)
@@ -371,14 +368,6 @@ internal sealed class VaultWorkload : IWorkload
             case (DeleteCommand, CommandOutcome.Deleted):
                 output = new VaultOutput.Deleted();
                 break;
-            case (DeleteCommand delete, CommandOutcome.NotRegistered) when state.Read(delete.User)?.State == RecordState.Destroyed:
-                // RecordTransitions keeps a destroyed record destroyed and answers NotRegistered (NotFound to the
-                // client), but VaultModel expects Delete to turn a destroyed record into a deleted one. The two
-                // disagree; until they are reconciled, this answer, which provably changed nothing (the rule returns
-                // no new row), is left out of the history rather than recorded as one the model cannot give.
-                DeletesOfDestroyedRecords++;
-                End(op, Ending.NoEffect);
-                return;
             case (DeleteCommand, CommandOutcome.NotRegistered):
                 output = new VaultOutput.NotFound();
                 break;
