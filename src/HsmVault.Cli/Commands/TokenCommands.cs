@@ -45,7 +45,9 @@ internal static class TokenCommands
     /// <c>hsmvault fleet init --config m1.json --config m2.json ...</c>: generates the fleet keys
     /// in the first member's token and copies them to every other member's token by the key
     /// ceremony (wrapped under ECDH-derived keys, never in plaintext outside a token), then makes
-    /// the originals non-extractable. A fleet whose members all have their keys is left as it is.
+    /// the originals non-extractable, whatever happened on the way: keys must never stay
+    /// extractable. A re-run finishes what an interrupted one left (while the originals are still
+    /// extractable); a fleet whose members all have their keys is left as it is.
     /// </summary>
     public static int InitFleet(Arguments args)
     {
@@ -56,47 +58,80 @@ internal static class TokenCommands
             throw new UsageException("name each member's daemon configuration with --config FILE");
         }
 
-        var missing = members.Where(m => !HasFleetKeys(m)).ToList();
-        if (missing.Count == 0)
+        var states = members.Select(ProvisioningOf).ToList();
+        if (states.All(state => state == MemberProvisioning.Complete))
         {
             Console.WriteLine($"all {members.Count} members already hold the fleet keys; nothing to do");
             return 0;
         }
 
         var origin = members[0];
-        if (missing[0] != origin)
+        if (states[0] == MemberProvisioning.NoKeys)
         {
-            throw new UsageException(
-                $"token '{Name(missing[0])}' has no fleet keys, but '{Name(origin)}' has locked ones that can no longer be copied; " +
-                "re-create the fleet, or copy the keys in a fresh ceremony");
+            TokenProvisioner.ProvisionFleetKeys(origin, new FleetKeyGenerationOptions { ExtractableForCeremony = members.Count > 1 });
+            Console.WriteLine($"generated the fleet keys in token '{Name(origin)}'");
         }
 
-        TokenProvisioner.ProvisionFleetKeys(origin, new FleetKeyGenerationOptions { ExtractableForCeremony = members.Count > 1 });
         byte[] sealedAkeKey;
         using (var token = Pkcs11VaultToken.Open(origin))
         {
-            FleetKeys.CreateAkeKey(token);
+            if (!FleetKeys.HasAkeKey(token))
+            {
+                FleetKeys.CreateAkeKey(token);
+            }
+
             sealedAkeKey = token.ReadDataObject(FleetKeys.AkePrivateKeyObject)!;
         }
 
-        Console.WriteLine($"generated the fleet keys in token '{Name(origin)}'");
-        foreach (var member in members.Skip(1))
+        try
         {
-            var transcript = FleetCeremony.CopyFleetKeys(origin, member);
-            using var token = Pkcs11VaultToken.Open(member);
-            // The AKE key is sealed under the record key, which the target now shares: its
-            // ciphertext is copied as it is.
-            token.WriteDataObject(FleetKeys.AkePrivateKeyObject, sealedAkeKey);
-            Console.WriteLine($"copied {transcript.CopiedKeys.Count} fleet keys and the sealed OPAQUE server key to token '{Name(member)}'");
-        }
+            for (var i = 1; i < members.Count; i++)
+            {
+                if (states[i] == MemberProvisioning.NoKeys)
+                {
+                    var transcript = FleetCeremony.CopyFleetKeys(origin, members[i]);
+                    Console.WriteLine($"copied {transcript.CopiedKeys.Count} fleet keys to token '{Name(members[i])}'");
+                }
 
-        if (members.Count > 1)
+                if (states[i] != MemberProvisioning.Complete)
+                {
+                    // The AKE key is sealed under the record key, which the member now shares:
+                    // its ciphertext is copied as it is.
+                    using var token = Pkcs11VaultToken.Open(members[i]);
+                    token.WriteDataObject(FleetKeys.AkePrivateKeyObject, sealedAkeKey);
+                    Console.WriteLine($"copied the sealed OPAQUE server key to token '{Name(members[i])}'");
+                }
+            }
+        }
+        finally
         {
-            FleetCeremony.LockFleetKeys(origin);
-            Console.WriteLine($"made the fleet keys in '{Name(origin)}' non-extractable");
+            if (members.Count > 1 && FleetCeremony.LockFleetKeys(origin).Count > 0)
+            {
+                Console.WriteLine($"made the fleet keys in '{Name(origin)}' non-extractable");
+            }
         }
 
         return 0;
+    }
+
+    private enum MemberProvisioning
+    {
+        NoKeys,
+        KeysWithoutAkeKey,
+        Complete,
+    }
+
+    private static MemberProvisioning ProvisioningOf(TokenOptions options)
+    {
+        try
+        {
+            using var token = Pkcs11VaultToken.Open(options);
+            return FleetKeys.HasAkeKey(token) ? MemberProvisioning.Complete : MemberProvisioning.KeysWithoutAkeKey;
+        }
+        catch (TokenConfigurationException e) when (e.Message.Contains("hsmvault token init", StringComparison.Ordinal))
+        {
+            return MemberProvisioning.NoKeys;
+        }
     }
 
     /// <summary><c>hsmvault fleet certs --out DIR --fleet F --member ID ...</c>: the members' mutual-TLS certificates.</summary>
@@ -139,19 +174,6 @@ internal static class TokenCommands
         DevelopmentTokens.CreateKeyPair(privateFile, publicFile);
         Console.WriteLine($"wrote {privateFile} (keep it with the tenant's backend) and {publicFile} (give it to the fleet)");
         return 0;
-    }
-
-    private static bool HasFleetKeys(TokenOptions options)
-    {
-        try
-        {
-            using var token = Pkcs11VaultToken.Open(options);
-            return FleetKeys.HasAkeKey(token);
-        }
-        catch (TokenConfigurationException e) when (e.Message.Contains("hsmvault token init", StringComparison.Ordinal))
-        {
-            return false;
-        }
     }
 
     private static string Name(TokenOptions options) => options.TokenLabel ?? options.TokenSerial ?? "?";
