@@ -51,6 +51,9 @@ public static class HsmVaultServer
         // Per-request framework logs drown the vault's own events; configuration can turn them back on.
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Logging.AddFilter("Grpc", LogLevel.Warning);
+        // The health service logs every unhealthy probe as an error, which during an election
+        // is noise: the Raft host logs leadership changes as its own events.
+        builder.Logging.AddFilter("Microsoft.Extensions.Diagnostics.HealthChecks", LogLevel.Critical);
 
         var peering = PeerEndpoint.FromConfiguration(builder.Configuration);
         builder.WebHost.ConfigureKestrel(kestrel =>

@@ -23,6 +23,9 @@ public enum VaultError
 
     /// <summary>The record changed concurrently, again and again; retry.</summary>
     Aborted,
+
+    /// <summary>The caller's credentials do not say who the caller is.</summary>
+    Unauthenticated,
 }
 
 /// <summary>

@@ -59,8 +59,8 @@ public sealed class AuthenticationTests : DaemonTest
     [Fact]
     public async Task AnyCall_WithTrustedTokenWithoutSubject_IsRefusedSayingWhy_AndChangesNothing()
     {
-        // A trusted tenant's token that names no user: refused as malformed (the daemon's choice
-        // is InvalidArgument, with a message naming the missing claim), never served as anyone.
+        // A trusted tenant's token that names no user is no credential: Unauthenticated, with a
+        // message naming the missing claim, never served as anyone.
         var raw = Daemon.CreateRawClient();
         var headers = BadHeaders("no subject");
 
@@ -70,7 +70,7 @@ public sealed class AuthenticationTests : DaemonTest
 
         foreach (var error in new[] { status, recovery })
         {
-            Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+            Assert.Equal(StatusCode.Unauthenticated, error.StatusCode);
             Assert.Contains("'sub'", error.Status.Detail, StringComparison.Ordinal);
         }
     }

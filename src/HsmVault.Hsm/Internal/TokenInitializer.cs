@@ -9,8 +9,6 @@ namespace HsmVault.Hsm.Internal;
 /// </summary>
 internal static class TokenInitializer
 {
-    private static readonly Lock InitLock = new();
-
     /// <returns>The new token's serial number.</returns>
     public static string Initialize(string modulePath, string label, byte[] soPin, byte[] userPin)
     {
@@ -22,8 +20,9 @@ internal static class TokenInitializer
 
         var library = Pkcs11Modules.Get(modulePath);
 
-        // "The free slot" is shared state of the module: one initialisation at a time.
-        lock (InitLock)
+        // "The free slot" is shared state of the module: one initialisation at a time, and no
+        // one walking the slot list meanwhile.
+        lock (SlotListGate.Gate)
         {
             var slots = library.GetSlotList(SlotsType.WithTokenPresent);
             foreach (var slot in slots)

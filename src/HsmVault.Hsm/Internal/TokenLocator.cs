@@ -21,34 +21,9 @@ internal static class TokenLocator
 
         var matches = new List<(ISlot Slot, TokenDescription Description)>();
         var present = new List<string>();
-        foreach (var slot in library.GetSlotList(SlotsType.WithTokenPresent))
+        lock (SlotListGate.Gate)
         {
-            ITokenInfo info;
-            try
-            {
-                info = slot.GetTokenInfo();
-            }
-            catch (Pkcs11Exception ex)
-            {
-                present.Add(string.Create(CultureInfo.InvariantCulture, $"0x{slot.SlotId:x} (unreadable: {ex.RV})"));
-                continue;
-            }
-
-            if (!info.TokenFlags.TokenInitialized)
-            {
-                present.Add(string.Create(CultureInfo.InvariantCulture, $"0x{slot.SlotId:x} (uninitialised)"));
-                continue;
-            }
-
-            var description = new TokenDescription(
-                info.Label.Trim(), info.SerialNumber.Trim(), info.ManufacturerId.Trim(), info.Model.Trim(), slot.SlotId);
-            present.Add(string.Create(
-                CultureInfo.InvariantCulture,
-                $"0x{slot.SlotId:x} (label '{description.Label}', serial '{description.SerialNumber}')"));
-            if ((label is null || description.Label == label) && (serial is null || description.SerialNumber == serial))
-            {
-                matches.Add((slot, description));
-            }
+            Collect(library, label, serial, matches, present);
         }
 
         var wanted = Describe(label, serial);
@@ -110,5 +85,39 @@ internal static class TokenLocator
         }
 
         return text.ToString();
+    }
+
+    private static void Collect(
+        IPkcs11Library library, string? label, string? serial, List<(ISlot Slot, TokenDescription Description)> matches, List<string> present)
+    {
+        foreach (var slot in library.GetSlotList(SlotsType.WithTokenPresent))
+        {
+            ITokenInfo info;
+            try
+            {
+                info = slot.GetTokenInfo();
+            }
+            catch (Pkcs11Exception ex)
+            {
+                present.Add(string.Create(CultureInfo.InvariantCulture, $"0x{slot.SlotId:x} (unreadable: {ex.RV})"));
+                continue;
+            }
+
+            if (!info.TokenFlags.TokenInitialized)
+            {
+                present.Add(string.Create(CultureInfo.InvariantCulture, $"0x{slot.SlotId:x} (uninitialised)"));
+                continue;
+            }
+
+            var description = new TokenDescription(
+                info.Label.Trim(), info.SerialNumber.Trim(), info.ManufacturerId.Trim(), info.Model.Trim(), slot.SlotId);
+            present.Add(string.Create(
+                CultureInfo.InvariantCulture,
+                $"0x{slot.SlotId:x} (label '{description.Label}', serial '{description.SerialNumber}')"));
+            if ((label is null || description.Label == label) && (serial is null || description.SerialNumber == serial))
+            {
+                matches.Add((slot, description));
+            }
+        }
     }
 }

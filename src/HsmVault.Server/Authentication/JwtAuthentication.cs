@@ -54,10 +54,17 @@ public static class JwtAuthentication
         var subject = principal.FindFirst(JwtRegisteredClaimNames.Sub)?.Value;
         if (string.IsNullOrEmpty(issuer) || string.IsNullOrEmpty(subject))
         {
-            throw new VaultException(VaultError.InvalidArgument, "the bearer token must carry 'iss' (tenant) and 'sub' (user id)");
+            throw new VaultException(VaultError.Unauthenticated, "the bearer token must carry 'iss' (tenant) and 'sub' (user id)");
         }
 
-        return new UserIdentity(issuer, subject);
+        try
+        {
+            return new UserIdentity(issuer, subject);
+        }
+        catch (VaultException e)
+        {
+            throw new VaultException(VaultError.Unauthenticated, $"the bearer token does not name a usable user: {e.Message}", e);
+        }
     }
 
     private static SecurityKey LoadKey(TenantOptions tenant)

@@ -1,4 +1,6 @@
+using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
+using Microsoft.Extensions.Options;
 
 namespace HsmVault.Server.Peering;
 
@@ -26,24 +28,38 @@ public sealed class PeerCertificates : IDisposable
     public string FleetId { get; }
 
     /// <summary>Loads the PEM files named in <see cref="PeerOptions"/>.</summary>
+    /// <exception cref="OptionsValidationException">A file cannot be read or parsed, or the certificate is not this member's.</exception>
     public static PeerCertificates Load(PeerOptions options, string fleetId, string memberId)
     {
         ArgumentNullException.ThrowIfNull(options);
-        using var pem = X509Certificate2.CreateFromPemFile(options.CertificateFile!, options.KeyFile!);
-        // Re-import as PKCS#12 so the key is usable by SslStream on every platform.
-        var certificate = X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), password: null);
-        var authority = X509CertificateLoader.LoadCertificateFromFile(options.CaFile!);
+        X509Certificate2 certificate;
+        X509Certificate2 authority;
+        try
+        {
+            using var pem = X509Certificate2.CreateFromPemFile(options.CertificateFile!, options.KeyFile!);
+            // Re-import as PKCS#12 so the key is usable by SslStream on every platform.
+            certificate = X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), password: null);
+            authority = X509CertificateLoader.LoadCertificateFromFile(options.CaFile!);
+        }
+        catch (Exception e) when (e is CryptographicException or IOException or UnauthorizedAccessException)
+        {
+            throw Invalid($"cannot load the peer certificate ('{options.CertificateFile}', key '{options.KeyFile}', CA '{options.CaFile}'): {e.Message}");
+        }
+
         var result = new PeerCertificates(certificate, authority, fleetId);
         var self = result.Identify(certificate);
         if (self != memberId)
         {
             result.Dispose();
-            throw new InvalidOperationException(
-                $"peer certificate '{options.CertificateFile}' is not valid for member '{memberId}' of fleet '{fleetId}': {self ?? "it is not issued by the fleet's peer CA for this fleet"}");
+            throw Invalid($"peer certificate '{options.CertificateFile}' is not valid for member '{memberId}' of fleet '{fleetId}': " +
+                (self is null ? "it is not issued by the fleet's peer CA for this fleet" : $"it names member '{self}'"));
         }
 
         return result;
     }
+
+    private static OptionsValidationException Invalid(string message) =>
+        new(PeerOptions.SectionName, typeof(PeerOptions), [message]);
 
     /// <summary>
     /// The member id a peer certificate proves: chained to the fleet's peer CA alone, within its

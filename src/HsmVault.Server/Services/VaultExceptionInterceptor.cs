@@ -46,6 +46,7 @@ public sealed class VaultExceptionInterceptor : Interceptor
         VaultError.Unavailable => StatusCode.Unavailable,
         VaultError.DataLoss => StatusCode.DataLoss,
         VaultError.Aborted => StatusCode.Aborted,
+        VaultError.Unauthenticated => StatusCode.Unauthenticated,
         _ => StatusCode.Internal,
     };
 }

@@ -86,17 +86,10 @@ public sealed class DaemonSetup : IDisposable
     /// <param name="maxConcurrentOperations">The daemon's cap on concurrent token operations.</param>
     public static DaemonSetup Create(int maxConcurrentOperations = 2)
     {
-        TokenOptions token;
-        SlotListGate.Gate.Wait();
-        try
+        var token = SoftHsmEnvironment.Shared.CreateProvisionedToken(maxConcurrentOperations: maxConcurrentOperations);
+        using (var opened = Pkcs11VaultToken.Open(token))
         {
-            token = SoftHsmEnvironment.Shared.CreateProvisionedToken(maxConcurrentOperations: maxConcurrentOperations);
-            using var opened = Pkcs11VaultToken.Open(token);
             FleetKeys.CreateAkeKey(opened);
-        }
-        finally
-        {
-            SlotListGate.Gate.Release();
         }
 
         var workDirectory = Directory.CreateTempSubdirectory("hsmvault-e2e-").FullName;
