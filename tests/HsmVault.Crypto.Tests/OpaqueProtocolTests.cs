@@ -1,6 +1,8 @@
 using System.Security.Cryptography;
 using HsmVault.Crypto.Opaque;
 
+using HsmVault.Testing.Opaque;
+
 namespace HsmVault.Crypto.Tests;
 
 /// <summary>Behaviour of the public API with real randomness and a real (cheap) Argon2id KSF.</summary>

@@ -1,6 +1,8 @@
 using HsmVault.Crypto.Internal;
 using HsmVault.Crypto.Opaque;
 
+using HsmVault.Testing.Opaque;
+
 namespace HsmVault.Crypto.Tests;
 
 /// <summary>RFC 9807 appendix C: every ristretto255 vector, real and fake, byte for byte.</summary>

@@ -3,19 +3,9 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using HsmVault.Crypto.Opaque;
 
-namespace HsmVault.Interop.Tests;
+using HsmVault.Testing.Opaque;
 
-/// <summary>Expand(oprf_seed, info, 32) in software, as the token computes it with CKM_SHA512_HMAC.</summary>
-internal sealed class HmacOprfSeedExpander(byte[] oprfSeed) : IOprfSeedExpander
-{
-    public void ExpandOprfSeed(ReadOnlySpan<byte> info, Span<byte> destination)
-    {
-        var message = new byte[info.Length + 1];
-        info.CopyTo(message);
-        message[^1] = 0x01;
-        HMACSHA512.HashData(oprfSeed, message).AsSpan(0, 32).CopyTo(destination);
-    }
-}
+namespace HsmVault.Interop.Tests;
 
 /// <summary>Our OPAQUE server with a random 64-byte OPRF seed (Nh, as opaque-ke uses) and a fresh key pair.</summary>
 internal sealed class CSharpServer : IDisposable

@@ -1,5 +1,7 @@
 using HsmVault.Crypto.Opaque;
 
+using HsmVault.Testing.Opaque;
+
 namespace HsmVault.Vault.Tests;
 
 /// <summary>

@@ -1,67 +1,9 @@
 using System.Security.Cryptography;
-using System.Text.Json;
-using HsmVault.Crypto.Internal;
 using HsmVault.Hsm;
 using HsmVault.Testing;
 
 namespace HsmVault.Vault.Tests;
 
-/// <summary>Hands out the RFC vectors' random values in protocol order and fails on any mismatch in size or count.</summary>
-internal sealed class ScriptedRandom(params byte[][] values) : IOpaqueRandom
-{
-    private readonly Queue<byte[]> _values = new(values);
-
-    public int Remaining => _values.Count;
-
-    public void GetBytes(Span<byte> destination) => Next(destination);
-
-    public void GetScalar(Span<byte> destination) => Next(destination);
-
-    private void Next(Span<byte> destination)
-    {
-        Assert.True(_values.Count > 0, "The protocol asked for more randomness than the vector supplies.");
-        var value = _values.Dequeue();
-        Assert.Equal(value.Length, destination.Length);
-        value.CopyTo(destination);
-    }
-}
-
-/// <summary>One ristretto255 vector of RFC 9807 appendix C.</summary>
-internal sealed record OpaqueVector(
-    int Index, bool IsFake, Dictionary<string, byte[]> Inputs, Dictionary<string, byte[]> Outputs, byte[] ContextBytes)
-{
-    public byte[] Input(string name) => Inputs[name];
-
-    public byte[] OptionalInput(string name) => Inputs.TryGetValue(name, out var value) ? value : [];
-
-    public static IReadOnlyList<OpaqueVector> LoadAll()
-    {
-        var path = Path.Combine(AppContext.BaseDirectory, "Vectors", "opaque-3dh-ristretto255-sha512.json");
-        using var document = JsonDocument.Parse(File.ReadAllText(path));
-        var result = new List<OpaqueVector>();
-        var index = 0;
-        foreach (var vector in document.RootElement.EnumerateArray())
-        {
-            var config = vector.GetProperty("config");
-            if (config.GetProperty("Group").GetString() == "ristretto255")
-            {
-                result.Add(new OpaqueVector(
-                    index,
-                    config.GetProperty("Fake").GetString() == "True",
-                    ReadHex(vector.GetProperty("inputs")),
-                    ReadHex(vector.GetProperty("outputs")),
-                    Convert.FromHexString(config.GetProperty("Context").GetString()!)));
-            }
-
-            index++;
-        }
-
-        return result;
-    }
-
-    private static Dictionary<string, byte[]> ReadHex(JsonElement element) =>
-        element.EnumerateObject().ToDictionary(p => p.Name, p => Convert.FromHexString(p.Value.GetString()!));
-}
 
 /// <summary>A clock that moves only when the test says so.</summary>
 internal sealed class FakeTimeProvider : TimeProvider

@@ -2,11 +2,12 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using HsmVault.Crypto.Internal;
 using HsmVault.Crypto.Opaque;
+using Xunit;
 
-namespace HsmVault.Crypto.Tests;
+namespace HsmVault.Testing.Opaque;
 
 /// <summary>Expand(oprf_seed, info, 32) in software, as the token computes it with CKM_SHA512_HMAC.</summary>
-internal sealed class HmacOprfSeedExpander(byte[] oprfSeed) : IOprfSeedExpander
+public sealed class HmacOprfSeedExpander(byte[] oprfSeed) : IOprfSeedExpander
 {
     public void ExpandOprfSeed(ReadOnlySpan<byte> info, Span<byte> destination)
     {
@@ -18,7 +19,7 @@ internal sealed class HmacOprfSeedExpander(byte[] oprfSeed) : IOprfSeedExpander
 }
 
 /// <summary>Hands out the RFC vectors' random values in protocol order and fails on any mismatch in size or count.</summary>
-internal sealed class ScriptedRandom(params byte[][] values) : IOpaqueRandom
+public sealed class ScriptedRandom(params byte[][] values) : IOpaqueRandom
 {
     private readonly Queue<byte[]> _values = new(values);
 
@@ -37,7 +38,8 @@ internal sealed class ScriptedRandom(params byte[][] values) : IOpaqueRandom
     }
 }
 
-internal sealed record OpaqueVector(
+/// <summary>One ristretto255 vector of RFC 9807 appendix C (copied from ../shared/vectors).</summary>
+public sealed record OpaqueVector(
     int Index, bool IsFake, Dictionary<string, byte[]> Inputs, Dictionary<string, byte[]> Intermediates, Dictionary<string, byte[]> Outputs, byte[] ContextBytes)
 {
     public byte[] Input(string name) => Inputs[name];
@@ -46,7 +48,7 @@ internal sealed record OpaqueVector(
 
     public static IReadOnlyList<OpaqueVector> LoadAll()
     {
-        var path = Path.Combine(AppContext.BaseDirectory, "Vectors", "opaque-3dh-ristretto255-sha512.json");
+        var path = Path.Combine(AppContext.BaseDirectory, "Opaque", "Vectors", "opaque-3dh-ristretto255-sha512.json");
         using var document = JsonDocument.Parse(File.ReadAllText(path));
         var result = new List<OpaqueVector>();
         var index = 0;
