@@ -1,4 +1,3 @@
-using HsmVault.Consensus;
 using HsmVault.Crypto.Opaque;
 using HsmVault.Hsm;
 using HsmVault.Server.Authentication;
@@ -6,8 +5,6 @@ using HsmVault.Server.Internal;
 using HsmVault.Server.Peering;
 using HsmVault.Server.Services;
 using HsmVault.Vault;
-using HsmVault.Vault.Replication;
-using HsmVault.Vault.State;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.DataProtection;
@@ -16,7 +13,6 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 
 namespace HsmVault.Server;
 
@@ -96,36 +92,11 @@ public static class HsmVaultServer
     /// <summary>Registers the daemon's services.</summary>
     public static IServiceCollection AddHsmVaultDaemon(this IServiceCollection services)
     {
-        services.AddOptions<VaultOptions>().BindConfiguration(VaultOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
-        services.AddOptions<TokenOptions>().BindConfiguration(TokenOptions.SectionName).ValidateDataAnnotations()
-            .Validate(o => !string.IsNullOrEmpty(o.TokenLabel) || !string.IsNullOrEmpty(o.TokenSerial),
-                "HsmVault:Token needs TokenLabel or TokenSerial to find the token")
-            .Validate(o => !string.IsNullOrEmpty(o.PinFile) || !string.IsNullOrEmpty(o.PinEnvironmentVariable),
-                "HsmVault:Token needs PinFile or PinEnvironmentVariable; the PIN is never taken from the command line")
-            .ValidateOnStart();
+        services.AddHsmVaultToken();
+        services.AddHsmVaultCore();
+        services.AddHsmVaultPeering();
         services.AddOptions<AuthOptions>().BindConfiguration(AuthOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
-        services.TryAddTimeProvider();
-
-        services.AddSingleton<IVaultToken>(sp => Pkcs11VaultToken.Open(
-            sp.GetRequiredService<IOptions<TokenOptions>>().Value,
-            sp.GetRequiredService<ILoggerFactory>().CreateLogger("HsmVault.Hsm")));
-        services.AddSingleton(sp => FleetKeys.LoadAkeKey(sp.GetRequiredService<IVaultToken>()));
         services.AddSingleton(sp => new ServerPublicKey(sp.GetRequiredService<ServerKeyPair>().PublicKey.ToArray()));
-        services.AddSingleton(sp => new VaultStateMachine(sp.GetRequiredService<IOptions<VaultOptions>>().Value.DataDirectory));
-        services.AddOptions<PeerOptions>().BindConfiguration(PeerOptions.SectionName).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<PeerOptions>, PeerOptionsValidation>();
-        services.AddSingleton(sp => new PeerConnections(
-            sp.GetRequiredService<IOptions<PeerOptions>>().Value,
-            sp.GetRequiredService<IOptions<VaultOptions>>().Value.FleetId,
-            sp.GetRequiredService<IOptions<VaultOptions>>().Value.MemberId,
-            sp.GetService<PeerCertificates>()));
-        services.AddSingleton<PeerLinkGate>();
-        services.AddSingleton<GrpcRaftTransport>();
-        services.AddSingleton(sp => new FileRaftStorage(Path.Combine(sp.GetRequiredService<IOptions<VaultOptions>>().Value.DataDirectory, "raft")));
-        services.AddSingleton(sp => CreateRaftHost(sp));
-        services.AddSingleton<IVaultLog, ReplicatedVaultLog>();
-        services.AddHostedService<RaftHostedService>();
-        services.AddSingleton<VaultService>();
         services.AddSingleton<FleetInfoProvider>();
         services.AddHostedService<StartupAnnouncer>();
 
@@ -149,41 +120,5 @@ public static class HsmVaultServer
             .AddCheck<TokenHealthCheck>("token")
             .AddCheck<RaftHealthCheck>("raft");
         return services;
-    }
-
-    private static RaftHost CreateRaftHost(IServiceProvider services)
-    {
-        var vault = services.GetRequiredService<IOptions<VaultOptions>>().Value;
-        var peer = services.GetRequiredService<IOptions<PeerOptions>>().Value;
-        var options = new RaftHostOptions
-        {
-            NodeId = vault.MemberId,
-            TickInterval = peer.TickInterval,
-            ElectionTicks = peer.ElectionTicks,
-            SnapshotInterval = peer.SnapshotEveryEntries,
-            RequestTimeout = peer.CommitTimeout,
-        };
-        foreach (var member in peer.MemberIds(vault.MemberId))
-        {
-            options.Members.Add(member);
-        }
-
-        return new RaftHost(
-            options,
-            services.GetRequiredService<FileRaftStorage>(),
-            services.GetRequiredService<VaultStateMachine>(),
-            services.GetRequiredService<GrpcRaftTransport>(),
-            new TokenHighWaterMarkStore(services.GetRequiredService<IVaultToken>()),
-            services.GetRequiredService<TimeProvider>(),
-            new Random(),
-            services.GetRequiredService<ILogger<RaftHost>>());
-    }
-
-    private static void TryAddTimeProvider(this IServiceCollection services)
-    {
-        if (!services.Any(d => d.ServiceType == typeof(TimeProvider)))
-        {
-            services.AddSingleton(TimeProvider.System);
-        }
     }
 }

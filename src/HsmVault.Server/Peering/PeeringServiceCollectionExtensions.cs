@@ -1,0 +1,66 @@
+using HsmVault.Consensus;
+using HsmVault.Hsm;
+using HsmVault.Vault;
+using HsmVault.Vault.Replication;
+using HsmVault.Vault.State;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace HsmVault.Server.Peering;
+
+/// <summary>Registers replication: the member's Raft host, its storage, the peer transport and the vault's log over them.</summary>
+public static class PeeringServiceCollectionExtensions
+{
+    /// <summary>
+    /// Binds <see cref="PeerOptions"/> from <c>HsmVault:Peer</c> (validated at start-up) and
+    /// registers the Raft host (file storage in the data folder, high-water mark in the token,
+    /// gRPC transport) and <see cref="ReplicatedVaultLog"/> as the vault's <see cref="IVaultLog"/>.
+    /// A fleet of one runs the same Raft, alone.
+    /// </summary>
+    public static IServiceCollection AddHsmVaultPeering(this IServiceCollection services)
+    {
+        services.AddOptions<PeerOptions>().BindConfiguration(PeerOptions.SectionName).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<PeerOptions>, PeerOptionsValidation>();
+        services.AddSingleton(sp => new PeerConnections(
+            sp.GetRequiredService<IOptions<PeerOptions>>().Value,
+            sp.GetRequiredService<IOptions<VaultOptions>>().Value.FleetId,
+            sp.GetRequiredService<IOptions<VaultOptions>>().Value.MemberId,
+            sp.GetService<PeerCertificates>()));
+        services.AddSingleton<PeerLinkGate>();
+        services.AddSingleton<GrpcRaftTransport>();
+        services.AddSingleton(sp => new FileRaftStorage(Path.Combine(sp.GetRequiredService<IOptions<VaultOptions>>().Value.DataDirectory, "raft")));
+        services.AddSingleton(CreateRaftHost);
+        services.AddSingleton<IVaultLog, ReplicatedVaultLog>();
+        services.AddHostedService<RaftHostedService>();
+        return services;
+    }
+
+    private static RaftHost CreateRaftHost(IServiceProvider services)
+    {
+        var vault = services.GetRequiredService<IOptions<VaultOptions>>().Value;
+        var peer = services.GetRequiredService<IOptions<PeerOptions>>().Value;
+        var options = new RaftHostOptions
+        {
+            NodeId = vault.MemberId,
+            TickInterval = peer.TickInterval,
+            ElectionTicks = peer.ElectionTicks,
+            SnapshotInterval = peer.SnapshotEveryEntries,
+            RequestTimeout = peer.CommitTimeout,
+        };
+        foreach (var member in peer.MemberIds(vault.MemberId))
+        {
+            options.Members.Add(member);
+        }
+
+        return new RaftHost(
+            options,
+            services.GetRequiredService<FileRaftStorage>(),
+            services.GetRequiredService<VaultStateMachine>(),
+            services.GetRequiredService<GrpcRaftTransport>(),
+            new TokenHighWaterMarkStore(services.GetRequiredService<IVaultToken>()),
+            services.GetRequiredService<TimeProvider>(),
+            new Random(),
+            services.GetRequiredService<ILogger<RaftHost>>());
+    }
+}
