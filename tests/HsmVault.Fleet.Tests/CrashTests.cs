@@ -1,0 +1,111 @@
+using System.Text;
+using HsmVault.Fleet.Tests.Support;
+using HsmVault.Testing.Linearizability;
+
+namespace HsmVault.Fleet.Tests;
+
+/// <summary>Members killed with kill -9 (child processes) in the middle of recoveries: the count stays right.</summary>
+public sealed class CrashTests
+{
+    private static readonly byte[] Password = Encoding.UTF8.GetBytes("crash password");
+    private static readonly byte[] WrongPassword = Encoding.UTF8.GetBytes("wrong crash password");
+
+    [Fact]
+    public async Task LeaderKilledMidRecovery_RestartsAndRejoins_HistoryIsLinearizable()
+    {
+        await using var fleet = await FleetFixture.CreateAsync(new FleetSettings { Hosting = MemberHosting.ChildProcess });
+        var history = new HistoryRecorder<VaultInput, VaultOutput>();
+        var client = new RecordingClient(fleet, history, clientId: 1);
+        var streamClient = new RecordingClient(fleet, history, clientId: 2);
+        var leader = await fleet.SettledAsync();
+        await client.EnsureRegisteredAsync(leader, "erin", Password, limit: 10);
+        await streamClient.EnsureRegisteredAsync(leader, "frank", Password, limit: 100);
+
+        // A stream of recoveries of another user on every member, across the crash and the restart.
+        using var stop = new CancellationTokenSource();
+        var answered = 0;
+        var stream = Task.Run(async () =>
+        {
+            for (var i = 0; i < 300 && !stop.IsCancellationRequested; i++)
+            {
+                if (await streamClient.RecoverAsync(fleet[i % 3], "frank", i % 3 == 0 ? Password : WrongPassword) is null)
+                {
+                    await Task.Delay(200);
+                }
+                else
+                {
+                    Interlocked.Increment(ref answered);
+                }
+            }
+        });
+        await Poll.UntilAsync(() => Volatile.Read(ref answered) >= 3, "the stream of recoveries to get going");
+
+        // Between StartRecovery and FinishRecovery, the leader that charged the guess dies.
+        var (started, recovery) = await client.StartRecoveryAsync(leader, "erin", Password);
+        Assert.Equal(new VaultOutput.Charged(9), started);
+        await leader.KillAsync();
+        Assert.Null(await client.FinishRecoveryAsync(recovery!));
+
+        // The others elect a leader and still count the guess the dead leader charged.
+        var newLeader = await fleet.LeaderAsync();
+        Assert.NotEqual(leader, newLeader);
+        var survivor = fleet.Others(newLeader).Single();
+        Assert.Equal(new VaultOutput.Status(true, 9, false), await StatusAsync(client, survivor, "erin"));
+        Assert.Equal(new VaultOutput.WrongPassword(8), await client.RecoverAsync(newLeader, "erin", WrongPassword));
+
+        // Restarted over the same token and disk, it rejoins and serves the fleet's count.
+        await leader.StartAsync();
+        await fleet.SettledAsync();
+        Assert.Equal(new VaultOutput.Status(true, 8, false), await StatusAsync(client, leader, "erin"));
+        Assert.Equal(new VaultOutput.WrongPassword(7), await client.RecoverAsync(leader, "erin", WrongPassword));
+        Assert.IsType<VaultOutput.Success>(await client.RecoverAsync(survivor, "erin", Password));
+
+        var answeredBeforeRestart = Volatile.Read(ref answered);
+        await Poll.UntilAsync(() => Volatile.Read(ref answered) >= answeredBeforeRestart + 3, "the stream of recoveries to go on after the restart");
+        await stop.CancelAsync();
+        await stream;
+        var status = await fleet.ConvergedStatusAsync("erin", "frank");
+        Assert.Equal(10u, status["erin"].GuessesRemaining);
+        Assert.True(status["frank"].Registered);
+
+        var report = VaultHistory.Verify(history.History(), TimeSpan.FromSeconds(60));
+        Assert.True(report.Passed, report.ToString());
+        Assert.Empty(client.Unexpected);
+        Assert.Empty(streamClient.Unexpected);
+    }
+
+    [Fact]
+    public async Task MemberCrashingAfterChargeCommitted_BeforeKe2_StillCostsTheGuess()
+    {
+        await using var fleet = await FleetFixture.CreateAsync(new FleetSettings { Hosting = MemberHosting.ChildProcess });
+        var history = new HistoryRecorder<VaultInput, VaultOutput>();
+        var client = new RecordingClient(fleet, history, clientId: 1);
+        var leader = await fleet.SettledAsync();
+        await client.EnsureRegisteredAsync(leader, "gina", Password, limit: 10);
+
+        // Restart the leader armed to die the moment a guess is committed, before its KE2 leaves.
+        await leader.KillAsync();
+        await leader.StartAsync(new Dictionary<string, string> { ["HSMVAULT_FAULT_POINT"] = "after-charge-committed" });
+        await fleet.SettledAsync();
+        var (started, _) = await client.StartRecoveryAsync(leader, "gina", Password);
+        Assert.Null(started);
+        await Poll.UntilAsync(() => !leader.IsRunning, "the armed member to die at its fault point");
+        Assert.Contains("after-charge-committed", leader.ChildOutput, StringComparison.Ordinal);
+
+        // No KE2 ever left, yet the guess is spent: it was durable on a majority first.
+        await fleet.LeaderAsync();
+        Assert.Equal(new VaultOutput.Status(true, 9, false), await StatusAsync(client, fleet.Running[0], "gina"));
+        await leader.StartAsync();
+        await fleet.SettledAsync();
+        var status = await fleet.ConvergedStatusAsync("gina");
+        Assert.Equal(9u, status["gina"].GuessesRemaining);
+
+        var report = VaultHistory.Verify(history.History(), TimeSpan.FromSeconds(60));
+        Assert.True(report.Passed, report.ToString());
+        Assert.Empty(client.Unexpected);
+    }
+
+    /// <summary>A status, retried while the fleet is between leaders (a refused read changes nothing).</summary>
+    private static Task<VaultOutput.Status> StatusAsync(RecordingClient client, FleetMember member, string user) =>
+        Poll.UntilAsync(() => client.StatusAsync(member, user), $"{member} to answer the status of {user}");
+}

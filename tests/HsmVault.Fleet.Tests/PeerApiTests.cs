@@ -1,0 +1,112 @@
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Net.Client;
+using HsmVault.Cli.Commands;
+using HsmVault.Fleet.Tests.Support;
+using HsmVault.Protocol.V1;
+using HsmVault.Vault;
+using HsmVault.Vault.State;
+
+namespace HsmVault.Fleet.Tests;
+
+/// <summary>The peer API is for members only: a client reaches it neither on the client endpoint nor without a member certificate.</summary>
+public sealed class PeerApiTests
+{
+    private static readonly byte[] Password = Encoding.UTF8.GetBytes("peer api password");
+
+    [Fact]
+    public async Task PeerApi_CalledByAClient_IsRefusedAndDeliversNothing()
+    {
+        await using var fleet = await FleetFixture.CreateAsync();
+        var leader = await fleet.SettledAsync();
+        await fleet.RegisterAsync(leader, "dave", Password, Password, guessLimit: 5);
+
+        // A forwarded write that would delete dave's record, were it ever applied.
+        var delete = new ForwardRequest
+        {
+            Command = ByteString.CopyFrom(VaultCommandCodec.Encode(new DeleteCommand(new UserIdentity(FleetFixture.Tenant, "dave")))),
+        };
+        var fleetHeader = new Metadata { { "hsmvault-fleet", FleetFixture.FleetId } };
+
+        // 1. The client endpoint (plain h2c) does not route the peer service at all.
+        foreach (var member in fleet.Members)
+        {
+            var onClientEndpoint = new Peer.PeerClient(fleet.Channel(member));
+            await AssertRefusedAsync(() => onClientEndpoint.ForwardAsync(delete, fleetHeader, Deadline()).ResponseAsync);
+            await AssertRefusedAsync(() => onClientEndpoint.ReadIndexAsync(new ReadIndexRequest(), fleetHeader, Deadline()).ResponseAsync);
+        }
+
+        // 2. The peer endpoint without a client certificate, and 3. with a certificate for a
+        // member id from another peer CA: the TLS handshake is refused.
+        var otherAuthority = Path.Combine(fleet.WorkDirectory, "impostor-tls");
+        PeerCertificateAuthority.Issue(otherAuthority, FleetFixture.FleetId, ["member-2"], TimeSpan.FromDays(1));
+        using var impostor = LoadCertificate(Path.Combine(otherAuthority, "member-2.peer.pem"), Path.Combine(otherAuthority, "member-2.peer.key.pem"));
+        foreach (var certificate in new[] { null, impostor })
+        {
+            using var channel = PeerChannel(fleet, leader, certificate);
+            var onPeerEndpoint = new Peer.PeerClient(channel);
+            await AssertRefusedAsync(() => onPeerEndpoint.ForwardAsync(delete, fleetHeader, Deadline()).ResponseAsync);
+            await AssertRefusedAsync(() => onPeerEndpoint.ReadIndexAsync(new ReadIndexRequest(), fleetHeader, Deadline()).ResponseAsync);
+        }
+
+        // Nothing was delivered: dave is still registered, everywhere.
+        var status = await fleet.ConvergedStatusAsync("dave");
+        Assert.True(status["dave"].Registered);
+        Assert.Equal(5u, status["dave"].GuessesRemaining);
+    }
+
+    private static async Task AssertRefusedAsync(Func<Task> call)
+    {
+        var refused = await Assert.ThrowsAsync<RpcException>(call);
+        // A refused TLS handshake may also surface as Internal "Error starting gRPC call" (no
+        // request ever reached the service).
+        Assert.True(
+            refused.StatusCode is StatusCode.Unimplemented or StatusCode.PermissionDenied or StatusCode.Unavailable
+                || (refused.StatusCode == StatusCode.Internal && refused.Status.Detail.StartsWith("Error starting gRPC call", StringComparison.Ordinal)),
+            refused.ToString());
+    }
+
+    private static DateTime Deadline() => DateTime.UtcNow + FleetFixture.CallTimeout;
+
+    private static GrpcChannel PeerChannel(FleetFixture fleet, FleetMember member, X509Certificate2? clientCertificate)
+    {
+        var authority = X509CertificateLoader.LoadCertificateFromFile(Path.Combine(fleet.CertificateDirectory, "peer-ca.pem"));
+        return GrpcChannel.ForAddress(member.PeerAddress, new GrpcChannelOptions
+        {
+            HttpHandler = new SocketsHttpHandler
+            {
+                SslOptions = new SslClientAuthenticationOptions
+                {
+                    ClientCertificates = clientCertificate is null ? null : [clientCertificate],
+                    // The server is the real member (its certificate chains to the fleet's peer CA):
+                    // what is tested is that it refuses this client.
+                    RemoteCertificateValidationCallback = (_, certificate, _, _) => ChainsTo(authority, certificate),
+                },
+            },
+            DisposeHttpClient = true,
+        });
+    }
+
+    private static bool ChainsTo(X509Certificate2 authority, X509Certificate? certificate)
+    {
+        if (certificate is not X509Certificate2 server)
+        {
+            return false;
+        }
+
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.Add(authority);
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        return chain.Build(server);
+    }
+
+    private static X509Certificate2 LoadCertificate(string certificateFile, string keyFile)
+    {
+        using var pem = X509Certificate2.CreateFromPemFile(certificateFile, keyFile);
+        return X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), password: null);
+    }
+}
