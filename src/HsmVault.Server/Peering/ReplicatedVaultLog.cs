@@ -109,9 +109,11 @@ public sealed class ReplicatedVaultLog(
             {
                 throw Unavailable("this member cannot confirm with a majority that its state is current", e);
             }
-            catch (RpcException e) when (e.StatusCode == StatusCode.FailedPrecondition)
+            catch (RpcException e) when (e.StatusCode is StatusCode.FailedPrecondition or StatusCode.Unavailable)
             {
-                // The member we asked is no longer the leader: ask again.
+                // The member we asked no longer leads, or is gone (it may have crashed and the
+                // others not yet elected anyone). A read barrier has no effect, so asking again
+                // until the deadline is always safe.
             }
             catch (RpcException e)
             {
