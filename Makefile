@@ -29,8 +29,15 @@ run: build
 	echo "fleet of $(MEMBERS) starting; in another shell: source $(RUN_DIR)/env && hsmvault register --user alice"; \
 	wait
 
+# Builds once, then runs the test projects one after another (-m:1): fleet and crash tests
+# start real daemons, and on 2 cores they should not compete with the simulator for CPU.
 test: prerequisites
-	dotnet test HsmVault.sln -c $(CONFIGURATION) -nologo
+	dotnet build HsmVault.sln -c $(CONFIGURATION) -v quiet -nologo
+	@set -o pipefail; dotnet test HsmVault.sln -c $(CONFIGURATION) --no-build -nologo -m:1 2>&1 | tee $(RUN_DIR)-test.log; \
+	status=$$?; \
+	awk '/^(Passed|Failed)!/ { for (i = 1; i <= NF; i++) { if ($$i == "Failed:") f += $$(i+1); if ($$i == "Passed:") p += $$(i+1) } } \
+	     END { printf "%d passed, %d failed\n", p, f }' $(RUN_DIR)-test.log; \
+	exit $$status
 
 # Recoveries per second and p50/p99 latency, and single-write commit latency, for a fleet of
 # one and a fleet of three started for the purpose (under .bench/), with the machine's cores.
