@@ -4,6 +4,8 @@ using HsmVault.Cli.Commands;
 using HsmVault.Fleet.Tests.Support;
 using Microsoft.Extensions.Options;
 
+using HsmVault.Testing.Daemons;
+
 namespace HsmVault.Fleet.Tests;
 
 /// <summary>A fleet configuration that cannot work is refused at start-up, and a stranger cannot join.</summary>

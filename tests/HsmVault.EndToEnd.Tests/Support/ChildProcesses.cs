@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Reflection;
-using HsmVault.Testing;
+using HsmVault.Testing.Daemons;
 
 namespace HsmVault.EndToEnd.Tests.Support;
 
@@ -28,43 +27,8 @@ public static class ChildProcesses
     /// A start description for <c>dotnet DLL args</c>, with the SoftHSM2 environment of this
     /// test process and no inherited <c>HSMVAULT_*</c> variables.
     /// </summary>
-    public static ProcessStartInfo StartInfo(string dll, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null)
-    {
-        var start = new ProcessStartInfo(DotnetHost())
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-            WorkingDirectory = Path.GetDirectoryName(dll)!,
-        };
-        start.ArgumentList.Add(dll);
-        foreach (var argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        foreach (var name in start.Environment.Keys.Where(k => k.StartsWith("HSMVAULT_", StringComparison.OrdinalIgnoreCase)).ToList())
-        {
-            start.Environment.Remove(name);
-        }
-
-        foreach (var (name, value) in SoftHsmEnvironment.Shared.ChildProcessEnvironment)
-        {
-            start.Environment[name] = value;
-        }
-
-        // Plain, single-line console logs: easy to search, no colour codes.
-        start.Environment["Logging__Console__FormatterName"] = "simple";
-        start.Environment["Logging__Console__FormatterOptions__SingleLine"] = "true";
-        start.Environment["Logging__Console__FormatterOptions__ColorBehavior"] = "Disabled";
-        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
-        {
-            start.Environment[name] = value;
-        }
-
-        return start;
-    }
+    public static ProcessStartInfo StartInfo(string dll, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null) =>
+        ChildProcessStart.For(dll, arguments, environment);
 
     /// <summary>Runs <paramref name="dll"/> to completion and returns what it printed.</summary>
     public static async Task<ProcessResult> RunAsync(string dll, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null)
@@ -88,28 +52,7 @@ public static class ChildProcesses
         return new ProcessResult(process.ExitCode, await stdout, await stderr);
     }
 
-    private static string DotnetHost()
-    {
-        var host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
-        if (!string.IsNullOrEmpty(host) && File.Exists(host))
-        {
-            return host;
-        }
-
-        var self = Environment.ProcessPath;
-        return self is not null && Path.GetFileNameWithoutExtension(self) == "dotnet" ? self : "dotnet";
-    }
-
-    private static string BuiltPath(string key)
-    {
-        var path = typeof(ChildProcesses).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().SingleOrDefault(a => a.Key == key)?.Value;
-        if (string.IsNullOrEmpty(path) || !File.Exists(path))
-        {
-            throw new InvalidOperationException($"{key} '{path}' does not exist: build the test project (it builds the executables too)");
-        }
-
-        return path;
-    }
+    private static string BuiltPath(string key) => ChildProcessStart.BuiltPath(typeof(ChildProcesses).Assembly, key);
 }
 
 /// <summary>

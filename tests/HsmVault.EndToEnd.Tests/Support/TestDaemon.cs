@@ -9,6 +9,8 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using ProtoVault = HsmVault.Protocol.V1.Vault;
 
+using HsmVault.Testing.Daemons;
+
 namespace HsmVault.EndToEnd.Tests.Support;
 
 /// <summary>

@@ -1,8 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Reflection;
 using System.Text.RegularExpressions;
-using HsmVault.Testing;
+using HsmVault.Testing.Daemons;
 
 namespace HsmVault.Fleet.Tests.Support;
 
@@ -31,17 +30,7 @@ public sealed partial class ChildDaemon : IAsyncDisposable
     }
 
     /// <summary>Path of hsmvaultd.dll in the daemon project's output folder.</summary>
-    public static string DaemonDll
-    {
-        get
-        {
-            var path = typeof(ChildDaemon).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
-                .SingleOrDefault(a => a.Key == "HsmVaultDaemonPath")?.Value;
-            return !string.IsNullOrEmpty(path) && File.Exists(path)
-                ? path
-                : throw new InvalidOperationException($"hsmvaultd '{path}' does not exist: build the test project (it builds the daemon too)");
-        }
-    }
+    public static string DaemonDll => ChildProcessStart.BuiltPath(typeof(ChildDaemon).Assembly, "HsmVaultDaemonPath");
 
     /// <summary>Everything the daemon printed so far, one line each.</summary>
     public string Output => string.Join('\n', _output);
@@ -63,37 +52,7 @@ public sealed partial class ChildDaemon : IAsyncDisposable
         Action<string>? onLine = null,
         bool waitUntilListening = true)
     {
-        var dll = DaemonDll;
-        var start = new ProcessStartInfo(DotnetHost())
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-            WorkingDirectory = Path.GetDirectoryName(dll)!,
-        };
-        start.ArgumentList.Add(dll);
-        start.ArgumentList.Add("--config");
-        start.ArgumentList.Add(configFile);
-        foreach (var name in start.Environment.Keys.Where(k => k.StartsWith("HSMVAULT_", StringComparison.OrdinalIgnoreCase)).ToList())
-        {
-            start.Environment.Remove(name);
-        }
-
-        foreach (var (name, value) in SoftHsmEnvironment.Shared.ChildProcessEnvironment)
-        {
-            start.Environment[name] = value;
-        }
-
-        // Plain single-line console logs: easy to search.
-        start.Environment["Logging__Console__FormatterName"] = "simple";
-        start.Environment["Logging__Console__FormatterOptions__SingleLine"] = "true";
-        start.Environment["Logging__Console__FormatterOptions__ColorBehavior"] = "Disabled";
-        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
-        {
-            start.Environment[name] = value;
-        }
-
+        var start = ChildProcessStart.For(DaemonDll, ["--config", configFile], environment);
         var daemon = new ChildDaemon(new Process { StartInfo = start }, onLine);
         daemon._process.Start();
         daemon._process.StandardInput.Close();
@@ -165,18 +124,6 @@ public sealed partial class ChildDaemon : IAsyncDisposable
         {
             _listening.TrySetResult();
         }
-    }
-
-    private static string DotnetHost()
-    {
-        var host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
-        if (!string.IsNullOrEmpty(host) && File.Exists(host))
-        {
-            return host;
-        }
-
-        var self = Environment.ProcessPath;
-        return self is not null && Path.GetFileNameWithoutExtension(self) == "dotnet" ? self : "dotnet";
     }
 
     [GeneratedRegex(@"hsmvaultd \S+ listening on https?://", RegexOptions.CultureInvariant)]

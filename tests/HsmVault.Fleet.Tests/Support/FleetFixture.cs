@@ -14,6 +14,8 @@ using HsmVault.Vault;
 using Microsoft.Extensions.Logging;
 using ProtoVault = HsmVault.Protocol.V1.Vault;
 
+using HsmVault.Testing.Daemons;
+
 namespace HsmVault.Fleet.Tests.Support;
 
 /// <summary>Settings of a <see cref="FleetFixture"/>.</summary>

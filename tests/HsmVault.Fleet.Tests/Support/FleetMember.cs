@@ -11,6 +11,8 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
+using HsmVault.Testing.Daemons;
+
 namespace HsmVault.Fleet.Tests.Support;
 
 /// <summary>How a member's daemon runs.</summary>

@@ -1,9 +1,9 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 
-namespace HsmVault.Fleet.Tests.Support;
+namespace HsmVault.Testing.Daemons;
 
-/// <summary>One log event an in-process member wrote.</summary>
+/// <summary>One log event an in-process daemon wrote, with its exception (if any) rendered.</summary>
 public sealed record CapturedLog(LogLevel Level, string Category, EventId EventId, string Message, string? Exception)
 {
     /// <summary>The event as one line of text.</summary>
@@ -11,7 +11,11 @@ public sealed record CapturedLog(LogLevel Level, string Category, EventId EventI
         $"{Level} {Category}[{EventId.Id}] {Message}{(Exception is null ? "" : " " + Exception)}";
 }
 
-/// <summary>Keeps every event an in-process member writes, across its restarts.</summary>
+/// <summary>
+/// A logger provider that keeps every event an in-process daemon writes (across its restarts),
+/// so a test can fail on an unexpected error and search the text for secrets that must never
+/// be logged.
+/// </summary>
 public sealed class LogCapture : ILoggerProvider
 {
     private readonly ConcurrentQueue<CapturedLog> _events = new();
