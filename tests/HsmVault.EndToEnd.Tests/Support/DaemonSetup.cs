@@ -2,13 +2,13 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
-using System.Text.Json;
-using System.Text.Json.Nodes;
 using Grpc.Core;
 using HsmVault.Cli.Commands;
 using HsmVault.Hsm;
 using HsmVault.Testing;
 using HsmVault.Vault;
+
+using HsmVault.Testing.Daemons;
 
 namespace HsmVault.EndToEnd.Tests.Support;
 
@@ -119,41 +119,9 @@ public sealed class DaemonSetup : IDisposable
         ["Kestrel:Endpoints:Grpc:Url"] = url,
     };
 
-    /// <summary>
-    /// Writes flat configuration keys as the nested JSON file an operator would write (null
-    /// values are left out); numbered keys become objects, which configuration binds as lists.
-    /// </summary>
-    public string WriteJsonConfig(IReadOnlyDictionary<string, string?> settings, string name = "hsmvaultd.json")
-    {
-        ArgumentNullException.ThrowIfNull(settings);
-        var root = new JsonObject();
-        foreach (var (key, value) in settings)
-        {
-            if (value is null)
-            {
-                continue;
-            }
-
-            var parts = key.Split(':');
-            var node = root;
-            foreach (var part in parts[..^1])
-            {
-                if (node[part] is not JsonObject child)
-                {
-                    child = [];
-                    node[part] = child;
-                }
-
-                node = child;
-            }
-
-            node[parts[^1]] = value;
-        }
-
-        var path = Path.Combine(WorkDirectory, name);
-        File.WriteAllText(path, root.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-        return path;
-    }
+    /// <summary>Writes flat configuration keys as the nested JSON file an operator would write; returns its path.</summary>
+    public string WriteJsonConfig(IReadOnlyDictionary<string, string?> settings, string name = "hsmvaultd.json") =>
+        DaemonConfigFile.Write(settings, Path.Combine(WorkDirectory, name));
 
     /// <summary>A valid JWT for <paramref name="user"/> of <paramref name="tenant"/> (default: the main tenant).</summary>
     public string Mint(string user, string tenant = Tenant) =>

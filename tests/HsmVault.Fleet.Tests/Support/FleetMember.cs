@@ -1,6 +1,4 @@
 using System.Globalization;
-using System.Text.Json;
-using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using HsmVault.Consensus;
 using HsmVault.Hsm;
@@ -216,37 +214,8 @@ public sealed partial class FleetMember : IAsyncDisposable
     /// <summary>Writes <see cref="Settings"/> as the nested JSON file an operator would write; returns its path.</summary>
     public string WriteJsonConfig(string name = "hsmvaultd.json") => WriteJsonConfig(Settings, Path.Combine(WorkDirectory, name));
 
-    /// <summary>Writes flat configuration keys as nested JSON (numbered keys become objects, which bind as lists).</summary>
-    public static string WriteJsonConfig(IReadOnlyDictionary<string, string?> settings, string path)
-    {
-        ArgumentNullException.ThrowIfNull(settings);
-        var root = new JsonObject();
-        foreach (var (key, value) in settings)
-        {
-            if (value is null)
-            {
-                continue;
-            }
-
-            var parts = key.Split(':');
-            var node = root;
-            foreach (var part in parts[..^1])
-            {
-                if (node[part] is not JsonObject child)
-                {
-                    child = [];
-                    node[part] = child;
-                }
-
-                node = child;
-            }
-
-            node[parts[^1]] = value;
-        }
-
-        File.WriteAllText(path, root.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-        return path;
-    }
+    /// <summary>Writes flat configuration keys as nested JSON; returns the path.</summary>
+    public static string WriteJsonConfig(IReadOnlyDictionary<string, string?> settings, string path) => DaemonConfigFile.Write(settings, path);
 
     /// <inheritdoc/>
     public async ValueTask DisposeAsync() => await StopAsync();
