@@ -8,24 +8,18 @@ namespace HsmVault.Crypto.Tests;
 /// <summary>RFC 9807 appendix C: every ristretto255 vector, real and fake, byte for byte.</summary>
 public sealed class OpaqueVectorTests
 {
-    private static readonly IReadOnlyList<OpaqueVector> Vectors = OpaqueVector.LoadAll();
-
-    public static TheoryData<int> RealVectors => [.. Vectors.Where(v => !v.IsFake).Select(v => v.Index)];
-
-    public static TheoryData<int> FakeVectors => [.. Vectors.Where(v => v.IsFake).Select(v => v.Index)];
-
     [Fact]
     public void VectorFile_HasTwoRealAndOneFakeRistrettoVector()
     {
-        Assert.Equal(2, Vectors.Count(v => !v.IsFake));
-        Assert.Single(Vectors, v => v.IsFake);
+        Assert.Equal(2, OpaqueVector.All.Count(v => !v.IsFake));
+        Assert.Single(OpaqueVector.All, v => v.IsFake);
     }
 
     [Theory]
-    [MemberData(nameof(RealVectors))]
+    [MemberData(nameof(OpaqueVector.RealIndices), MemberType = typeof(OpaqueVector))]
     public void OprfKey_MatchesVector(int index)
     {
-        var v = Get(index);
+        var v = OpaqueVector.At(index);
         var seed = new byte[32];
         new HmacOprfSeedExpander(v.Input("oprf_seed")).ExpandOprfSeed([.. v.Input("credential_identifier"), .. "OprfKey"u8], seed);
         var privateKey = new byte[32];
@@ -35,10 +29,10 @@ public sealed class OpaqueVectorTests
     }
 
     [Theory]
-    [MemberData(nameof(RealVectors))]
+    [MemberData(nameof(OpaqueVector.RealIndices), MemberType = typeof(OpaqueVector))]
     public void RealVector_RegistrationAndLogin_MatchEveryOutput(int index)
     {
-        var v = Get(index);
+        var v = OpaqueVector.At(index);
         var serverIdentity = v.OptionalInput("server_identity");
         var clientIdentity = v.OptionalInput("client_identity");
         var config = new OpaqueConfiguration(v.ContextBytes, new IdentityKsf());
@@ -82,10 +76,10 @@ public sealed class OpaqueVectorTests
     }
 
     [Theory]
-    [MemberData(nameof(FakeVectors))]
+    [MemberData(nameof(OpaqueVector.FakeIndices), MemberType = typeof(OpaqueVector))]
     public void FakeVector_UnknownUserKe2_MatchesVector(int index)
     {
-        var v = Get(index);
+        var v = OpaqueVector.At(index);
         var config = new OpaqueConfiguration(v.ContextBytes, new IdentityKsf());
 
         // The fake record's client key pair comes from a random scalar; the vector fixes it.
@@ -103,15 +97,14 @@ public sealed class OpaqueVectorTests
     }
 
     [Theory]
-    [MemberData(nameof(FakeVectors))]
+    [MemberData(nameof(OpaqueVector.FakeIndices), MemberType = typeof(OpaqueVector))]
     public void FakeVector_ClientPrivateKey_DerivesClientPublicKey(int index)
     {
-        var v = Get(index);
+        var v = OpaqueVector.At(index);
         using var pair = ServerKeyPair.FromPrivateKey(v.Input("client_private_key"));
         AssertHex(v.Input("client_public_key"), pair.PublicKey.ToArray());
     }
 
-    private static OpaqueVector Get(int index) => Vectors.Single(v => v.Index == index);
 
     private static void AssertHex(byte[] expected, byte[] actual) => Assert.Equal(Convert.ToHexString(expected), Convert.ToHexString(actual));
 }

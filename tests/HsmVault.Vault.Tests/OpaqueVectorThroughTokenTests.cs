@@ -12,24 +12,11 @@ namespace HsmVault.Vault.Tests;
 /// </summary>
 public sealed class OpaqueVectorThroughTokenTests
 {
-    private static readonly IReadOnlyList<OpaqueVector> Vectors = OpaqueVector.LoadAll();
-
-    public static TheoryData<int> RealVectors => [.. Vectors.Where(v => !v.IsFake).Select(v => v.Index)];
-
-    public static TheoryData<int> FakeVectors => [.. Vectors.Where(v => v.IsFake).Select(v => v.Index)];
-
-    [Fact]
-    public void VectorFile_HasTwoRealAndOneFakeRistrettoVector()
-    {
-        Assert.Equal(2, Vectors.Count(v => !v.IsFake));
-        Assert.Single(Vectors, v => v.IsFake);
-    }
-
     [Theory]
-    [MemberData(nameof(RealVectors))]
+    [MemberData(nameof(OpaqueVector.RealIndices), MemberType = typeof(OpaqueVector))]
     public void RealVector_ServerWithTokenOprfSeed_ReproducesRegistrationResponseKe2AndSessionKey(int index)
     {
-        var v = Get(index);
+        var v = OpaqueVector.At(index);
         using var token = Tokens.OpenWithOprfSeed(v.Input("oprf_seed"));
         using var keyPair = ServerKeyPair.FromPrivateKey(v.Input("server_private_key"));
         Assert.Equal(Bytes.Hex(v.Input("server_public_key")), Bytes.Hex(keyPair.PublicKey.ToArray()));
@@ -52,10 +39,10 @@ public sealed class OpaqueVectorThroughTokenTests
     }
 
     [Theory]
-    [MemberData(nameof(RealVectors))]
+    [MemberData(nameof(OpaqueVector.RealIndices), MemberType = typeof(OpaqueVector))]
     public void RealVector_WholeProtocolWithTokenServer_ClientOutputsMatchVector(int index)
     {
-        var v = Get(index);
+        var v = OpaqueVector.At(index);
         var serverIdentity = v.OptionalInput("server_identity");
         var clientIdentity = v.OptionalInput("client_identity");
         using var token = Tokens.OpenWithOprfSeed(v.Input("oprf_seed"));
@@ -87,10 +74,10 @@ public sealed class OpaqueVectorThroughTokenTests
     }
 
     [Theory]
-    [MemberData(nameof(FakeVectors))]
+    [MemberData(nameof(OpaqueVector.FakeIndices), MemberType = typeof(OpaqueVector))]
     public void FakeVector_UnknownUserKe2WithTokenOprfSeed_MatchesVector(int index)
     {
-        var v = Get(index);
+        var v = OpaqueVector.At(index);
         using var token = Tokens.OpenWithOprfSeed(v.Input("oprf_seed"));
         using var keyPair = ServerKeyPair.FromPrivateKey(v.Input("server_private_key"));
         var random = new ScriptedRandom(
@@ -109,7 +96,7 @@ public sealed class OpaqueVectorThroughTokenTests
     public void TokenOprfSeed_DifferentSeed_GivesDifferentRegistrationResponse()
     {
         // Guards against the vector tests passing because the token ignored its seed.
-        var v = Vectors.First(x => !x.IsFake);
+        var v = OpaqueVector.All.First(x => !x.IsFake);
         var otherSeed = (byte[])v.Input("oprf_seed").Clone();
         otherSeed[0] ^= 1;
         using var token = Tokens.OpenWithOprfSeed(otherSeed);
@@ -120,6 +107,4 @@ public sealed class OpaqueVectorThroughTokenTests
 
         Assert.NotEqual(Bytes.Hex(v.Outputs["registration_response"]), Bytes.Hex(response));
     }
-
-    private static OpaqueVector Get(int index) => Vectors.Single(v => v.Index == index);
 }

@@ -42,6 +42,18 @@ public sealed class ScriptedRandom(params byte[][] values) : IOpaqueRandom
 public sealed record OpaqueVector(
     int Index, bool IsFake, Dictionary<string, byte[]> Inputs, Dictionary<string, byte[]> Intermediates, Dictionary<string, byte[]> Outputs, byte[] ContextBytes)
 {
+    /// <summary>Every ristretto255 vector of the file.</summary>
+    public static IReadOnlyList<OpaqueVector> All { get; } = LoadAll();
+
+    /// <summary>Indices of the vectors with real records, for [MemberData].</summary>
+    public static TheoryData<int> RealIndices => [.. All.Where(v => !v.IsFake).Select(v => v.Index)];
+
+    /// <summary>Indices of the fake-record vectors, for [MemberData].</summary>
+    public static TheoryData<int> FakeIndices => [.. All.Where(v => v.IsFake).Select(v => v.Index)];
+
+    /// <summary>The vector at <paramref name="index"/> in the file.</summary>
+    public static OpaqueVector At(int index) => All.Single(v => v.Index == index);
+
     public byte[] Input(string name) => Inputs[name];
 
     public byte[] OptionalInput(string name) => Inputs.TryGetValue(name, out var value) ? value : [];
