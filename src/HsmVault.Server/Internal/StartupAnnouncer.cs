@@ -1,4 +1,5 @@
 using HsmVault.Hsm;
+using HsmVault.Server.Peering;
 using HsmVault.Vault;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -33,7 +34,12 @@ internal sealed partial class StartupAnnouncer(
         lifetime.ApplicationStarted.Register(() =>
         {
             var addresses = server.Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
-            Log.Listening(logger, options.Value.FleetId, options.Value.MemberId, string.Join(", ", addresses));
+            var peerPort = services.GetService<PeerEndpoint>()?.Port;
+            bool IsPeer(string address) => peerPort is not null && Uri.TryCreate(address, UriKind.Absolute, out var uri) && uri.Port == peerPort;
+            var clients = string.Join(", ", addresses.Where(a => !IsPeer(a)));
+            var peers = addresses.Where(IsPeer).ToList();
+            Log.Listening(logger, options.Value.FleetId, options.Value.MemberId, clients,
+                peers.Count == 0 ? "no peer endpoint (a fleet of one)" : string.Join(", ", peers) + " for peers (mutual TLS)");
         });
         return Task.CompletedTask;
     }
@@ -45,7 +51,7 @@ internal sealed partial class StartupAnnouncer(
         [LoggerMessage(1000, LogLevel.Information, "Token '{Label}' (serial {Serial}, model {Model}) is ready")]
         public static partial void TokenReady(ILogger logger, string label, string serial, string model);
 
-        [LoggerMessage(1001, LogLevel.Information, "hsmvaultd {FleetId}/{MemberId} listening on {Addresses}")]
-        public static partial void Listening(ILogger logger, string fleetId, string memberId, string addresses);
+        [LoggerMessage(1001, LogLevel.Information, "hsmvaultd {FleetId}/{MemberId} listening on {ClientAddresses} for clients; {PeerAddresses}")]
+        public static partial void Listening(ILogger logger, string fleetId, string memberId, string clientAddresses, string peerAddresses);
     }
 }
