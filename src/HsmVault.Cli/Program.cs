@@ -20,7 +20,7 @@ const string Usage = """
       recovery-code key [--code-file FILE]   the backup key a code stands for
 
     operator commands:
-      token init --config DAEMON.json [--keep-existing]   generate the fleet keys in one member's token
+      token init --config DAEMON.json                     generate the keys in the token of a fleet of one
       fleet init --config M1.json [--config M2.json ...]  generate the fleet keys in member 1's token and
                                                           copy them to the others' tokens (key ceremony)
       fleet certs --out DIR --fleet F --member ID ...     members' mutual-TLS certificates (CA key not kept)
@@ -48,8 +48,8 @@ try
         "delete" => await UserCommands.DeleteAsync(arguments, cancellation.Token),
         "recovery-code new" => RecoveryCodeCommands.New(arguments),
         "recovery-code key" => RecoveryCodeCommands.Key(arguments),
-        "token init" => TokenCommands.Init(arguments),
-        "fleet init" => TokenCommands.InitFleet(arguments),
+        // A fleet of one is provisioned like any fleet: `token init` is `fleet init` with one member.
+        "token init" or "fleet init" => TokenCommands.InitFleet(arguments),
         "fleet certs" => TokenCommands.IssuePeerCertificates(arguments),
         "token mint" => TokenCommands.Mint(arguments),
         "tenant-key new" => TokenCommands.NewTenantKey(arguments),

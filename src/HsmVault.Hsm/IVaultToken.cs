@@ -79,4 +79,8 @@ public sealed class SealedDataIntegrityException(string message)
 /// wrong PIN, fleet keys missing. The message names what was found.
 /// </summary>
 public sealed class TokenConfigurationException(string message, Exception? innerException = null)
-    : Exception(message, innerException);
+    : Exception(message, innerException)
+{
+    /// <summary>True when the token itself is fine but lacks fleet keys: it has not been provisioned yet.</summary>
+    public bool FleetKeysMissing { get; init; }
+}

@@ -1,4 +1,3 @@
-using HsmVault.Crypto.Opaque;
 using HsmVault.Hsm;
 using HsmVault.Server.Authentication;
 using HsmVault.Server.Internal;
@@ -99,7 +98,6 @@ public static class HsmVaultServer
             .Validate(o => o.Tenants.Select(t => t.Issuer).Distinct(StringComparer.Ordinal).Count() == o.Tenants.Count,
                 "HsmVault:Auth:Tenants lists an issuer twice; each tenant is listed once, with its one public key file")
             .ValidateOnStart();
-        services.AddSingleton(sp => new ServerPublicKey(sp.GetRequiredService<ServerKeyPair>().PublicKey.ToArray()));
         services.AddSingleton<FleetInfoProvider>();
         services.AddHostedService<StartupAnnouncer>();
 

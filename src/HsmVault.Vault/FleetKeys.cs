@@ -34,11 +34,8 @@ public static class FleetKeys
         return keyPair.PublicKey.ToArray();
     }
 
-    /// <summary>Seals <paramref name="keyPair"/>'s private key into the token (used when copying the fleet's keys to a member).</summary>
-    public static void StoreAkeKey(IVaultToken token, ServerKeyPair keyPair)
+    private static void StoreAkeKey(IVaultToken token, ServerKeyPair keyPair)
     {
-        ArgumentNullException.ThrowIfNull(token);
-        ArgumentNullException.ThrowIfNull(keyPair);
         var privateKey = GC.AllocateArray<byte>(OpaqueSizes.PrivateKey, pinned: true);
         try
         {

@@ -8,40 +8,6 @@ namespace HsmVault.Cli.Commands;
 internal static class TokenCommands
 {
     /// <summary>
-    /// <c>hsmvault token init --config daemon.json</c>: generates the fleet keys in the token the
-    /// daemon's configuration names. The serving daemon never creates keys itself.
-    /// </summary>
-    public static int Init(Arguments args)
-    {
-        var configFile = args.Required("config");
-        var keepExisting = args.Flag("keep-existing");
-        args.RejectUnknown();
-        var options = ReadTokenOptions(configFile);
-        var result = TokenProvisioner.ProvisionFleetKeys(options, new FleetKeyGenerationOptions { KeepExisting = keepExisting });
-        using var token = Pkcs11VaultToken.Open(options);
-        var akeCreated = !FleetKeys.HasAkeKey(token);
-        if (akeCreated)
-        {
-            FleetKeys.CreateAkeKey(token);
-        }
-
-        Console.WriteLine($"token '{result.Token.Label}' (serial {result.Token.SerialNumber}) provisioned");
-        foreach (var label in result.Created)
-        {
-            Console.WriteLine($"  created {label}");
-        }
-
-        foreach (var label in result.Kept)
-        {
-            Console.WriteLine($"  kept    {label}");
-        }
-
-        Console.WriteLine($"  {(akeCreated ? "created" : "kept   ")} OPAQUE server key ({FleetKeys.AkePrivateKeyObject})");
-        Console.WriteLine($"  signing key: {result.SigningKey.Algorithm}, public {Convert.ToHexString(result.SigningKey.PublicKey).ToLowerInvariant()}");
-        return 0;
-    }
-
-    /// <summary>
     /// <c>hsmvault fleet init --config m1.json --config m2.json ...</c>: generates the fleet keys
     /// in the first member's token and copies them to every other member's token by the key
     /// ceremony (wrapped under ECDH-derived keys, never in plaintext outside a token), then makes
@@ -128,7 +94,7 @@ internal static class TokenCommands
             using var token = Pkcs11VaultToken.Open(options);
             return FleetKeys.HasAkeKey(token) ? MemberProvisioning.Complete : MemberProvisioning.KeysWithoutAkeKey;
         }
-        catch (TokenConfigurationException e) when (e.Message.Contains("hsmvault token init", StringComparison.Ordinal))
+        catch (TokenConfigurationException e) when (e.FleetKeysMissing)
         {
             return MemberProvisioning.NoKeys;
         }

@@ -41,5 +41,8 @@ internal sealed record FleetKeyHandles(
     private static IObjectHandle Require(ISession session, CKO objectClass, string label, string tokenLabel) =>
         session.FindSingle(objectClass, label, tokenLabel)
         ?? throw new TokenConfigurationException(
-            $"token '{tokenLabel}' has no key '{label}'; provision it with `hsmvault token init`");
+            $"token '{tokenLabel}' has no key '{label}'; provision it with `hsmvault token init`")
+        {
+            FleetKeysMissing = true,
+        };
 }

@@ -1,5 +1,6 @@
 using Google.Protobuf;
 using Grpc.Core;
+using ServerKeyPair = HsmVault.Crypto.Opaque.ServerKeyPair;
 using HsmVault.Protocol.V1;
 using HsmVault.Server.Authentication;
 using HsmVault.Vault;
@@ -110,7 +111,7 @@ public sealed class VaultGrpcService(VaultService vault, FleetInfoProvider fleet
 }
 
 /// <summary>What GetFleetInfo answers; fixed for the daemon's lifetime.</summary>
-public sealed class FleetInfoProvider(IOptions<VaultOptions> options, ServerPublicKey serverPublicKey)
+public sealed class FleetInfoProvider(IOptions<VaultOptions> options, ServerKeyPair serverKeyPair)
 {
     /// <summary>The fleet's OPAQUE parameters and public key.</summary>
     public GetFleetInfoResponse Current { get; } = new()
@@ -119,7 +120,7 @@ public sealed class FleetInfoProvider(IOptions<VaultOptions> options, ServerPubl
         MemberId = options.Value.MemberId,
         OpaqueSuite = "OPAQUE-3DH ristretto255-SHA512 Argon2id",
         OpaqueContext = ByteString.CopyFromUtf8(options.Value.OpaqueContext),
-        ServerPublicKey = ByteString.CopyFrom(serverPublicKey.Value),
+        ServerPublicKey = ByteString.CopyFrom(serverKeyPair.PublicKey),
         Argon2Id = new Argon2idParameters
         {
             MemoryKib = (uint)options.Value.Argon2MemoryKib,
@@ -130,6 +131,3 @@ public sealed class FleetInfoProvider(IOptions<VaultOptions> options, ServerPubl
         MaxEncryptedSecretBytes = RecordLimits.MaxEncryptedSecretBytes,
     };
 }
-
-/// <summary>The OPAQUE server public key, copied out once at start-up.</summary>
-public sealed record ServerPublicKey(byte[] Value);
