@@ -116,6 +116,9 @@ public static class FleetCeremony
         from.Session.DestroyObject(sourcePrivate);
         to.Session.DestroyObject(unwrapOnTarget);
         to.Session.DestroyObject(targetPrivate);
+
+        // The target's own identity key is generated there, never copied.
+        TokenProvisioner.EnsureMemberIdentityKey(to, logger);
         return new FleetKeyCopyTranscript(from.Description, to.Description, sourcePoint, targetPoint, copied);
     }
 

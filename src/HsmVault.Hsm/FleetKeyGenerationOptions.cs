@@ -1,3 +1,5 @@
+using HsmVault.Crypto.Signatures;
+
 namespace HsmVault.Hsm;
 
 /// <summary>How <see cref="TokenProvisioner.ProvisionFleetKeys"/> generates the fleet keys.</summary>

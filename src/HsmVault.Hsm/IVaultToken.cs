@@ -1,3 +1,5 @@
+using HsmVault.Crypto.Signatures;
+
 namespace HsmVault.Hsm;
 
 /// <summary>
@@ -41,6 +43,16 @@ public interface IVaultToken : IDisposable
     /// <summary>Signs <paramref name="message"/> with the fleet signing key (Ed25519, or ECDSA P-256 over SHA-256).</summary>
     byte[] Sign(ReadOnlySpan<byte> message);
 
+    /// <summary>
+    /// This member's own identity key: generated inside this token (CKA_LOCAL), never
+    /// extractable, and never copied by the key ceremony, so a signature under it proves that
+    /// this member's token made it.
+    /// </summary>
+    SigningKeyDescription MemberIdentityKey { get; }
+
+    /// <summary>Signs <paramref name="message"/> with this member's identity key.</summary>
+    byte[] SignAsMember(ReadOnlySpan<byte> message);
+
     /// <summary>Reads a private data object (CKO_DATA) the vault stored in the token; null when absent.</summary>
     byte[]? ReadDataObject(string name);
 
@@ -50,21 +62,6 @@ public interface IVaultToken : IDisposable
 
 /// <summary>Which token is in use, for logs, health and deployment evidence.</summary>
 public sealed record TokenDescription(string Label, string SerialNumber, string ManufacturerId, string Model, ulong SlotId);
-
-/// <summary>Signature algorithms a fleet signing key can have.</summary>
-public enum SignatureAlgorithm
-{
-    /// <summary>Ed25519 (CKM_EDDSA); signatures are 64 bytes.</summary>
-    Ed25519 = 1,
-
-    /// <summary>ECDSA P-256 over SHA-256; signatures are raw r || s, 64 bytes.</summary>
-    EcdsaP256Sha256 = 2,
-}
-
-/// <summary>The public half of the fleet signing key.</summary>
-/// <param name="Algorithm">How signatures are made.</param>
-/// <param name="PublicKey">Ed25519: 32 bytes. P-256: uncompressed point, 65 bytes (0x04 || X || Y).</param>
-public sealed record SigningKeyDescription(SignatureAlgorithm Algorithm, byte[] PublicKey);
 
 /// <summary>The token could not be reached (removed, logged out, failing) even after reconnecting.</summary>
 public sealed class TokenUnavailableException(string message, Exception? innerException = null)

@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using HsmVault.Crypto.Signatures;
 using HsmVault.Hsm.Internal;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -49,6 +50,7 @@ public sealed class Pkcs11VaultToken : IVaultToken
         _logger = logger;
         _gate = Pkcs11Modules.OperationGate(options.ModulePath, options.MaxConcurrentOperations);
         SigningKey = connection.Keys.SigningPublicKey;
+        MemberIdentityKey = connection.Keys.MemberIdentityPublicKey;
     }
 
     /// <inheritdoc/>
@@ -56,6 +58,9 @@ public sealed class Pkcs11VaultToken : IVaultToken
 
     /// <inheritdoc/>
     public SigningKeyDescription SigningKey { get; }
+
+    /// <inheritdoc/>
+    public SigningKeyDescription MemberIdentityKey { get; }
 
     /// <summary>
     /// Loads the module (once per process), finds the token by label and/or serial, logs in
@@ -173,24 +178,21 @@ public sealed class Pkcs11VaultToken : IVaultToken
     }
 
     /// <inheritdoc/>
-    public byte[] Sign(ReadOnlySpan<byte> message)
-    {
-        if (SigningKey.Algorithm == SignatureAlgorithm.Ed25519)
-        {
-            var data = message.ToArray();
-            return Execute("Sign", (session, keys) =>
-            {
-                using var mechanism = Mechanisms.Create(Pkcs11Constants.CkmEddsa);
-                return session.Sign(mechanism, keys.SigningKey, data);
-            });
-        }
+    public byte[] Sign(ReadOnlySpan<byte> message) => SignWith(SigningKey.Algorithm, keys => keys.SigningKey, message);
 
-        // SoftHSM2 has no CKM_ECDSA_SHA256: hash here, sign the digest with raw CKM_ECDSA.
-        var digest = SHA256.HashData(message);
+    /// <inheritdoc/>
+    public byte[] SignAsMember(ReadOnlySpan<byte> message) => SignWith(MemberIdentityKey.Algorithm, keys => keys.MemberIdentityKey, message);
+
+    private byte[] SignWith(SignatureAlgorithm algorithm, Func<FleetKeyHandles, IObjectHandle> key, ReadOnlySpan<byte> message)
+    {
+        // SoftHSM2 has no CKM_ECDSA_SHA256: for P-256, hash here and sign the digest with raw CKM_ECDSA.
+        var (mechanismType, data) = algorithm == SignatureAlgorithm.Ed25519
+            ? (Pkcs11Constants.CkmEddsa, message.ToArray())
+            : ((ulong)CKM.CKM_ECDSA, SHA256.HashData(message));
         return Execute("Sign", (session, keys) =>
         {
-            using var mechanism = Mechanisms.Create(CKM.CKM_ECDSA);
-            return session.Sign(mechanism, keys.SigningKey, digest);
+            using var mechanism = Mechanisms.Create(mechanismType);
+            return session.Sign(mechanism, key(keys), data);
         });
     }
 

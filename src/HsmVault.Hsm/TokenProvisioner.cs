@@ -1,3 +1,4 @@
+using HsmVault.Crypto.Signatures;
 using HsmVault.Hsm.Internal;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -81,7 +82,7 @@ public static class TokenProvisioner
         if (!hasSigningKey)
         {
             var algorithm = ChooseSignatureAlgorithm(admin, generation.SignatureAlgorithm, logger);
-            var (signingPublic, signingPrivate) = GenerateSigningKey(session, labels, algorithm, generation.ExtractableForCeremony);
+            var (signingPublic, signingPrivate) = GenerateSigningKey(session, labels.SigningKey, labels.SigningPublicKey, algorithm, generation.ExtractableForCeremony);
             if (generation.ExtractableForCeremony && algorithm == SignatureAlgorithm.Ed25519 && !CanWrap(session, signingPrivate))
             {
                 // SoftHSM2 2.6 generates and signs with Ed25519 keys but C_WrapKey refuses them
@@ -95,7 +96,7 @@ public static class TokenProvisioner
                 }
 
                 Log.SigningFallbackToP256(logger, admin.TokenLabel);
-                GenerateSigningKey(session, labels, SignatureAlgorithm.EcdsaP256Sha256, extractable: true);
+                GenerateSigningKey(session, labels.SigningKey, labels.SigningPublicKey, SignatureAlgorithm.EcdsaP256Sha256, extractable: true);
             }
 
             created.Add(labels.SigningKey);
@@ -111,12 +112,49 @@ public static class TokenProvisioner
             Log.KeyKept(logger, admin.TokenLabel, label);
         }
 
+        EnsureMemberIdentityKey(admin, logger);
         var publicKey = session.FindSingle(CKO.CKO_PUBLIC_KEY, labels.SigningPublicKey, admin.TokenLabel)!;
         return new FleetKeyProvisioningResult(
             admin.Description,
-            FleetKeyHandles.ReadSigningPublicKey(session, publicKey, labels, admin.TokenLabel),
+            FleetKeyHandles.ReadPublicKey(session, publicKey, labels.SigningPublicKey, admin.TokenLabel),
             created,
             existing);
+    }
+
+    /// <summary>
+    /// Generates this token's member identity key (<c>{prefix}-member-identity-key</c> and its public
+    /// half) unless it has one: Ed25519 where the token has it, ECDSA P-256 otherwise; generated in
+    /// the token, sensitive and never extractable, so no other token (and no file) ever holds it.
+    /// Every member signs the commands it decides with this key. Idempotent.
+    /// </summary>
+    /// <returns>The identity key's public half.</returns>
+    public static SigningKeyDescription ProvisionMemberIdentityKey(TokenOptions options, ILogger? logger = null)
+    {
+        using var admin = AdminSession.Open(options);
+        return EnsureMemberIdentityKey(admin, logger ?? NullLogger.Instance);
+    }
+
+    internal static SigningKeyDescription EnsureMemberIdentityKey(AdminSession admin, ILogger logger)
+    {
+        var session = admin.Session;
+        var labels = admin.Labels;
+        var hasPrivate = session.FindByLabel(CKO.CKO_PRIVATE_KEY, labels.MemberIdentityKey).Count > 0;
+        var hasPublic = session.FindByLabel(CKO.CKO_PUBLIC_KEY, labels.MemberIdentityPublicKey).Count > 0;
+        if (hasPrivate != hasPublic)
+        {
+            throw new TokenConfigurationException(
+                $"token '{admin.TokenLabel}' has only one half of the member identity key '{labels.MemberIdentityKey}'; remove it before provisioning");
+        }
+
+        if (!hasPrivate)
+        {
+            var algorithm = ChooseSignatureAlgorithm(admin, requested: null, logger);
+            GenerateSigningKey(session, labels.MemberIdentityKey, labels.MemberIdentityPublicKey, algorithm, extractable: false);
+            Log.KeyProvisioned(logger, admin.TokenLabel, labels.MemberIdentityKey);
+        }
+
+        var publicKey = session.FindSingle(CKO.CKO_PUBLIC_KEY, labels.MemberIdentityPublicKey, admin.TokenLabel)!;
+        return FleetKeyHandles.ReadPublicKey(session, publicKey, labels.MemberIdentityPublicKey, admin.TokenLabel);
     }
 
     /// <summary>
@@ -231,7 +269,8 @@ public static class TokenProvisioner
         }
     }
 
-    private static (IObjectHandle PublicKey, IObjectHandle PrivateKey) GenerateSigningKey(ISession session, FleetKeyLabels labels, SignatureAlgorithm algorithm, bool extractable)
+    private static (IObjectHandle PublicKey, IObjectHandle PrivateKey) GenerateSigningKey(
+        ISession session, string privateLabel, string publicLabel, SignatureAlgorithm algorithm, bool extractable)
     {
         var (mechanismType, parameters) = algorithm == SignatureAlgorithm.Ed25519
             ? (Pkcs11Constants.CkmEcEdwardsKeyPairGen, Pkcs11Constants.Ed25519Params.ToArray())
@@ -239,13 +278,13 @@ public static class TokenProvisioner
         using var publicTemplate = new AttributeList()
             .Add(CKA.CKA_TOKEN, true)
             .Add(CKA.CKA_PRIVATE, false)
-            .Add(CKA.CKA_LABEL, labels.SigningPublicKey)
+            .Add(CKA.CKA_LABEL, publicLabel)
             .Add(CKA.CKA_VERIFY, true)
             .Add(CKA.CKA_ENCRYPT, false)
             .Add(CKA.CKA_WRAP, false)
             .Add(CKA.CKA_DERIVE, false)
             .Add(CKA.CKA_EC_PARAMS, parameters);
-        using var privateTemplate = SigningKeyTemplate(labels.SigningKey, extractable);
+        using var privateTemplate = SigningKeyTemplate(privateLabel, extractable);
         using var mechanism = Pkcs11Modules.Factories.MechanismFactory.Create(mechanismType);
         session.GenerateKeyPair(mechanism, publicTemplate.Items, privateTemplate.Items, out var publicKey, out var privateKey);
         return (publicKey, privateKey);

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using HsmVault.Crypto.Signatures;
 using HsmVault.Hsm.Internal;
 using Net.Pkcs11Interop.Common;
 using static HsmVault.Hsm.Tests.TokenTestSupport;

@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using HsmVault.Crypto.Signatures;
 using HsmVault.Hsm.Internal;
 using Net.Pkcs11Interop.Common;
 using static HsmVault.Hsm.Tests.TokenTestSupport;
@@ -121,7 +122,7 @@ public class FleetCeremonyTests
         FleetCeremony.CopyFleetKeys(source, target);
 
         using var admin = AdminSession.Open(target);
-        Assert.Equal(4, admin.Session.FindAllObjects([]).Count); // Seed, record key, signing key pair: nothing else.
+        Assert.Equal(6, admin.Session.FindAllObjects([]).Count); // Seed, record key, signing key pair, its own identity key pair: nothing else.
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using HsmVault.Crypto.Signatures;
 using HsmVault.Hsm.Internal;
 using static HsmVault.Hsm.Tests.TokenTestSupport;
 

@@ -24,6 +24,9 @@ internal static class TokenCommands
             throw new UsageException("name each member's daemon configuration with --config FILE");
         }
 
+        // Each member's own identity key first: it is generated in that token, never copied, and
+        // a token provisioned before identity keys existed gets one here.
+        members.ForEach(member => TokenProvisioner.ProvisionMemberIdentityKey(member));
         var states = members.Select(ProvisioningOf).ToList();
         if (states.All(state => state == MemberProvisioning.Complete))
         {

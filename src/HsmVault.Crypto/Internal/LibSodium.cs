@@ -64,4 +64,8 @@ internal static partial class LibSodium
     [LibraryImport(Library, EntryPoint = "crypto_scalarmult_ristretto255_base")]
     [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
     internal static partial int ScalarMultBase(Span<byte> q, ReadOnlySpan<byte> n);
+
+    [LibraryImport(Library, EntryPoint = "crypto_sign_verify_detached")]
+    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+    internal static partial int SignVerifyDetached(ReadOnlySpan<byte> sig, ReadOnlySpan<byte> m, ulong mlen, ReadOnlySpan<byte> pk);
 }

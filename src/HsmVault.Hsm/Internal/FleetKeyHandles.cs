@@ -1,3 +1,4 @@
+using HsmVault.Crypto.Signatures;
 using Net.Pkcs11Interop.Common;
 using Net.Pkcs11Interop.HighLevelAPI;
 
@@ -8,7 +9,9 @@ internal sealed record FleetKeyHandles(
     IObjectHandle OprfSeed,
     IObjectHandle RecordKey,
     IObjectHandle SigningKey,
-    SigningKeyDescription SigningPublicKey)
+    SigningKeyDescription SigningPublicKey,
+    IObjectHandle MemberIdentityKey,
+    SigningKeyDescription MemberIdentityPublicKey)
 {
     /// <exception cref="TokenConfigurationException">A fleet key is missing, duplicated or of an unexpected type.</exception>
     public static FleetKeyHandles Find(ISession session, FleetKeyLabels labels, string tokenLabel)
@@ -17,10 +20,19 @@ internal sealed record FleetKeyHandles(
         var recordKey = Require(session, CKO.CKO_SECRET_KEY, labels.RecordKey, tokenLabel);
         var signingKey = Require(session, CKO.CKO_PRIVATE_KEY, labels.SigningKey, tokenLabel);
         var signingPublic = Require(session, CKO.CKO_PUBLIC_KEY, labels.SigningPublicKey, tokenLabel);
-        return new FleetKeyHandles(oprfSeed, recordKey, signingKey, ReadSigningPublicKey(session, signingPublic, labels, tokenLabel));
+        var identityKey = Require(session, CKO.CKO_PRIVATE_KEY, labels.MemberIdentityKey, tokenLabel);
+        var identityPublic = Require(session, CKO.CKO_PUBLIC_KEY, labels.MemberIdentityPublicKey, tokenLabel);
+        return new FleetKeyHandles(
+            oprfSeed,
+            recordKey,
+            signingKey,
+            ReadPublicKey(session, signingPublic, labels.SigningPublicKey, tokenLabel),
+            identityKey,
+            ReadPublicKey(session, identityPublic, labels.MemberIdentityPublicKey, tokenLabel));
     }
 
-    public static SigningKeyDescription ReadSigningPublicKey(ISession session, IObjectHandle publicKey, FleetKeyLabels labels, string tokenLabel)
+    /// <summary>Reads an Ed25519 or P-256 public key object.</summary>
+    public static SigningKeyDescription ReadPublicKey(ISession session, IObjectHandle publicKey, string keyLabel, string tokenLabel)
     {
         var keyType = session.GetULong(publicKey, CKA.CKA_KEY_TYPE);
         var point = session.GetBytes(publicKey, CKA.CKA_EC_POINT);
@@ -35,7 +47,7 @@ internal sealed record FleetKeyHandles(
         }
 
         throw new TokenConfigurationException(
-            $"token '{tokenLabel}' key '{labels.SigningPublicKey}' is neither Ed25519 nor ECDSA P-256 (CKA_KEY_TYPE 0x{keyType:x})");
+            $"token '{tokenLabel}' key '{keyLabel}' is neither Ed25519 nor ECDSA P-256 (CKA_KEY_TYPE 0x{keyType:x})");
     }
 
     private static IObjectHandle Require(ISession session, CKO objectClass, string label, string tokenLabel) =>

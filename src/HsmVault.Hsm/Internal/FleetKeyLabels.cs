@@ -11,5 +11,10 @@ internal sealed record FleetKeyLabels(string Prefix)
 
     public string SigningPublicKey => Prefix + "-signing-key-pub";
 
+    /// <summary>This member's own identity key: generated here, never extractable, never copied to another token.</summary>
+    public string MemberIdentityKey => Prefix + "-member-identity-key";
+
+    public string MemberIdentityPublicKey => Prefix + "-member-identity-key-pub";
+
     public string DataObject(string name) => Prefix + "-" + name;
 }

@@ -47,6 +47,11 @@ public sealed partial class PeerGrpcService(
         {
             // Shutting down: the peer reconnects to whoever serves this address next.
         }
+        catch (IOException)
+        {
+            // The peer went away mid-stream (stopped, killed, or reconnecting): Raft tolerates
+            // the lost messages, and the peer opens a new stream when it is back.
+        }
 
         return new ReplicateAck();
     }
