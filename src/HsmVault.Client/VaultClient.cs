@@ -108,9 +108,7 @@ public sealed class VaultClient
         StartRecoveryResponse started;
         try
         {
-            started = await _rpc.StartRecoveryAsync(
-                new StartRecoveryRequest { Ke1 = ByteString.CopyFrom(start.Ke1) },
-                await HeadersAsync(cancellationToken), cancellationToken: cancellationToken);
+            started = await StartRecoveryAsync(start.Ke1, cancellationToken);
         }
         catch (RpcException e) when (ReasonOf(e) == "RECORD_DESTROYED")
         {
@@ -151,6 +149,33 @@ public sealed class VaultClient
     /// <summary>Deletes the caller's record.</summary>
     public async Task DeleteAsync(CancellationToken cancellationToken = default) =>
         await _rpc.DeleteRecordAsync(new DeleteRecordRequest(), await HeadersAsync(cancellationToken), cancellationToken: cancellationToken);
+
+    /// <summary>
+    /// StartRecovery with a fresh request id, asked again with the same id when the answer was
+    /// lost (UNAVAILABLE, DEADLINE_EXCEEDED): the guess may already be charged, and the same id
+    /// fetches its KE2 instead of spending another.
+    /// </summary>
+    private async Task<StartRecoveryResponse> StartRecoveryAsync(byte[] ke1, CancellationToken cancellationToken)
+    {
+        var request = new StartRecoveryRequest
+        {
+            Ke1 = ByteString.CopyFrom(ke1),
+            RequestId = ByteString.CopyFrom(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)),
+        };
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await _rpc.StartRecoveryAsync(request, await HeadersAsync(cancellationToken), cancellationToken: cancellationToken);
+            }
+            catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded && attempt < StartRecoveryAttempts)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(200 * attempt), cancellationToken);
+            }
+        }
+    }
+
+    private const int StartRecoveryAttempts = 3;
 
     /// <summary>The machine-readable reason of a refusal (the <c>hsmvault-reason</c> trailer), if any.</summary>
     public static string? ReasonOf(RpcException exception) =>

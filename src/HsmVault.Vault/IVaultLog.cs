@@ -1,3 +1,4 @@
+using HsmVault.Vault.Signing;
 using HsmVault.Vault.State;
 
 namespace HsmVault.Vault;
@@ -12,8 +13,8 @@ public interface IVaultLog
     /// Commits <paramref name="command"/> (durable on a majority) and returns what apply
     /// answered on this member.
     /// </summary>
-    /// <exception cref="VaultException">Unavailable when no majority can be reached.</exception>
-    Task<CommandResult> SubmitAsync(VaultCommand command, CancellationToken cancellationToken);
+    /// <exception cref="VaultException">Unavailable when no majority can be reached, or the outcome is unknown.</exception>
+    Task<CommandResult> SubmitAsync(SignedCommand command, CancellationToken cancellationToken);
 
     /// <summary>
     /// Waits until this member's state reflects every write committed before the call

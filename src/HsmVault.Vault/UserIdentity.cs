@@ -70,8 +70,47 @@ public sealed record UserIdentity
     private const byte FakeRecordTag = 0;
     private const byte RealRecordTag = 1;
 
-    /// <inheritdoc/>
-    public override string ToString() => $"{Tenant}/{UserId}";
+    /// <summary>
+    /// The identity as it may appear in logs, exception messages and status messages:
+    /// <c>tenant/user</c> with every character outside printable ASCII, and every quote and
+    /// backslash, written as <c>\uXXXX</c>, so a subject cannot fake a log line, hide behind
+    /// a right-to-left override or smuggle in invisible characters.
+    /// </summary>
+    public override string ToString() => $"{Escape(Tenant)}/{Escape(UserId)}";
+
+    /// <summary>
+    /// A pseudonym for logs: <c>u:</c> and the first 16 hex digits of SHA-256 over the
+    /// length-prefixed tenant and user id (<see cref="IdentityPrefix"/>). The same user always
+    /// gets the same pseudonym, so events can be correlated, and an operator who knows a user id
+    /// can compute it; the log itself does not name anyone.
+    /// </summary>
+    public string Pseudonym() => "u:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(IdentityPrefix()).AsSpan(0, 8));
+
+    /// <summary>How this identity is written into logs under <paramref name="form"/>.</summary>
+    public string ForLog(UserLogForm form) => form == UserLogForm.Escaped ? ToString() : Pseudonym();
+
+    private static string Escape(string value)
+    {
+        if (value.All(c => c is >= ' ' and <= '~' and not '"' and not '\\'))
+        {
+            return value;
+        }
+
+        var escaped = new StringBuilder(value.Length * 2);
+        foreach (var c in value)
+        {
+            if (c is >= ' ' and <= '~' and not '"' and not '\\')
+            {
+                escaped.Append(c);
+            }
+            else
+            {
+                escaped.Append(System.Globalization.CultureInfo.InvariantCulture, $"\\u{(int)c:X4}");
+            }
+        }
+
+        return escaped.ToString();
+    }
 
     private static string Validate(string value, string name)
     {

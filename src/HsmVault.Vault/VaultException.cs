@@ -56,4 +56,10 @@ public static class VaultErrorReasons
 
     /// <summary>FinishRecovery named a session this member does not have (finished, expired, or another member's).</summary>
     public const string UnknownSession = "UNKNOWN_SESSION";
+
+    /// <summary>StartRecovery for a user with no record.</summary>
+    public const string NotRegistered = "NOT_REGISTERED";
+
+    /// <summary>FinishRegistration with a ticket that already registered once.</summary>
+    public const string TicketAlreadyUsed = "TICKET_ALREADY_USED";
 }

@@ -53,6 +53,34 @@ public sealed class VaultOptions
     /// <summary>Recovery sessions in flight at once on this member; more are refused with ResourceExhausted.</summary>
     [Range(1, 1_000_000)]
     public int MaxRecoverySessions { get; set; } = 10_000;
+
+    /// <summary>Recovery sessions one user may have in flight on this member at once.</summary>
+    [Range(1, 1_000)]
+    public int MaxRecoverySessionsPerUser { get; set; } = 4;
+
+    /// <summary>
+    /// Recovery sessions one tenant may have in flight on this member at once, so that one
+    /// tenant cannot fill the table for the others. Default: half of <see cref="MaxRecoverySessions"/>.
+    /// </summary>
+    [Range(1, 1_000_000)]
+    public int? MaxRecoverySessionsPerTenant { get; set; }
+
+    /// <summary>How users appear in logs and audit events: a pseudonym (default) or their escaped ids.</summary>
+    public UserLogForm LogUserIds { get; set; } = UserLogForm.Hashed;
+
+    /// <summary>Every how many log entries the members compare digests of their state.</summary>
+    [Range(1, 1_000_000)]
+    public int StateDigestInterval { get; set; } = 64;
+}
+
+/// <summary>How a user is named in logs.</summary>
+public enum UserLogForm
+{
+    /// <summary>A pseudonym, <see cref="UserIdentity.Pseudonym"/>.</summary>
+    Hashed,
+
+    /// <summary>tenant/user with everything outside printable ASCII escaped.</summary>
+    Escaped,
 }
 
 /// <summary>Fixed limits of the vault protocol.</summary>

@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using System.Text;
 using HsmVault.Crypto;
 using HsmVault.Crypto.Opaque;
@@ -5,6 +6,7 @@ using HsmVault.Hsm;
 using HsmVault.Vault.Internal;
 using HsmVault.Vault.Records;
 using HsmVault.Vault.Recovery;
+using HsmVault.Vault.Signing;
 using HsmVault.Vault.State;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -45,21 +47,35 @@ public sealed record RecordStatus(bool Registered, int GuessLimit, int GuessesRe
 /// <summary>
 /// The vault's operations for one authenticated caller. Validates every input before it
 /// touches state, does the token and OPAQUE work on this member, and writes only through
-/// <see cref="IVaultLog"/>. Knows nothing of gRPC: refusals are <see cref="VaultException"/>s.
+/// <see cref="IVaultLog"/>, every command signed by this member's identity key. Knows nothing
+/// of gRPC: refusals are <see cref="VaultException"/>s.
 /// </summary>
 public sealed partial class VaultService : IDisposable
 {
     /// <summary>How often a write decided on a record that changed underneath it is retried.</summary>
     private const int MaxVersionConflictRetries = 3;
 
+    /// <summary>Shortest and longest client-chosen request id of a StartRecovery.</summary>
+    public const int MinRequestIdBytes = 16;
+
+    /// <inheritdoc cref="MinRequestIdBytes"/>
+    public const int MaxRequestIdBytes = 64;
+
+    private static readonly TimeSpan OutcomeProbePause = TimeSpan.FromMilliseconds(100);
+
     private readonly VaultStateMachine _state;
     private readonly IVaultLog _log;
+    private readonly CommandSigner _signer;
     private readonly OpaqueServer _opaque;
     private readonly RecordSealer _sealer;
     private readonly RecoverySessions _sessions;
+    private readonly PendingRecoveryStarts _starts;
     private readonly RegistrationTickets _tickets;
     private readonly VaultOptions _options;
+    private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly CancellationTokenSource _stopping = new();
+    private ulong _lastPublishedDigest;
 
     /// <summary>Creates the service over a token, the local state and the replicated log.</summary>
     public VaultService(
@@ -67,6 +83,7 @@ public sealed partial class VaultService : IDisposable
         ServerKeyPair serverKeyPair,
         VaultStateMachine state,
         IVaultLog log,
+        CommandSigner signer,
         IOptions<VaultOptions> options,
         TimeProvider time,
         ILogger<VaultService> logger)
@@ -74,11 +91,16 @@ public sealed partial class VaultService : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         _state = state;
         _log = log;
+        _signer = signer;
         _options = options.Value;
+        _time = time;
         _logger = logger;
         _opaque = new OpaqueServer(OpaqueConfigurationFor(_options), new TokenOprfSeed(token), serverKeyPair);
         _sealer = new RecordSealer(token, _options.FleetId);
-        _sessions = new RecoverySessions(time, _options.MaxRecoverySessions, _options.RecoverySessionTimeout);
+        _sessions = new RecoverySessions(time, _options.MaxRecoverySessions,
+            _options.MaxRecoverySessionsPerTenant ?? Math.Max(1, _options.MaxRecoverySessions / 2),
+            _options.MaxRecoverySessionsPerUser, _options.RecoverySessionTimeout);
+        _starts = new PendingRecoveryStarts(time, _options.RecoverySessionTimeout);
         _tickets = new RegistrationTickets(token, _options.FleetId, time, _options.RegistrationTicketLifetime);
     }
 
@@ -100,6 +122,7 @@ public sealed partial class VaultService : IDisposable
         ArgumentNullException.ThrowIfNull(user);
         ArgumentNullException.ThrowIfNull(registrationRequest);
         RequireLength(registrationRequest, OpaqueSizes.RegistrationRequest, "registration_request");
+        RequireServing();
         return OnToken(() =>
         {
             var ticket = _tickets.Issue(user);
@@ -109,7 +132,7 @@ public sealed partial class VaultService : IDisposable
         });
     }
 
-    /// <summary>OPAQUE registration, final message: seals and stores the record.</summary>
+    /// <summary>OPAQUE registration, final message: seals and stores the record. Each ticket registers once.</summary>
     public async Task<RegistrationResult> FinishRegistrationAsync(
         UserIdentity user,
         byte[] registrationTicket,
@@ -138,6 +161,7 @@ public sealed partial class VaultService : IDisposable
                 $"guess_limit must be {RecordLimits.MinGuessLimit} to {RecordLimits.MaxGuessLimit}, or 0 for the default of {_options.DefaultGuessLimit}; got {guessLimit}");
         }
 
+        RequireServing();
         var nonce = OnToken(() => _tickets.Open(user, registrationTicket));
         var contents = new RecordContents(nonce, registrationRecord, limit, encryptedSecret);
         for (var attempt = 0; ; attempt++)
@@ -151,42 +175,209 @@ public sealed partial class VaultService : IDisposable
 
             var expectedVersion = current?.Version ?? 0;
             var sealedRecord = OnToken(() => _sealer.Seal(user, expectedVersion + 1, contents));
-            var result = await _log.SubmitAsync(new RegisterCommand(user, expectedVersion, limit, sealedRecord, replaceExisting), cancellationToken);
+            var result = await SubmitAsync(new RegisterCommand(user, expectedVersion, limit, sealedRecord, replaceExisting, nonce), cancellationToken);
             switch (result.Outcome)
             {
                 case CommandOutcome.Registered:
-                    Log.Registered(_logger, user.Tenant, user.UserId, limit);
                     return new RegistrationResult(limit, Replaced: false);
                 case CommandOutcome.Replaced:
-                    Log.Replaced(_logger, user.Tenant, user.UserId, limit);
                     return new RegistrationResult(limit, Replaced: true);
                 case CommandOutcome.AlreadyRegistered:
                     throw AlreadyRegistered(user);
+                case CommandOutcome.TicketAlreadyUsed:
+                    throw new VaultException(VaultError.FailedPrecondition,
+                        "registration_ticket was already used for a registration; each ticket registers once: call StartRegistration again")
+                    {
+                        Reason = VaultErrorReasons.TicketAlreadyUsed,
+                    };
                 case CommandOutcome.VersionConflict when attempt < MaxVersionConflictRetries:
                     continue;
                 default:
-                    throw Conflict(user);
+                    throw Unexpected(user, result);
             }
         }
     }
 
     /// <summary>
     /// OPAQUE login, first message. The guess is committed by the fleet before KE2 is
-    /// returned; an unknown user gets a fake-record KE2 that looks the same.
+    /// returned. Idempotent per <paramref name="requestId"/> on this member: a caller whose call
+    /// failed with Unavailable (its guess may be charged) asks again with the same request id and
+    /// KE1, and gets that guess's KE2, or the one charge made now; never two charges.
     /// </summary>
-    public async Task<RecoveryStartResult> StartRecoveryAsync(UserIdentity user, byte[] ke1, CancellationToken cancellationToken)
+    /// <param name="user">The caller.</param>
+    /// <param name="ke1">KE1.</param>
+    /// <param name="requestId">Chosen by the client, <see cref="MinRequestIdBytes"/> to <see cref="MaxRequestIdBytes"/> bytes; empty for none (the call then cannot be resumed).</param>
+    /// <param name="cancellationToken">Stops the wait, not the start: a charge in flight still completes and stays fetchable.</param>
+    public Task<RecoveryStartResult> StartRecoveryAsync(UserIdentity user, byte[] ke1, byte[] requestId, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(user);
         ArgumentNullException.ThrowIfNull(ke1);
+        ArgumentNullException.ThrowIfNull(requestId);
         RequireLength(ke1, OpaqueSizes.Ke1, "ke1");
+        Opaque(() => OpaqueServer.ValidateKe1(ke1), "ke1");
+        if (requestId.Length != 0 && requestId.Length is < MinRequestIdBytes or > MaxRequestIdBytes)
+        {
+            throw new VaultException(VaultError.InvalidArgument,
+                $"request_id must be {MinRequestIdBytes} to {MaxRequestIdBytes} bytes (a fresh random value per login attempt), or empty; got {requestId.Length}");
+        }
+
+        RequireServing();
+        var key = requestId.Length == 0 ? RandomNumberGenerator.GetBytes(MinRequestIdBytes) : requestId;
+        var start = _starts.GetOrStart(user, key, ke1, () => Task.Run(() => ChargeAndStartAsync(user, ke1, _stopping.Token)));
+        return start.WaitAsync(cancellationToken);
+    }
+
+    /// <summary>OPAQUE login, final message: checks KE3, then resets the count and releases the secret, or keeps the guess charged.</summary>
+    public async Task<RecoveryFinishResult> FinishRecoveryAsync(UserIdentity user, byte[] sessionId, byte[] ke3, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(user);
+        ArgumentNullException.ThrowIfNull(sessionId);
+        ArgumentNullException.ThrowIfNull(ke3);
+        RequireLength(sessionId, RecoverySessions.SessionIdBytes, "session_id");
+        RequireLength(ke3, OpaqueSizes.Ke3, "ke3");
+        RequireServing();
+        var session = _sessions.Take(sessionId, user)
+            ?? throw new VaultException(VaultError.FailedPrecondition,
+                "no recovery session with this id for the caller on this member: it was already finished, it expired, or it was started on another member; call StartRecovery again")
+            {
+                Reason = VaultErrorReasons.UnknownSession,
+            };
+
+        var keepSession = false;
+        var sessionKey = OpaqueServer.ServerFinish(session.LoginState, ke3);
+        try
+        {
+            if (sessionKey is null)
+            {
+                return await FailedGuessAsync(session, cancellationToken);
+            }
+
+            CommandResult reset;
+            try
+            {
+                reset = await SubmitAsync(new ResetGuessesCommand(user, session.Version, session.AttemptSerial), cancellationToken);
+            }
+            catch (VaultException e) when (e.Error == VaultError.Unavailable)
+            {
+                // The password is proven but the reset's fate is unknown. A reset names its attempt,
+                // so making it again is harmless: keep the session for the client's retry.
+                _sessions.Restore(sessionId, session);
+                keepSession = true;
+                throw new VaultException(VaultError.Unavailable,
+                    "the password was right, but the fleet did not confirm the recovery; call FinishRecovery again with the same session_id and ke3", e);
+            }
+
+            switch (reset.Outcome)
+            {
+                case CommandOutcome.Reset:
+                case CommandOutcome.Unchanged:
+                    // Unchanged: this attempt (or a later one) already reset the count, e.g. a retried finish.
+                    Log.Recovered(_logger, user.ForLog(_options.LogUserIds));
+                    return new RecoveryFinishResult(RecoveryOutcome.Success, reset.GuessesRemaining,
+                        SecretEnvelopes.SealForRelease(sessionKey, sessionId, session.EncryptedSecret));
+                case CommandOutcome.Destroyed:
+                    return new RecoveryFinishResult(RecoveryOutcome.RecordDestroyed, 0, null);
+                default:
+                    throw new VaultException(VaultError.FailedPrecondition,
+                        $"the record of {user} was deleted or replaced while this recovery was in flight; start again");
+            }
+        }
+        finally
+        {
+            if (sessionKey is not null)
+            {
+                CryptographicOperations.ZeroMemory(sessionKey);
+            }
+
+            if (!keepSession)
+            {
+                session.Dispose();
+            }
+        }
+    }
+
+    /// <summary>Deletes the caller's record.</summary>
+    public async Task DeleteAsync(UserIdentity user, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(user);
+        RequireServing();
         for (var attempt = 0; ; attempt++)
         {
-            _sessions.EnsureRoom();
+            await _log.ReadBarrierAsync(cancellationToken);
+            var current = _state.Read(user);
+            var result = current?.State == RecordState.Live
+                ? await SubmitAsync(new DeleteCommand(user, current.Version), cancellationToken)
+                : new CommandResult(CommandOutcome.NotRegistered);
+            switch (result.Outcome)
+            {
+                case CommandOutcome.Deleted:
+                    return;
+                case CommandOutcome.NotRegistered or CommandOutcome.Destroyed:
+                    throw new VaultException(VaultError.NotFound, $"there is no record for {user} to delete");
+                case CommandOutcome.VersionConflict when attempt < MaxVersionConflictRetries:
+                    continue;
+                default:
+                    throw Unexpected(user, result);
+            }
+        }
+    }
+
+    /// <summary>Whether the caller has a record and how many guesses remain.</summary>
+    public async Task<RecordStatus> GetStatusAsync(UserIdentity user, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(user);
+        RequireServing();
+        await _log.ReadBarrierAsync(cancellationToken);
+        var record = _state.Read(user);
+        return record?.State switch
+        {
+            RecordState.Live => new RecordStatus(true, record.GuessLimit, record.GuessesRemaining, Destroyed: false),
+            RecordState.Destroyed => new RecordStatus(false, record.GuessLimit, 0, Destroyed: true),
+            _ => new RecordStatus(false, 0, 0, Destroyed: false),
+        };
+    }
+
+    /// <summary>
+    /// Publishes this member's state digest at its latest checkpoint, once per checkpoint, so
+    /// that every member can compare (see <see cref="StateDigestChain"/>). Called periodically
+    /// by the host; a failure is retried at the next call.
+    /// </summary>
+    /// <returns>Whether a digest was published.</returns>
+    public async Task<bool> PublishStateDigestAsync(CancellationToken cancellationToken)
+    {
+        if (_state.LatestCheckpointDigest() is not { } checkpoint || checkpoint.Index <= _lastPublishedDigest)
+        {
+            return false;
+        }
+
+        await SubmitAsync(new StateDigestCommand(checkpoint.Index, checkpoint.Digest), cancellationToken);
+        _lastPublishedDigest = checkpoint.Index;
+        return true;
+    }
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        _stopping.Cancel();
+        _stopping.Dispose();
+        _sessions.Dispose();
+    }
+
+    /// <summary>
+    /// Charges one guess and makes its KE2. The session slot is reserved first, so a charged
+    /// guess always has room for its answer.
+    /// </summary>
+    private async Task<RecoveryStartResult> ChargeAndStartAsync(UserIdentity user, byte[] ke1, CancellationToken cancellationToken)
+    {
+        using var reservation = _sessions.Reserve(user);
+        var attemptId = RandomNumberGenerator.GetBytes(VaultCommandCodec.AttemptIdBytes);
+        for (var attempt = 0; ; attempt++)
+        {
             await _log.ReadBarrierAsync(cancellationToken);
             var current = _state.Read(user);
             if (current is null or { State: RecordState.Deleted })
             {
-                return StartFakeRecovery(user, ke1);
+                throw NotRegistered(user);
             }
 
             if (current.State == RecordState.Destroyed)
@@ -207,7 +398,7 @@ public sealed partial class VaultService : IDisposable
             CommandResult charge;
             try
             {
-                charge = await _log.SubmitAsync(new ChargeGuessCommand(user, current.Version), cancellationToken);
+                charge = await ChargeAsync(new ChargeGuessCommand(user, current.Version, current.AttemptSerial, attemptId), cancellationToken);
             }
             catch
             {
@@ -215,134 +406,112 @@ public sealed partial class VaultService : IDisposable
                 throw;
             }
 
+            if (charge.Outcome == CommandOutcome.Charged)
+            {
+                FaultPoints.Hit(FaultPoints.AfterChargeCommitted);
+                Log.GuessCharged(_logger, user.ForLog(_options.LogUserIds), charge.GuessesRemaining);
+                var session = new RecoverySession(user, current.Version, charge.AttemptSerial, start.State, contents.EncryptedSecret, charge.GuessesRemaining, _sessions.NewExpiry());
+                return new RecoveryStartResult(start.Ke2, reservation.Fill(session), charge.GuessesRemaining);
+            }
+
+            start.State.Dispose();
             switch (charge.Outcome)
             {
-                case CommandOutcome.Charged:
-                    FaultPoints.Hit(FaultPoints.AfterChargeCommitted);
-                    Log.GuessCharged(_logger, user.Tenant, user.UserId, charge.GuessesRemaining);
-                    var session = new RecoverySession(user, current.Version, start.State, contents.EncryptedSecret, charge.GuessesRemaining, _sessions.NewExpiry());
-                    return new RecoveryStartResult(start.Ke2, _sessions.Add(session), charge.GuessesRemaining);
                 case CommandOutcome.Destroyed:
-                    start.State.Dispose();
-                    Log.RecordDestroyed(_logger, user.Tenant, user.UserId);
                     throw Destroyed(user);
                 case CommandOutcome.NotRegistered:
-                    start.State.Dispose();
-                    return StartFakeRecovery(user, ke1);
+                    throw NotRegistered(user);
                 case CommandOutcome.VersionConflict when attempt < MaxVersionConflictRetries:
-                    start.State.Dispose();
                     continue;
                 default:
-                    start.State.Dispose();
-                    throw Conflict(user);
+                    throw Unexpected(user, charge);
             }
         }
     }
 
-    /// <summary>OPAQUE login, final message: checks KE3, then resets the count and releases the secret, or keeps the guess charged.</summary>
-    public async Task<RecoveryFinishResult> FinishRecoveryAsync(UserIdentity user, byte[] sessionId, byte[] ke3, CancellationToken cancellationToken)
+    /// <summary>
+    /// Commits a charge, and when the log cannot say whether it took effect, finds out: a charge
+    /// names the attempt serial it was decided on, so proposing it again can never charge twice,
+    /// and the record remembers the ids of its last charges, so this member can tell its own.
+    /// Gives up (Unavailable) only when the session would have expired anyway.
+    /// </summary>
+    private async Task<CommandResult> ChargeAsync(ChargeGuessCommand charge, CancellationToken cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(user);
-        ArgumentNullException.ThrowIfNull(sessionId);
-        ArgumentNullException.ThrowIfNull(ke3);
-        RequireLength(sessionId, RecoverySessions.SessionIdBytes, "session_id");
-        RequireLength(ke3, OpaqueSizes.Ke3, "ke3");
-        using var session = _sessions.Take(sessionId, user)
-            ?? throw new VaultException(VaultError.FailedPrecondition,
-                "no recovery session with this id for the caller on this member: it was already finished, it expired, or it was started on another member; call StartRecovery again")
+        var signed = OnToken(() => _signer.Sign(charge));
+        var deadline = _time.GetUtcNow() + _options.RecoverySessionTimeout;
+        var outcomeWasUnknown = false;
+        while (true)
+        {
+            CommandResult result;
+            try
             {
-                Reason = VaultErrorReasons.UnknownSession,
-            };
+                result = await _log.SubmitAsync(signed, cancellationToken);
+            }
+            catch (VaultException e) when (e.Error == VaultError.Unavailable && _time.GetUtcNow() < deadline)
+            {
+                Log.ChargeOutcomeUnknown(_logger, charge.User.ForLog(_options.LogUserIds), e.Message);
+                outcomeWasUnknown = true;
+                await Task.Delay(OutcomeProbePause, _time, cancellationToken);
+                if (await CommittedAlreadyAsync(charge, cancellationToken) is { } found)
+                {
+                    return found;
+                }
 
-        var sessionKey = OpaqueServer.ServerFinish(session.LoginState, ke3);
+                continue;
+            }
+
+            if (outcomeWasUnknown && result.Outcome != CommandOutcome.Charged && await CommittedAlreadyAsync(charge, cancellationToken) is { } earlier)
+            {
+                // The first proposal took effect after all; this one found the serial moved on.
+                return earlier;
+            }
+
+            return result;
+        }
+    }
+
+    private async Task<CommandResult?> CommittedAlreadyAsync(ChargeGuessCommand charge, CancellationToken cancellationToken)
+    {
         try
         {
-            if (sessionKey is null || session.EncryptedSecret is null)
-            {
-                return await FailedGuessAsync(session, cancellationToken);
-            }
-
-            var reset = await _log.SubmitAsync(new ResetGuessesCommand(user, session.Version), cancellationToken);
-            switch (reset.Outcome)
-            {
-                case CommandOutcome.Reset:
-                    Log.Recovered(_logger, user.Tenant, user.UserId);
-                    return new RecoveryFinishResult(RecoveryOutcome.Success, reset.GuessesRemaining,
-                        SecretEnvelopes.SealForRelease(sessionKey, sessionId, session.EncryptedSecret));
-                case CommandOutcome.Destroyed:
-                    return new RecoveryFinishResult(RecoveryOutcome.RecordDestroyed, 0, null);
-                default:
-                    throw new VaultException(VaultError.FailedPrecondition,
-                        $"the record of {user} was deleted or replaced while this recovery was in flight; start again");
-            }
+            await _log.ReadBarrierAsync(cancellationToken);
         }
-        finally
+        catch (VaultException e) when (e.Error == VaultError.Unavailable)
         {
-            if (sessionKey is not null)
-            {
-                System.Security.Cryptography.CryptographicOperations.ZeroMemory(sessionKey);
-            }
-        }
-    }
-
-    /// <summary>Deletes the caller's record.</summary>
-    public async Task DeleteAsync(UserIdentity user, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(user);
-        var result = await _log.SubmitAsync(new DeleteCommand(user), cancellationToken);
-        if (result.Outcome != CommandOutcome.Deleted)
-        {
-            throw new VaultException(VaultError.NotFound, $"there is no record for {user} to delete");
+            return null;
         }
 
-        Log.Deleted(_logger, user.Tenant, user.UserId);
-    }
-
-    /// <summary>Whether the caller has a record and how many guesses remain.</summary>
-    public async Task<RecordStatus> GetStatusAsync(UserIdentity user, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(user);
-        await _log.ReadBarrierAsync(cancellationToken);
-        var record = _state.Read(user);
-        return record?.State switch
-        {
-            RecordState.Live => new RecordStatus(true, record.GuessLimit, record.GuessesRemaining, Destroyed: false),
-            RecordState.Destroyed => new RecordStatus(false, record.GuessLimit, 0, Destroyed: true),
-            _ => new RecordStatus(false, 0, 0, Destroyed: false),
-        };
-    }
-
-    /// <inheritdoc/>
-    public void Dispose() => _sessions.Dispose();
-
-    private RecoveryStartResult StartFakeRecovery(UserIdentity user, byte[] ke1)
-    {
-        var credentialIdentifier = user.FakeCredentialIdentifier();
-        // RFC 9807 section 10.9: an unknown user gets a KE2 built from a fake record, and the
-        // same guesses_remaining a fresh record would show, so StartRecovery does not reveal
-        // whether the user is registered.
-        var start = OnToken(() => Opaque(() => _opaque.GenerateKe2(ke1, credentialIdentifier, registrationRecord: null), "ke1"));
-        var remaining = _options.DefaultGuessLimit - 1;
-        var session = new RecoverySession(user, version: 0, start.State, encryptedSecret: null, remaining, _sessions.NewExpiry());
-        return new RecoveryStartResult(start.Ke2, _sessions.Add(session), remaining);
+        var record = _state.Read(charge.User);
+        return record is { State: RecordState.Live } && record.Version == charge.Version && record.RecentlyCharged(charge.AttemptId)
+            ? new CommandResult(CommandOutcome.Charged, record.GuessesRemaining, charge.AttemptSerial + 1)
+            : null;
     }
 
     private async Task<RecoveryFinishResult> FailedGuessAsync(RecoverySession session, CancellationToken cancellationToken)
     {
-        Log.WrongPassword(_logger, session.User.Tenant, session.User.UserId, session.GuessesRemaining);
-        if (session.EncryptedSecret is null || session.GuessesRemaining > 0)
+        Log.WrongPassword(_logger, session.User.ForLog(_options.LogUserIds), session.GuessesRemaining);
+        if (session.GuessesRemaining > 0)
         {
             return new RecoveryFinishResult(RecoveryOutcome.WrongPassword, session.GuessesRemaining, null);
         }
 
-        var result = await _log.SubmitAsync(new DestroyIfExhaustedCommand(session.User, session.Version), cancellationToken);
-        if (result.Outcome == CommandOutcome.Destroyed)
-        {
-            Log.RecordDestroyed(_logger, session.User.Tenant, session.User.UserId);
-            return new RecoveryFinishResult(RecoveryOutcome.RecordDestroyed, 0, null);
-        }
+        var result = await SubmitAsync(new DestroyIfExhaustedCommand(session.User, session.Version), cancellationToken);
+        return result.Outcome == CommandOutcome.Destroyed
+            ? new RecoveryFinishResult(RecoveryOutcome.RecordDestroyed, 0, null)
+            : new RecoveryFinishResult(RecoveryOutcome.WrongPassword, result.GuessesRemaining, null);
+    }
 
-        return new RecoveryFinishResult(RecoveryOutcome.WrongPassword, result.GuessesRemaining, null);
+    private Task<CommandResult> SubmitAsync(VaultCommand command, CancellationToken cancellationToken) =>
+        _log.SubmitAsync(OnToken(() => _signer.Sign(command)), cancellationToken);
+
+    /// <summary>A member whose state differs from the fleet's answers nothing from it.</summary>
+    private void RequireServing()
+    {
+        if (_state.Divergence is { } divergence)
+        {
+            throw new VaultException(VaultError.Unavailable,
+                $"this member has stopped serving because its state differs from the fleet's ({divergence}); use another member. Operators: see the README's disaster-recovery procedure");
+        }
     }
 
     private static void RequireLength(ReadOnlySpan<byte> value, int length, string field)
@@ -387,36 +556,37 @@ public sealed partial class VaultService : IDisposable
         Reason = VaultErrorReasons.AlreadyRegistered,
     };
 
+    private static VaultException NotRegistered(UserIdentity user) => new(VaultError.NotFound,
+        $"{user} has no record to recover; register first")
+    {
+        Reason = VaultErrorReasons.NotRegistered,
+    };
+
     private static VaultException Destroyed(UserIdentity user) => new(VaultError.FailedPrecondition,
         $"the record of {user} was destroyed after its last allowed guess; it cannot be recovered, register a new one")
     {
         Reason = VaultErrorReasons.RecordDestroyed,
     };
 
-    private static VaultException Conflict(UserIdentity user) => new(VaultError.Aborted,
-        $"the record of {user} kept changing during this request; retry");
+    private static VaultException Unexpected(UserIdentity user, CommandResult result) => result.Outcome switch
+    {
+        CommandOutcome.Refused => new(VaultError.Unavailable,
+            "the fleet refused this member's signed command (see the audit log: its identity key is not endorsed); use another member"),
+        _ => new(VaultError.Aborted, $"the record of {user} kept changing during this request; retry"),
+    };
 
     private static partial class Log
     {
-        [LoggerMessage(4000, LogLevel.Information, "Registered {Tenant}/{UserId} with a limit of {GuessLimit} guesses")]
-        public static partial void Registered(ILogger logger, string tenant, string userId, int guessLimit);
+        [LoggerMessage(4002, LogLevel.Debug, "Charged a guess for {User}; {GuessesRemaining} remain", EventName = "GuessCharged")]
+        public static partial void GuessCharged(ILogger logger, string user, int guessesRemaining);
 
-        [LoggerMessage(4001, LogLevel.Warning, "AUDIT: replaced the record of {Tenant}/{UserId} (guess count reset, limit {GuessLimit})")]
-        public static partial void Replaced(ILogger logger, string tenant, string userId, int guessLimit);
+        [LoggerMessage(4003, LogLevel.Debug, "Wrong password for {User}; {GuessesRemaining} guesses remain", EventName = "WrongPassword")]
+        public static partial void WrongPassword(ILogger logger, string user, int guessesRemaining);
 
-        [LoggerMessage(4002, LogLevel.Information, "Charged a guess for {Tenant}/{UserId}; {GuessesRemaining} remain")]
-        public static partial void GuessCharged(ILogger logger, string tenant, string userId, int guessesRemaining);
+        [LoggerMessage(4005, LogLevel.Debug, "Recovered {User}", EventName = "Recovered")]
+        public static partial void Recovered(ILogger logger, string user);
 
-        [LoggerMessage(4003, LogLevel.Information, "Wrong password for {Tenant}/{UserId}; {GuessesRemaining} guesses remain")]
-        public static partial void WrongPassword(ILogger logger, string tenant, string userId, int guessesRemaining);
-
-        [LoggerMessage(4004, LogLevel.Warning, "AUDIT: destroyed the record of {Tenant}/{UserId} after its last allowed guess")]
-        public static partial void RecordDestroyed(ILogger logger, string tenant, string userId);
-
-        [LoggerMessage(4005, LogLevel.Information, "Recovered {Tenant}/{UserId}; guess count reset")]
-        public static partial void Recovered(ILogger logger, string tenant, string userId);
-
-        [LoggerMessage(4006, LogLevel.Warning, "AUDIT: deleted the record of {Tenant}/{UserId}")]
-        public static partial void Deleted(ILogger logger, string tenant, string userId);
+        [LoggerMessage(4007, LogLevel.Warning, "A charge for {User} was not confirmed ({Detail}); finding out whether it took effect before answering", EventName = "ChargeOutcomeUnknown")]
+        public static partial void ChargeOutcomeUnknown(ILogger logger, string user, string detail);
     }
 }

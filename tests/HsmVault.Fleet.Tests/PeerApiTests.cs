@@ -27,7 +27,7 @@ public sealed class PeerApiTests
         // A forwarded write that would delete dave's record, were it ever applied.
         var delete = new ForwardRequest
         {
-            Command = ByteString.CopyFrom(VaultCommandCodec.Encode(new DeleteCommand(new UserIdentity(FleetFixture.Tenant, "dave")))),
+            Command = ByteString.CopyFrom(VaultCommandCodec.Encode(new DeleteCommand(new UserIdentity(FleetFixture.Tenant, "dave"), 1))),
         };
         var fleetHeader = new Metadata { { "hsmvault-fleet", FleetFixture.FleetId } };
 

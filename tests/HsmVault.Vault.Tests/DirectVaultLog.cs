@@ -1,3 +1,4 @@
+using HsmVault.Vault.Signing;
 using HsmVault.Vault.State;
 
 namespace HsmVault.Vault.Tests;
@@ -12,9 +13,9 @@ public sealed class DirectVaultLog(VaultStateMachine state) : IVaultLog, IDispos
     private readonly SemaphoreSlim _writer = new(1, 1);
 
     /// <inheritdoc/>
-    public async Task<CommandResult> SubmitAsync(VaultCommand command, CancellationToken cancellationToken)
+    public async Task<CommandResult> SubmitAsync(SignedCommand command, CancellationToken cancellationToken)
     {
-        var encoded = VaultCommandCodec.Encode(command);
+        var encoded = command.Encode();
         await _writer.WaitAsync(cancellationToken);
         try
         {

@@ -5,13 +5,17 @@ namespace HsmVault.Vault.Tests;
 /// <summary>The attempt-counting rule and the registration rules, as the pure function apply runs.</summary>
 public sealed class RecordTransitionsTests
 {
+    private static readonly byte[] AttemptId = new byte[VaultCommandCodec.AttemptIdBytes];
+
+    private static byte[] Nonce() => System.Security.Cryptography.RandomNumberGenerator.GetBytes(UserIdentity.RegistrationNonceBytes);
+
     private static readonly UserIdentity Alice = new("tenant", "alice");
     private static readonly byte[] Blob = [1, 2, 3];
 
     [Fact]
     public void Register_NoRow_CreatesLiveVersionOneWithFullCount()
     {
-        var (next, result) = RecordTransitions.Apply(null, new RegisterCommand(Alice, 0, 10, Blob, Replace: false));
+        var (next, result) = RecordTransitions.Apply(null, new RegisterCommand(Alice, 0, 10, Blob, Replace: false, Nonce()));
 
         Assert.Equal(CommandOutcome.Registered, result.Outcome);
         Assert.Equal(10, result.GuessesRemaining);
@@ -28,12 +32,12 @@ public sealed class RecordTransitionsTests
         var record = Live(limit: 3);
         for (var expected = 2; expected >= 0; expected--)
         {
-            (record, var result) = Step(record, new ChargeGuessCommand(Alice, 1));
-            Assert.Equal(new CommandResult(CommandOutcome.Charged, expected), result);
+            (record, var result) = Step(record, new ChargeGuessCommand(Alice, 1, record.AttemptSerial, AttemptId));
+            AssertResult(CommandOutcome.Charged, expected, result);
             Assert.Equal(RecordState.Live, record.State);
         }
 
-        var (destroyed, final) = RecordTransitions.Apply(record, new ChargeGuessCommand(Alice, 1));
+        var (destroyed, final) = RecordTransitions.Apply(record, new ChargeGuessCommand(Alice, 1, record.AttemptSerial, AttemptId));
 
         Assert.Equal(CommandOutcome.Destroyed, final.Outcome);
         Assert.NotNull(destroyed);
@@ -45,11 +49,11 @@ public sealed class RecordTransitionsTests
     [Fact]
     public void ResetGuesses_AfterCharges_RestoresFullCount()
     {
-        var record = Live(limit: 5) with { GuessesUsed = 4 };
+        var record = Live(limit: 5) with { GuessesUsed = 4, AttemptSerial = 4 };
 
-        var (next, result) = RecordTransitions.Apply(record, new ResetGuessesCommand(Alice, 1));
+        var (next, result) = RecordTransitions.Apply(record, new ResetGuessesCommand(Alice, 1, 4));
 
-        Assert.Equal(new CommandResult(CommandOutcome.Reset, 5), result);
+        AssertResult(CommandOutcome.Reset, 5, result);
         Assert.Equal(0, next!.GuessesUsed);
         Assert.Equal(RecordState.Live, next.State);
     }
@@ -62,7 +66,7 @@ public sealed class RecordTransitionsTests
         var (next, result) = RecordTransitions.Apply(record, new DestroyIfExhaustedCommand(Alice, 1));
 
         Assert.Null(next);
-        Assert.Equal(new CommandResult(CommandOutcome.Unchanged, 1), result);
+        AssertResult(CommandOutcome.Unchanged, 1, result);
     }
 
     [Fact]
@@ -82,10 +86,10 @@ public sealed class RecordTransitionsTests
     {
         var record = Live(limit: 5) with { GuessesUsed = 2 };
 
-        var (next, result) = RecordTransitions.Apply(record, new RegisterCommand(Alice, 1, 7, [9], Replace: false));
+        var (next, result) = RecordTransitions.Apply(record, new RegisterCommand(Alice, 1, 7, [9], Replace: false, Nonce()));
 
         Assert.Null(next);
-        Assert.Equal(new CommandResult(CommandOutcome.AlreadyRegistered, 3), result);
+        AssertResult(CommandOutcome.AlreadyRegistered, 3, result);
     }
 
     [Fact]
@@ -93,9 +97,9 @@ public sealed class RecordTransitionsTests
     {
         var record = Live(limit: 5) with { GuessesUsed = 4 };
 
-        var (next, result) = RecordTransitions.Apply(record, new RegisterCommand(Alice, 1, 7, [9], Replace: true));
+        var (next, result) = RecordTransitions.Apply(record, new RegisterCommand(Alice, 1, 7, [9], Replace: true, Nonce()));
 
-        Assert.Equal(new CommandResult(CommandOutcome.Replaced, 7), result);
+        AssertResult(CommandOutcome.Replaced, 7, result);
         Assert.Equal(2, next!.Version);
         Assert.Equal(0, next.GuessesUsed);
         Assert.Equal(7, next.GuessLimit);
@@ -109,9 +113,9 @@ public sealed class RecordTransitionsTests
     {
         var tombstone = new StoredRecord(Alice, 4, state, 5, 5, null);
 
-        var (next, result) = RecordTransitions.Apply(tombstone, new RegisterCommand(Alice, 4, 3, Blob, Replace: false));
+        var (next, result) = RecordTransitions.Apply(tombstone, new RegisterCommand(Alice, 4, 3, Blob, Replace: false, Nonce()));
 
-        Assert.Equal(new CommandResult(CommandOutcome.Registered, 3), result);
+        AssertResult(CommandOutcome.Registered, 3, result);
         Assert.Equal(5, next!.Version);
         Assert.Equal(RecordState.Live, next.State);
         Assert.Equal(0, next.GuessesUsed);
@@ -122,16 +126,16 @@ public sealed class RecordTransitionsTests
     {
         var record = Live(limit: 5) with { Version = 3 };
 
-        Assert.Equal(new CommandResult(CommandOutcome.VersionConflict), RecordTransitions.Apply(record, new RegisterCommand(Alice, 2, 5, Blob, true)).Result);
-        Assert.Null(RecordTransitions.Apply(record, new RegisterCommand(Alice, 2, 5, Blob, true)).Next);
-        Assert.Equal(CommandOutcome.VersionConflict, RecordTransitions.Apply(null, new RegisterCommand(Alice, 1, 5, Blob, false)).Result.Outcome);
+        Assert.Equal(new CommandResult(CommandOutcome.VersionConflict), RecordTransitions.Apply(record, new RegisterCommand(Alice, 2, 5, Blob, true, Nonce())).Result);
+        Assert.Null(RecordTransitions.Apply(record, new RegisterCommand(Alice, 2, 5, Blob, true, Nonce())).Next);
+        Assert.Equal(CommandOutcome.VersionConflict, RecordTransitions.Apply(null, new RegisterCommand(Alice, 1, 5, Blob, false, Nonce())).Result.Outcome);
     }
 
     [Fact]
     public void VersionedCommands_OnAnotherVersion_AreVersionConflictsAndChangeNothing()
     {
         var record = Live(limit: 5) with { Version = 2, GuessesUsed = 5 };
-        VaultCommand[] commands = [new ChargeGuessCommand(Alice, 1), new ResetGuessesCommand(Alice, 1), new DestroyIfExhaustedCommand(Alice, 3)];
+        RecordCommand[] commands = [new ChargeGuessCommand(Alice, 1, record.AttemptSerial, AttemptId), new ResetGuessesCommand(Alice, 1, record?.AttemptSerial ?? 0), new DestroyIfExhaustedCommand(Alice, 3)];
 
         foreach (var command in commands)
         {
@@ -146,7 +150,7 @@ public sealed class RecordTransitionsTests
     {
         var record = Live(limit: 5) with { Version = 6, GuessesUsed = 3 };
 
-        var (next, result) = RecordTransitions.Apply(record, new DeleteCommand(Alice));
+        var (next, result) = RecordTransitions.Apply(record, new DeleteCommand(Alice, record?.Version ?? 0));
 
         Assert.Equal(CommandOutcome.Deleted, result.Outcome);
         Assert.Equal(RecordState.Deleted, next!.State);
@@ -157,9 +161,9 @@ public sealed class RecordTransitionsTests
     [Fact]
     public void Delete_NothingLive_IsNotRegistered()
     {
-        Assert.Equal(CommandOutcome.NotRegistered, RecordTransitions.Apply(null, new DeleteCommand(Alice)).Result.Outcome);
+        Assert.Equal(CommandOutcome.NotRegistered, RecordTransitions.Apply(null, new DeleteCommand(Alice, 0)).Result.Outcome);
         var destroyed = new StoredRecord(Alice, 2, RecordState.Destroyed, 5, 5, null);
-        var (next, result) = RecordTransitions.Apply(destroyed, new DeleteCommand(Alice));
+        var (next, result) = RecordTransitions.Apply(destroyed, new DeleteCommand(Alice, destroyed.Version));
         Assert.Null(next);
         Assert.Equal(CommandOutcome.NotRegistered, result.Outcome);
     }
@@ -170,7 +174,7 @@ public sealed class RecordTransitionsTests
     public void VersionedCommands_OnTombstone_AnswerWithoutChange(RecordState state, CommandOutcome expected)
     {
         var tombstone = new StoredRecord(Alice, 2, state, 5, 5, null);
-        VaultCommand[] commands = [new ChargeGuessCommand(Alice, 2), new ResetGuessesCommand(Alice, 2), new DestroyIfExhaustedCommand(Alice, 2)];
+        RecordCommand[] commands = [new ChargeGuessCommand(Alice, 2, tombstone.AttemptSerial, AttemptId), new ResetGuessesCommand(Alice, 2, tombstone.AttemptSerial), new DestroyIfExhaustedCommand(Alice, 2)];
 
         foreach (var command in commands)
         {
@@ -183,7 +187,7 @@ public sealed class RecordTransitionsTests
     [Fact]
     public void VersionedCommands_NoRow_AreNotRegistered()
     {
-        VaultCommand[] commands = [new ChargeGuessCommand(Alice, 0), new ResetGuessesCommand(Alice, 0), new DestroyIfExhaustedCommand(Alice, 0)];
+        RecordCommand[] commands = [new ChargeGuessCommand(Alice, 0, 0, AttemptId), new ResetGuessesCommand(Alice, 0, 0), new DestroyIfExhaustedCommand(Alice, 0)];
         foreach (var command in commands)
         {
             var (next, result) = RecordTransitions.Apply(null, command);
@@ -217,13 +221,13 @@ public sealed class RecordTransitionsTests
                 1 => current + 1,
                 _ => current,
             };
-            VaultCommand command = random.Next(20) switch
+            RecordCommand command = random.Next(20) switch
             {
-                0 => new RegisterCommand(Alice, version, random.Next(1, 6), Blob, Replace: random.Next(2) == 0),
-                1 => new DeleteCommand(Alice),
-                2 => new ResetGuessesCommand(Alice, version),
+                0 => new RegisterCommand(Alice, version, random.Next(1, 6), Blob, Replace: random.Next(2) == 0, Nonce()),
+                1 => new DeleteCommand(Alice, version),
+                2 => new ResetGuessesCommand(Alice, version, record?.AttemptSerial ?? 0),
                 < 6 => new DestroyIfExhaustedCommand(Alice, version),
-                _ => new ChargeGuessCommand(Alice, version),
+                _ => new ChargeGuessCommand(Alice, version, record?.AttemptSerial ?? 0, AttemptId),
             };
 
             var (next, result) = RecordTransitions.Apply(record, command);
@@ -268,9 +272,12 @@ public sealed class RecordTransitionsTests
 
     private static StoredRecord Live(int limit) => new(Alice, 1, RecordState.Live, limit, 0, Blob);
 
-    private static (StoredRecord Next, CommandResult Result) Step(StoredRecord record, VaultCommand command)
+    private static (StoredRecord Next, CommandResult Result) Step(StoredRecord record, RecordCommand command)
     {
         var (next, result) = RecordTransitions.Apply(record, command);
         return (next ?? record, result);
     }
+
+    private static void AssertResult(CommandOutcome outcome, int guessesRemaining, CommandResult actual) =>
+        Assert.Equal((outcome, guessesRemaining), (actual.Outcome, actual.GuessesRemaining));
 }

@@ -29,7 +29,7 @@ public sealed class RegistrationOracleTests : IDisposable
         Assert.Equal(registration.RegistrationRequest, login.Ke1[..32]);
 
         var oracle = _vault.Service.StartRegistration(Alice, registration.RegistrationRequest);
-        var recovery = await _vault.Service.StartRecoveryAsync(Alice, login.Ke1, CancellationToken.None);
+        var recovery = await _vault.Service.StartRecoveryAsync(Alice, login.Ke1, [], CancellationToken.None);
 
         // Same blinded element, different evaluation: the keys differ.
         Assert.NotEqual(recovery.Ke2[..32], oracle.RegistrationResponse[..32]);

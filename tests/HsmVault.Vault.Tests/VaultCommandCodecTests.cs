@@ -6,6 +6,7 @@ namespace HsmVault.Vault.Tests;
 public sealed class VaultCommandCodecTests
 {
     private static readonly UserIdentity Alice = new("https://issuer.example/tenant-ü", "alice@example.com");
+    private static readonly byte[] Nonce = [.. Enumerable.Range(100, 16).Select(i => (byte)i)];
 
     public static TheoryData<string> CommandNames => [.. Commands().Keys];
 
@@ -26,12 +27,11 @@ public sealed class VaultCommandCodecTests
             Assert.Equal(register.GuessLimit, decodedRegister.GuessLimit);
             Assert.Equal(register.Replace, decodedRegister.Replace);
             Assert.Equal(register.SealedRecord, decodedRegister.SealedRecord);
+            Assert.Equal(register.RegistrationNonce, decodedRegister.RegistrationNonce);
         }
-        else
-        {
-            // The other commands hold no arrays, so record equality compares every field.
-            Assert.Equal(command, decoded);
-        }
+
+        // The encoding is deterministic: the same fields give the same bytes.
+        Assert.Equal(VaultCommandCodec.Encode(command), VaultCommandCodec.Encode(decoded));
     }
 
     [Theory]
@@ -60,19 +60,19 @@ public sealed class VaultCommandCodecTests
     [Fact]
     public void Decode_UnknownFormatVersion_ThrowsInvalidData()
     {
-        var encoded = VaultCommandCodec.Encode(new DeleteCommand(Alice));
-        encoded[0] = 2;
+        var encoded = VaultCommandCodec.Encode(new DeleteCommand(Alice, 4));
+        encoded[0] = 1;
 
         Assert.Throws<InvalidDataException>(() => VaultCommandCodec.Decode(encoded));
     }
 
     [Theory]
     [InlineData(0)]
-    [InlineData(6)]
+    [InlineData(7)]
     [InlineData(255)]
     public void Decode_UnknownKind_ThrowsInvalidData(byte kind)
     {
-        var encoded = VaultCommandCodec.Encode(new ChargeGuessCommand(Alice, 1));
+        var encoded = VaultCommandCodec.Encode(new ChargeGuessCommand(Alice, 1, 0, new byte[16]));
         encoded[1] = kind;
 
         Assert.Throws<InvalidDataException>(() => VaultCommandCodec.Decode(encoded));
@@ -81,7 +81,7 @@ public sealed class VaultCommandCodecTests
     [Fact]
     public void Decode_ImplausibleSealedRecordLength_ThrowsInvalidData()
     {
-        var encoded = VaultCommandCodec.Encode(new RegisterCommand(Alice, 0, 10, [1, 2, 3], false));
+        var encoded = VaultCommandCodec.Encode(new RegisterCommand(Alice, 0, 10, [1, 2, 3], false, new byte[16]));
 
         // The length is the int32 just before the 3 blob bytes.
         BitConverter.GetBytes(int.MaxValue).CopyTo(encoded, encoded.Length - 7);
@@ -92,8 +92,8 @@ public sealed class VaultCommandCodecTests
     [Fact]
     public void Decode_MalformedStringLength_ThrowsInvalidData()
     {
-        // Format 1, kind ChargeGuess, then a 7-bit length that never ends.
-        byte[] garbage = [1, 2, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01];
+        // Format 2, kind ChargeGuess, then a 7-bit length that never ends.
+        byte[] garbage = [2, 2, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01];
 
         Assert.Throws<InvalidDataException>(() => VaultCommandCodec.Decode(garbage));
     }
@@ -149,12 +149,13 @@ public sealed class VaultCommandCodecTests
 
     private static Dictionary<string, VaultCommand> Commands() => new()
     {
-        ["register"] = new RegisterCommand(Alice, 41, 255, [.. Enumerable.Range(0, 300).Select(i => (byte)i)], Replace: false),
-        ["register-replace"] = new RegisterCommand(Alice, long.MaxValue - 1, 1, [7], Replace: true),
-        ["register-empty-blob"] = new RegisterCommand(Alice, 0, 10, [], Replace: false),
-        ["charge"] = new ChargeGuessCommand(Alice, 3),
-        ["reset"] = new ResetGuessesCommand(Alice, long.MaxValue),
+        ["register"] = new RegisterCommand(Alice, 41, 255, [.. Enumerable.Range(0, 300).Select(i => (byte)i)], Replace: false, Nonce),
+        ["register-replace"] = new RegisterCommand(Alice, long.MaxValue - 1, 1, [7], Replace: true, Nonce),
+        ["register-empty-blob"] = new RegisterCommand(Alice, 0, 10, [], Replace: false, Nonce),
+        ["charge"] = new ChargeGuessCommand(Alice, 3, 7, [.. Enumerable.Range(0, 16).Select(i => (byte)i)]),
+        ["reset"] = new ResetGuessesCommand(Alice, long.MaxValue, 8),
+        ["state-digest"] = new StateDigestCommand(ulong.MaxValue, [.. Enumerable.Range(0, 32).Select(i => (byte)i)]),
         ["destroy-if-exhausted"] = new DestroyIfExhaustedCommand(Alice, 1),
-        ["delete"] = new DeleteCommand(Alice),
+        ["delete"] = new DeleteCommand(Alice, 4),
     };
 }

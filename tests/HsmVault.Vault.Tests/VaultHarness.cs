@@ -2,6 +2,8 @@ using System.Text;
 using HsmVault.Crypto;
 using HsmVault.Crypto.Opaque;
 using HsmVault.Hsm;
+using HsmVault.Vault.Audit;
+using HsmVault.Vault.Signing;
 using HsmVault.Vault.State;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -96,7 +98,7 @@ internal sealed class VaultHarness : IDisposable
     public async Task<Recovery> RecoverAsync(UserIdentity user, string password)
     {
         var login = Client.GenerateKe1(Password(password));
-        var start = await Service.StartRecoveryAsync(user, login.Ke1, CancellationToken.None);
+        var start = await Service.StartRecoveryAsync(user, login.Ke1, [], CancellationToken.None);
         var done = Client.GenerateKe3(login.State, start.Ke2);
         login.State.Dispose();
         var finish = await Service.FinishRecoveryAsync(user, start.SessionId, done?.Ke3 ?? Bytes.Random(OpaqueSizes.Ke3), CancellationToken.None);
@@ -116,7 +118,7 @@ internal sealed class VaultHarness : IDisposable
     public async Task<(RecoveryStartResult Start, ClientLoginFinish? Client)> StartAsync(UserIdentity user, string password)
     {
         var login = Client.GenerateKe1(Password(password));
-        var start = await Service.StartRecoveryAsync(user, login.Ke1, CancellationToken.None);
+        var start = await Service.StartRecoveryAsync(user, login.Ke1, [], CancellationToken.None);
         var done = Client.GenerateKe3(login.State, start.Ke2);
         login.State.Dispose();
         return (start, done);
@@ -141,9 +143,12 @@ internal sealed class VaultHarness : IDisposable
 
     private (VaultStateMachine, DirectVaultLog, VaultService) Start()
     {
-        var state = new VaultStateMachine(_directory.Path);
+        var members = new HashSet<string>(StringComparer.Ordinal) { Options.MemberId };
+        var verifier = new CommandVerifier(Options.FleetId, Token.SigningKey, members);
+        var state = new VaultStateMachine(_directory.Path, verifier, new VaultAudit(NullLoggerFactory.Instance, Options.LogUserIds), Options.StateDigestInterval, members.Count);
         var log = new DirectVaultLog(state);
-        var service = new VaultService(Token, _keyPair, state, log, Microsoft.Extensions.Options.Options.Create(Options), Time, NullLogger<VaultService>.Instance);
+        var signer = new CommandSigner(Token, Options.FleetId, Options.MemberId);
+        var service = new VaultService(Token, _keyPair, state, log, signer, Microsoft.Extensions.Options.Options.Create(Options), Time, NullLogger<VaultService>.Instance);
         return (state, log, service);
     }
 

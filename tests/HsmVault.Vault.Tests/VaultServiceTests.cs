@@ -72,7 +72,7 @@ public sealed class VaultServiceTests : IDisposable
 
         // Not even the right password brings it back.
         var login = _vault.Client.GenerateKe1(VaultHarness.Password(RightPassword));
-        var e = await Assert.ThrowsAsync<VaultException>(() => _vault.Service.StartRecoveryAsync(Alice, login.Ke1, CancellationToken.None));
+        var e = await Assert.ThrowsAsync<VaultException>(() => _vault.Service.StartRecoveryAsync(Alice, login.Ke1, [], CancellationToken.None));
         Assert.Equal(VaultError.FailedPrecondition, e.Error);
         Assert.Equal(VaultErrorReasons.RecordDestroyed, e.Reason);
         login.State.Dispose();
@@ -122,40 +122,35 @@ public sealed class VaultServiceTests : IDisposable
     }
 
     [Fact]
-    public async Task StartRecovery_UnknownUser_LooksLikeAFreshRecordAndChargesNothing()
+    public async Task StartRecovery_UnknownUser_IsNotFoundAndWritesNothing()
     {
         var applied = _vault.State.AppliedIndex;
+        var login = _vault.Client.GenerateKe1(VaultHarness.Password(RightPassword));
 
-        var recovery = await _vault.RecoverAsync(Bob, RightPassword);
+        // No fake session: nothing is held for a user without a record, so such calls cannot fill the session table.
+        var e = await Assert.ThrowsAsync<VaultException>(() => _vault.Service.StartRecoveryAsync(Bob, login.Ke1, [], CancellationToken.None));
 
-        Assert.Equal(OpaqueSizes.Ke2, recovery.Start.Ke2.Length);
-        Assert.Equal(_vault.Options.DefaultGuessLimit - 1, recovery.Start.GuessesRemaining);
-        Assert.Equal(RecoverySessionIdLength, recovery.Start.SessionId.Length);
-        Assert.False(recovery.ClientAuthenticatedServer);
-        Assert.Equal(RecoveryOutcome.WrongPassword, recovery.Finish.Outcome);
-        Assert.Equal(_vault.Options.DefaultGuessLimit - 1, recovery.Finish.GuessesRemaining);
-        Assert.Null(recovery.Finish.ReleasedSecret);
+        Assert.Equal(VaultError.NotFound, e.Error);
+        Assert.Equal(VaultErrorReasons.NotRegistered, e.Reason);
         Assert.Equal(applied, _vault.State.AppliedIndex);
         Assert.Null(_vault.State.Read(Bob));
         Assert.Equal(new RecordStatus(false, 0, 0, false), await _vault.StatusAsync(Bob));
+        login.State.Dispose();
     }
-
     [Fact]
-    public async Task StartRecovery_UnknownUserWithForgedKe3_StillWrongPasswordNoCharge()
+    public async Task FinishRecovery_AllZeroKe3_IsAWrongPassword()
     {
+        await _vault.RegisterAsync(Alice, RightPassword, _backupKey);
         var login = _vault.Client.GenerateKe1(VaultHarness.Password(RightPassword));
-        var start = await _vault.Service.StartRecoveryAsync(Bob, login.Ke1, CancellationToken.None);
-        var applied = _vault.State.AppliedIndex;
+        var start = await _vault.Service.StartRecoveryAsync(Alice, login.Ke1, [], CancellationToken.None);
 
-        // Even a KE3 of all zeros (a fake record's envelope is all zeros) must not authenticate.
-        var finish = await _vault.Service.FinishRecoveryAsync(Bob, start.SessionId, new byte[OpaqueSizes.Ke3], CancellationToken.None);
+        var finish = await _vault.Service.FinishRecoveryAsync(Alice, start.SessionId, new byte[OpaqueSizes.Ke3], CancellationToken.None);
 
         Assert.Equal(RecoveryOutcome.WrongPassword, finish.Outcome);
         Assert.Null(finish.ReleasedSecret);
-        Assert.Equal(applied, _vault.State.AppliedIndex);
+        Assert.Equal(9, (await _vault.StatusAsync(Alice)).GuessesRemaining);
         login.State.Dispose();
     }
-
     [Fact]
     public async Task Register_OverLiveRecordWithoutReplace_IsRefusedWithAlreadyRegistered()
     {
@@ -217,15 +212,15 @@ public sealed class VaultServiceTests : IDisposable
     }
 
     [Fact]
-    public async Task Delete_ThenRecover_LooksUnknownAndReRegisterWorks()
+    public async Task Delete_ThenRecover_IsNotFoundAndReRegisterWorks()
     {
         await _vault.RegisterAsync(Alice, RightPassword, _backupKey);
 
         await _vault.Service.DeleteAsync(Alice, CancellationToken.None);
 
         Assert.Equal(new RecordStatus(false, 0, 0, false), await _vault.StatusAsync(Alice));
-        var recovery = await _vault.RecoverAsync(Alice, RightPassword);
-        Assert.Equal(RecoveryOutcome.WrongPassword, recovery.Finish.Outcome);
+        var notFound = await Assert.ThrowsAsync<VaultException>(() => _vault.RecoverAsync(Alice, RightPassword));
+        Assert.Equal(VaultErrorReasons.NotRegistered, notFound.Reason);
         var e = await Assert.ThrowsAsync<VaultException>(() => _vault.Service.DeleteAsync(Alice, CancellationToken.None));
         Assert.Equal(VaultError.NotFound, e.Error);
         await _vault.RegisterAsync(Alice, RightPassword, _backupKey);
@@ -319,7 +314,7 @@ public sealed class VaultServiceTests : IDisposable
     {
         await _vault.RegisterAsync(Alice, RightPassword, _backupKey);
 
-        await AssertInvalidWithoutChangeAsync(() => _vault.Service.StartRecoveryAsync(Alice, Bytes.Random(length), CancellationToken.None));
+        await AssertInvalidWithoutChangeAsync(() => _vault.Service.StartRecoveryAsync(Alice, Bytes.Random(length), [], CancellationToken.None));
     }
 
     [Theory]
@@ -335,10 +330,10 @@ public sealed class VaultServiceTests : IDisposable
         var ke1 = (byte[])login.Ke1.Clone();
         ke1.AsSpan(offset, 32).Fill(fill);
 
-        await AssertInvalidWithoutChangeAsync(() => _vault.Service.StartRecoveryAsync(Alice, ke1, CancellationToken.None));
+        await AssertInvalidWithoutChangeAsync(() => _vault.Service.StartRecoveryAsync(Alice, ke1, [], CancellationToken.None));
 
-        // Unknown users get the same answer, so the check does not reveal registration.
-        await AssertInvalidWithoutChangeAsync(() => _vault.Service.StartRecoveryAsync(Bob, ke1, CancellationToken.None));
+        // Checked before the record is looked up: unknown users get the same answer.
+        await AssertInvalidWithoutChangeAsync(() => _vault.Service.StartRecoveryAsync(Bob, ke1, [], CancellationToken.None));
         login.State.Dispose();
     }
 
@@ -545,17 +540,15 @@ public sealed class VaultServiceTests : IDisposable
         var otherTenant = new UserIdentity("https://other.example", "alice");
         await _vault.RegisterAsync(Alice, RightPassword, _backupKey);
 
-        var recovery = await _vault.RecoverAsync(otherTenant, RightPassword);
+        var e = await Assert.ThrowsAsync<VaultException>(() => _vault.RecoverAsync(otherTenant, RightPassword));
 
-        Assert.Equal(RecoveryOutcome.WrongPassword, recovery.Finish.Outcome);
-        Assert.False(recovery.ClientAuthenticatedServer);
+        Assert.Equal(VaultErrorReasons.NotRegistered, e.Reason);
         Assert.Equal(10, (await _vault.StatusAsync(Alice)).GuessesRemaining);
     }
-
     [Fact]
     public async Task StartRecovery_TooManySessionsInFlight_IsResourceExhaustedBeforeCharging()
     {
-        using var vault = new VaultHarness(o => o.MaxRecoverySessions = 2);
+        using var vault = new VaultHarness(o => (o.MaxRecoverySessions, o.MaxRecoverySessionsPerTenant) = (2, 2));
         await vault.RegisterAsync(Alice, RightPassword, _backupKey);
         await vault.StartAsync(Alice, RightPassword);
         await vault.StartAsync(Alice, RightPassword);

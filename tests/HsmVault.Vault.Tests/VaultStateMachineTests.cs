@@ -11,16 +11,17 @@ public sealed class VaultStateMachineTests
 {
     private static readonly UserIdentity Alice = new("tenant", "alice");
     private static readonly UserIdentity Bob = new("tenant", "bob");
+    private static readonly TestMembers Members = new();
 
     [Fact]
     public void Apply_Register_ThenReadReturnsRowAndResult()
     {
         using var dir = new TempDirectory();
-        using var state = new VaultStateMachine(dir.Path);
+        using var state = Members.OpenState(dir.Path);
 
-        var result = VaultCommandCodec.DecodeResult(state.Apply(1, Encode(new RegisterCommand(Alice, 0, 5, [1, 2, 3], false))));
+        var result = VaultCommandCodec.DecodeResult(state.Apply(1, Encode(Commands.Register(Alice, 0, 5, [1, 2, 3], false))));
 
-        Assert.Equal(new CommandResult(CommandOutcome.Registered, 5), result);
+        AssertResult(CommandOutcome.Registered, 5, result);
         Assert.Equal(1UL, state.AppliedIndex);
         var row = state.Read(Alice);
         Assert.NotNull(row);
@@ -33,10 +34,10 @@ public sealed class VaultStateMachineTests
     public void Apply_RefusedCommand_StillAdvancesAppliedIndexWithoutChangingRow()
     {
         using var dir = new TempDirectory();
-        using var state = new VaultStateMachine(dir.Path);
-        state.Apply(1, Encode(new RegisterCommand(Alice, 0, 5, [1], false)));
+        using var state = Members.OpenState(dir.Path);
+        state.Apply(1, Encode(Commands.Register(Alice, 0, 5, [1], false)));
 
-        var result = VaultCommandCodec.DecodeResult(state.Apply(2, Encode(new ChargeGuessCommand(Alice, 7))));
+        var result = VaultCommandCodec.DecodeResult(state.Apply(2, Encode(Commands.Charge(state, Alice, 7))));
 
         Assert.Equal(CommandOutcome.VersionConflict, result.Outcome);
         Assert.Equal(2UL, state.AppliedIndex);
@@ -47,7 +48,7 @@ public sealed class VaultStateMachineTests
     public void Apply_EmptyEntry_OnlyAdvancesIndex()
     {
         using var dir = new TempDirectory();
-        using var state = new VaultStateMachine(dir.Path);
+        using var state = Members.OpenState(dir.Path);
 
         Assert.Empty(state.Apply(1, []));
         Assert.Equal(1UL, state.AppliedIndex);
@@ -57,16 +58,16 @@ public sealed class VaultStateMachineTests
     public void Reopen_StateAndAppliedIndexSurvive()
     {
         using var dir = new TempDirectory();
-        using (var state = new VaultStateMachine(dir.Path))
+        using (var state = Members.OpenState(dir.Path))
         {
-            state.Apply(1, Encode(new RegisterCommand(Alice, 0, 5, [1, 2], false)));
-            state.Apply(2, Encode(new ChargeGuessCommand(Alice, 1)));
-            state.Apply(3, Encode(new ChargeGuessCommand(Alice, 1)));
-            state.Apply(4, Encode(new RegisterCommand(Bob, 0, 3, [9], false)));
-            state.Apply(5, Encode(new DeleteCommand(Bob)));
+            state.Apply(1, Encode(Commands.Register(Alice, 0, 5, [1, 2], false)));
+            state.Apply(2, Encode(Commands.Charge(state, Alice, 1)));
+            state.Apply(3, Encode(Commands.Charge(state, Alice, 1)));
+            state.Apply(4, Encode(Commands.Register(Bob, 0, 3, [9], false)));
+            state.Apply(5, Encode(Commands.Delete(state, Bob)));
         }
 
-        using var reopened = new VaultStateMachine(dir.Path);
+        using var reopened = Members.OpenState(dir.Path);
 
         Assert.Equal(5UL, reopened.AppliedIndex);
         var alice = reopened.Read(Alice)!;
@@ -81,54 +82,58 @@ public sealed class VaultStateMachineTests
     public void Apply_IndexAtOrBelowApplied_IsSkippedAndChangesNothing()
     {
         using var dir = new TempDirectory();
-        using (var state = new VaultStateMachine(dir.Path))
+        using (var state = Members.OpenState(dir.Path))
         {
-            state.Apply(1, Encode(new RegisterCommand(Alice, 0, 5, [1], false)));
-            state.Apply(2, Encode(new ChargeGuessCommand(Alice, 1)));
+            state.Apply(1, Encode(Commands.Register(Alice, 0, 5, [1], false)));
+            state.Apply(2, Encode(Commands.Charge(state, Alice, 1)));
         }
 
-        using var reopened = new VaultStateMachine(dir.Path);
+        using var reopened = Members.OpenState(dir.Path);
 
         // A restart replays the log from the start: the entries already applied must not count twice.
-        Assert.Empty(reopened.Apply(1, Encode(new RegisterCommand(Alice, 0, 5, [1], false))));
-        Assert.Empty(reopened.Apply(2, Encode(new ChargeGuessCommand(Alice, 1))));
-        Assert.Empty(reopened.Apply(2, Encode(new DeleteCommand(Alice))));
+        Assert.Empty(reopened.Apply(1, Encode(Commands.Register(Alice, 0, 5, [1], false))));
+        Assert.Empty(reopened.Apply(2, Encode(Commands.Charge(reopened, Alice, 1))));
+        Assert.Empty(reopened.Apply(2, Encode(Commands.Delete(reopened, Alice))));
         Assert.Equal(2UL, reopened.AppliedIndex);
         Assert.Equal(1, reopened.Read(Alice)!.GuessesUsed);
         Assert.Equal(RecordState.Live, reopened.Read(Alice)!.State);
 
-        var next = VaultCommandCodec.DecodeResult(reopened.Apply(3, Encode(new ChargeGuessCommand(Alice, 1))));
-        Assert.Equal(new CommandResult(CommandOutcome.Charged, 3), next);
+        var next = VaultCommandCodec.DecodeResult(reopened.Apply(3, Encode(Commands.Charge(reopened, Alice, 1))));
+        AssertResult(CommandOutcome.Charged, 3, next);
     }
 
     [Fact]
-    public void Apply_UndecodableEntry_ThrowsAndLeavesIndex()
+    public void Apply_UndecodableEntry_IsRefusedAndChangesNothing()
     {
         using var dir = new TempDirectory();
-        using var state = new VaultStateMachine(dir.Path);
-        state.Apply(1, Encode(new RegisterCommand(Alice, 0, 5, [1], false)));
+        using var state = Members.OpenState(dir.Path);
+        state.Apply(1, Encode(Commands.Register(Alice, 0, 5, [1], false)));
+        var before = state.Read(Alice);
 
-        Assert.Throws<InvalidDataException>(() => state.Apply(2, [1, 99]));
-        Assert.Equal(1UL, state.AppliedIndex);
+        var result = VaultCommandCodec.DecodeResult(state.Apply(2, [1, 99]));
+
+        Assert.Equal(CommandOutcome.Refused, result.Outcome);
+        Assert.Equal(2UL, state.AppliedIndex);
+        Assert.Equal((before!.Version, before.GuessesUsed, before.State), (state.Read(Alice)!.Version, state.Read(Alice)!.GuessesUsed, state.Read(Alice)!.State));
     }
 
     [Fact]
     public void Snapshot_RestoredIntoFreshFolder_GivesIdenticalReads()
     {
         using var dir = new TempDirectory();
-        using var source = new VaultStateMachine(dir.Sub("a"));
+        using var source = Members.OpenState(dir.Sub("a"));
         var carol = new UserIdentity("other-tenant", "carol");
-        source.Apply(1, Encode(new RegisterCommand(Alice, 0, 5, [1, 2, 3], false)));
-        source.Apply(2, Encode(new ChargeGuessCommand(Alice, 1)));
-        source.Apply(3, Encode(new RegisterCommand(Bob, 0, 1, [4], false)));
-        source.Apply(4, Encode(new ChargeGuessCommand(Bob, 1)));
-        source.Apply(5, Encode(new ChargeGuessCommand(Bob, 1)));
-        source.Apply(6, Encode(new RegisterCommand(carol, 0, 255, [5], false)));
-        source.Apply(7, Encode(new DeleteCommand(carol)));
+        source.Apply(1, Encode(Commands.Register(Alice, 0, 5, [1, 2, 3], false)));
+        source.Apply(2, Encode(Commands.Charge(source, Alice, 1)));
+        source.Apply(3, Encode(Commands.Register(Bob, 0, 1, [4], false)));
+        source.Apply(4, Encode(Commands.Charge(source, Bob, 1)));
+        source.Apply(5, Encode(Commands.Charge(source, Bob, 1)));
+        source.Apply(6, Encode(Commands.Register(carol, 0, 255, [5], false)));
+        source.Apply(7, Encode(Commands.Delete(source, carol)));
 
         var snapshot = source.CreateSnapshot(out var index);
-        using var target = new VaultStateMachine(dir.Sub("b"));
-        target.Apply(1, Encode(new RegisterCommand(new UserIdentity("stale", "row"), 0, 5, [6], false)));
+        using var target = Members.OpenState(dir.Sub("b"));
+        target.Apply(1, Encode(Commands.Register(new UserIdentity("stale", "row"), 0, 5, [6], false)));
         target.RestoreSnapshot(index, snapshot);
 
         Assert.Equal(7UL, index);
@@ -144,7 +149,7 @@ public sealed class VaultStateMachineTests
 
         // And the restored state is durable.
         target.Dispose();
-        using var reopened = new VaultStateMachine(dir.Sub("b"));
+        using var reopened = Members.OpenState(dir.Sub("b"));
         Assert.Equal(7UL, reopened.AppliedIndex);
         AssertSameRow(source.Read(Alice), reopened.Read(Alice));
     }
@@ -153,12 +158,12 @@ public sealed class VaultStateMachineTests
     public void RestoreSnapshot_Truncated_ThrowsAndLeavesStateAsItWas()
     {
         using var dir = new TempDirectory();
-        using var source = new VaultStateMachine(dir.Sub("a"));
-        source.Apply(1, Encode(new RegisterCommand(Alice, 0, 5, [1, 2, 3], false)));
-        source.Apply(2, Encode(new RegisterCommand(Bob, 0, 5, [4, 5], false)));
+        using var source = Members.OpenState(dir.Sub("a"));
+        source.Apply(1, Encode(Commands.Register(Alice, 0, 5, [1, 2, 3], false)));
+        source.Apply(2, Encode(Commands.Register(Bob, 0, 5, [4, 5], false)));
         var snapshot = source.CreateSnapshot(out var index);
-        using var target = new VaultStateMachine(dir.Sub("b"));
-        target.Apply(1, Encode(new RegisterCommand(Alice, 0, 9, [7], false)));
+        using var target = Members.OpenState(dir.Sub("b"));
+        target.Apply(1, Encode(Commands.Register(Alice, 0, 9, [7], false)));
 
         for (var length = 0; length < snapshot.Length; length++)
         {
@@ -185,11 +190,11 @@ public sealed class VaultStateMachineTests
         }
 
         byte[] sealedRecord;
-        using (var state = new VaultStateMachine(dir.Path))
+        using (var state = Members.OpenState(dir.Path))
         {
             sealedRecord = sealer.Seal(Alice, 1, new RecordContents(new byte[UserIdentity.RegistrationNonceBytes], registrationRecord, 3, secret));
-            state.Apply(1, Encode(new RegisterCommand(Alice, 0, 3, sealedRecord, false)));
-            state.Apply(2, Encode(new ChargeGuessCommand(Alice, 1)));
+            state.Apply(1, Encode(Commands.Register(Alice, 0, 3, sealedRecord, false)));
+            state.Apply(2, Encode(Commands.Charge(state, Alice, 1)));
 
             // While open, the newest pages are in the WAL: the sealed blob must be there, the plaintext nowhere.
             var files = DatabaseFiles(dir.Path);
@@ -214,15 +219,15 @@ public sealed class VaultStateMachineTests
         using var dir = new TempDirectory();
         var blob = Encoding.ASCII.GetBytes("SEALED-BLOB-THAT-MUST-VANISH-").Concat(Bytes.Random(200)).ToArray();
         var survivorBlob = Encoding.ASCII.GetBytes("SURVIVOR-BLOB-").Concat(Bytes.Random(50)).ToArray();
-        using (var state = new VaultStateMachine(dir.Path))
+        using (var state = Members.OpenState(dir.Path))
         {
-            state.Apply(1, Encode(new RegisterCommand(Alice, 0, 1, blob, false)));
-            state.Apply(2, Encode(new RegisterCommand(Bob, 0, 1, survivorBlob, false)));
+            state.Apply(1, Encode(Commands.Register(Alice, 0, 1, blob, false)));
+            state.Apply(2, Encode(Commands.Register(Bob, 0, 1, survivorBlob, false)));
             Checkpoint(dir.Path);
             Assert.True(Bytes.FileContains(Path.Combine(dir.Path, "vault.db"), blob), "precondition: the blob reached the main file");
 
-            state.Apply(3, Encode(new ChargeGuessCommand(Alice, 1)));
-            var destroyed = VaultCommandCodec.DecodeResult(state.Apply(4, Encode(new ChargeGuessCommand(Alice, 1))));
+            state.Apply(3, Encode(Commands.Charge(state, Alice, 1)));
+            var destroyed = VaultCommandCodec.DecodeResult(state.Apply(4, Encode(Commands.Charge(state, Alice, 1))));
             Assert.Equal(CommandOutcome.Destroyed, destroyed.Outcome);
             Checkpoint(dir.Path);
 
@@ -240,7 +245,7 @@ public sealed class VaultStateMachineTests
         }
     }
 
-    private static byte[] Encode(VaultCommand command) => VaultCommandCodec.Encode(command);
+    private static byte[] Encode(VaultCommand command) => Members.Sign(command);
 
     private static string[] DatabaseFiles(string directory) => Directory.GetFiles(directory, "vault.db*");
 
@@ -264,4 +269,7 @@ public sealed class VaultStateMachineTests
         Assert.Equal((expected.Version, expected.State, expected.GuessLimit, expected.GuessesUsed), (actual.Version, actual.State, actual.GuessLimit, actual.GuessesUsed));
         Assert.Equal(expected.SealedRecord, actual.SealedRecord);
     }
+
+    private static void AssertResult(CommandOutcome outcome, int guessesRemaining, CommandResult actual) =>
+        Assert.Equal((outcome, guessesRemaining), (actual.Outcome, actual.GuessesRemaining));
 }

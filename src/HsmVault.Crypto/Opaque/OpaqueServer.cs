@@ -68,6 +68,18 @@ public sealed class OpaqueServer
         Ristretto255.ValidateElement(registrationRecord[..OpaqueSizes.PublicKey], "client public key");
     }
 
+    /// <summary>
+    /// Checks that a KE1 is well formed before any state is read or any guess is charged: the right length, and
+    /// a blinded element and client keyshare that are valid, non-identity elements (RFC 9807 sections 10.7, 6.4.3).
+    /// </summary>
+    /// <exception cref="OpaqueProtocolException">KE1 is malformed.</exception>
+    public static void ValidateKe1(ReadOnlySpan<byte> ke1)
+    {
+        OpaqueCore.CheckLength(ke1, OpaqueSizes.Ke1, "KE1");
+        Ristretto255.ValidateElement(ke1[..Ristretto255.ElementSize], "blinded element");
+        Ristretto255.ValidateElement(ke1[^Ristretto255.ElementSize..], "client keyshare");
+    }
+
     /// <summary>RFC 9807 section 6.3.1 / 6.4.3 GenerateKE2.</summary>
     /// <param name="ke1">The client's KE1 (<see cref="OpaqueSizes.Ke1"/> bytes).</param>
     /// <param name="credentialIdentifier">The credential identifier used at registration.</param>

@@ -1,17 +1,23 @@
 using HsmVault.Consensus;
+using HsmVault.Vault.State;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace HsmVault.Server.Internal;
 
 /// <summary>
-/// Healthy while the member knows a leader (itself or another) and is not held back by its
-/// rollback guard. Otherwise unhealthy (NOT_SERVING): it then refuses writes and reads that
+/// Healthy while the member knows a leader (itself or another), is not held back by its
+/// rollback guard, and its state agrees with the fleet's. Otherwise unhealthy (NOT_SERVING): it then refuses writes and reads that
 /// decide anything, so a load balancer should send clients elsewhere.
 /// </summary>
-internal sealed class RaftHealthCheck(RaftHost host) : IHealthCheck
+internal sealed class RaftHealthCheck(RaftHost host, VaultStateMachine state) : IHealthCheck
 {
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
+        if (state.Divergence is { } divergence)
+        {
+            return Task.FromResult(HealthCheckResult.Unhealthy($"this member's state differs from the fleet's ({divergence}); it has stopped serving: see the README's disaster-recovery procedure"));
+        }
+
         var status = host.Status;
         if (status is null)
         {

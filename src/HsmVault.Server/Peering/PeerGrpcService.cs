@@ -3,6 +3,7 @@ using Google.Protobuf;
 using HsmVault.Consensus;
 using HsmVault.Protocol.V1;
 using HsmVault.Vault;
+using HsmVault.Vault.Signing;
 using HsmVault.Vault.State;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -19,6 +20,7 @@ namespace HsmVault.Server.Peering;
 public sealed partial class PeerGrpcService(
     RaftHost host,
     VaultStateMachine state,
+    CommandVerifier verifier,
     PeerCertificates? certificates,
     PeerLinkGate gate,
     IOptions<PeerOptions> peerOptions,
@@ -97,14 +99,11 @@ public sealed partial class PeerGrpcService(
             throw NotLeader();
         }
 
-        try
+        // Checked here so that garbage and forgeries never reach the log; every member checks
+        // again when it applies the entry, whoever proposed it.
+        if (verifier.Verify(request.Command.Span, out var refusal) is null)
         {
-            // Decoding first refuses garbage before it reaches the log.
-            VaultCommandCodec.Decode(request.Command.Span);
-        }
-        catch (InvalidDataException e)
-        {
-            throw new RpcException(new Status(StatusCode.InvalidArgument, $"forwarded command is malformed: {e.Message}"));
+            throw new RpcException(new Status(StatusCode.PermissionDenied, $"forwarded command refused: {refusal!.Reason}"));
         }
 
         try

@@ -27,12 +27,15 @@ public static class PeeringServiceCollectionExtensions
             sp.GetRequiredService<IOptions<VaultOptions>>().Value.FleetId,
             sp.GetRequiredService<IOptions<VaultOptions>>().Value.MemberId,
             sp.GetService<PeerCertificates>()));
+        services.AddSingleton(sp => new FleetMembers(sp.GetRequiredService<IOptions<PeerOptions>>().Value
+            .MemberIds(sp.GetRequiredService<IOptions<VaultOptions>>().Value.MemberId).ToHashSet(StringComparer.Ordinal)));
         services.AddSingleton<PeerLinkGate>();
         services.AddSingleton<GrpcRaftTransport>();
         services.AddSingleton(sp => new FileRaftStorage(Path.Combine(sp.GetRequiredService<IOptions<VaultOptions>>().Value.DataDirectory, "raft")));
         services.AddSingleton(CreateRaftHost);
         services.AddSingleton<IVaultLog, ReplicatedVaultLog>();
         services.AddHostedService<RaftHostedService>();
+        services.AddHostedService<StateDigestPublisher>();
         return services;
     }
 

@@ -3,6 +3,7 @@ using Google.Protobuf;
 using HsmVault.Consensus;
 using HsmVault.Protocol.V1;
 using HsmVault.Vault;
+using HsmVault.Vault.Signing;
 using HsmVault.Vault.State;
 using Microsoft.Extensions.Options;
 
@@ -34,9 +35,10 @@ public sealed class ReplicatedVaultLog(
     private static readonly TimeSpan RetryPause = TimeSpan.FromMilliseconds(25);
 
     /// <inheritdoc/>
-    public async Task<CommandResult> SubmitAsync(VaultCommand command, CancellationToken cancellationToken)
+    public async Task<CommandResult> SubmitAsync(SignedCommand command, CancellationToken cancellationToken)
     {
-        var encoded = VaultCommandCodec.Encode(command);
+        ArgumentNullException.ThrowIfNull(command);
+        var encoded = command.Encode();
         var deadline = time.GetUtcNow() + options.Value.CommitTimeout;
         while (true)
         {

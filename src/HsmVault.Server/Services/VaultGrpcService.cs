@@ -57,7 +57,7 @@ public sealed class VaultGrpcService(VaultService vault, FleetInfoProvider fleet
     {
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(context);
-        var result = await vault.StartRecoveryAsync(Caller(context), request.Ke1.ToByteArray(), context.CancellationToken);
+        var result = await vault.StartRecoveryAsync(Caller(context), request.Ke1.ToByteArray(), request.RequestId.ToByteArray(), context.CancellationToken);
         return new StartRecoveryResponse
         {
             Ke2 = ByteString.CopyFrom(result.Ke2),

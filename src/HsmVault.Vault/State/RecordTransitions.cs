@@ -10,7 +10,7 @@ public static class RecordTransitions
 {
     /// <summary>Applies <paramref name="command"/> to <paramref name="current"/> (null: no row).</summary>
     /// <returns>The row to store (null: leave the row as it is) and the answer for the proposer.</returns>
-    public static (StoredRecord? Next, CommandResult Result) Apply(StoredRecord? current, VaultCommand command)
+    public static (StoredRecord? Next, CommandResult Result) Apply(StoredRecord? current, RecordCommand command)
     {
         ArgumentNullException.ThrowIfNull(command);
         return command switch
@@ -19,16 +19,18 @@ public static class RecordTransitions
             ChargeGuessCommand c => ChargeGuess(current, c),
             ResetGuessesCommand c => ResetGuesses(current, c),
             DestroyIfExhaustedCommand c => DestroyIfExhausted(current, c),
-            DeleteCommand => Delete(current),
+            DeleteCommand c => Delete(current, c),
             _ => throw new ArgumentException($"unknown command type {command.GetType().Name}", nameof(command)),
         };
     }
 
     /// <summary>
     /// The attempt-counting rule. A guess is charged before the server answers it (KE2), so
-    /// every answered guess was counted. While guesses remain, charging uses one up. A record
-    /// whose every guess has been charged is destroyed by the next attempt, whether or not the
-    /// last guess was ever finished: abandoning a login never refunds it.
+    /// every answered guess was counted. While guesses remain, charging uses one up and gives
+    /// the attempt the next serial. A record whose every guess has been charged is destroyed by
+    /// the next attempt, whether or not the last guess was ever finished: abandoning a login
+    /// never refunds it. A charge names the serial it was decided on, so it applies once: a
+    /// replayed or duplicated charge finds the serial moved on and changes nothing.
     /// </summary>
     private static (StoredRecord?, CommandResult) ChargeGuess(StoredRecord? current, ChargeGuessCommand command)
     {
@@ -42,11 +44,25 @@ public static class RecordTransitions
             return Destroy(current);
         }
 
-        var charged = current with { GuessesUsed = current.GuessesUsed + 1 };
-        return (charged, new CommandResult(CommandOutcome.Charged, charged.GuessesRemaining));
+        if (current.AttemptSerial != command.AttemptSerial)
+        {
+            return (null, new CommandResult(CommandOutcome.VersionConflict, current.GuessesRemaining, current.AttemptSerial));
+        }
+
+        var charged = current with
+        {
+            GuessesUsed = current.GuessesUsed + 1,
+            AttemptSerial = current.AttemptSerial + 1,
+            RecentAttemptIds = StoredRecord.Remember(current.RecentAttemptIds, command.AttemptId),
+        };
+        return (charged, new CommandResult(CommandOutcome.Charged, charged.GuessesRemaining, charged.AttemptSerial));
     }
 
-    /// <summary>A verified KE3 proves the password: the count starts again.</summary>
+    /// <summary>
+    /// A verified KE3 proves the password: the count starts again. Each charged attempt can
+    /// reset once: a replayed reset, one for an attempt already covered by a later reset, or one
+    /// naming a serial never charged, changes nothing.
+    /// </summary>
     private static (StoredRecord?, CommandResult) ResetGuesses(StoredRecord? current, ResetGuessesCommand command)
     {
         if (NotActionable(current, command.Version) is { } refusal)
@@ -54,8 +70,13 @@ public static class RecordTransitions
             return (null, refusal);
         }
 
-        var reset = current! with { GuessesUsed = 0 };
-        return (reset, new CommandResult(CommandOutcome.Reset, reset.GuessesRemaining));
+        if (command.AttemptSerial <= current!.LastResetSerial || command.AttemptSerial > current.AttemptSerial)
+        {
+            return (null, new CommandResult(CommandOutcome.Unchanged, current.GuessesRemaining, current.AttemptSerial));
+        }
+
+        var reset = current with { GuessesUsed = 0, LastResetSerial = command.AttemptSerial };
+        return (reset, new CommandResult(CommandOutcome.Reset, reset.GuessesRemaining, reset.AttemptSerial));
     }
 
     /// <summary>A wrong KE3 on the last allowed guess destroys the record at once, rather than at the next attempt.</summary>
@@ -68,7 +89,7 @@ public static class RecordTransitions
 
         return current!.GuessesUsed >= current.GuessLimit
             ? Destroy(current)
-            : (null, new CommandResult(CommandOutcome.Unchanged, current.GuessesRemaining));
+            : (null, new CommandResult(CommandOutcome.Unchanged, current.GuessesRemaining, current.AttemptSerial));
     }
 
     /// <summary>
@@ -93,25 +114,31 @@ public static class RecordTransitions
         return (next, new CommandResult(isLive ? CommandOutcome.Replaced : CommandOutcome.Registered, next.GuessesRemaining));
     }
 
-    private static (StoredRecord?, CommandResult) Delete(StoredRecord? current)
+    /// <summary>A delete names the version it was decided on, so a replayed delete cannot remove a later registration.</summary>
+    private static (StoredRecord?, CommandResult) Delete(StoredRecord? current, DeleteCommand command)
     {
         if (current?.State != RecordState.Live)
         {
             return (null, new CommandResult(CommandOutcome.NotRegistered));
         }
 
-        return (current with { State = RecordState.Deleted, GuessesUsed = 0, SealedRecord = null }, new CommandResult(CommandOutcome.Deleted));
+        if (NotActionable(current, command.Version) is { } refusal)
+        {
+            return (null, refusal);
+        }
+
+        return (current! with { State = RecordState.Deleted, GuessesUsed = 0, SealedRecord = null }, new CommandResult(CommandOutcome.Deleted));
     }
 
     private static (StoredRecord?, CommandResult) Destroy(StoredRecord current) =>
-        (current with { State = RecordState.Destroyed, SealedRecord = null }, new CommandResult(CommandOutcome.Destroyed));
+        (current with { State = RecordState.Destroyed, SealedRecord = null }, new CommandResult(CommandOutcome.Destroyed, 0, current.AttemptSerial));
 
     /// <summary>Refuses a command aimed at a record that is not live, or at another version of it.</summary>
     private static CommandResult? NotActionable(StoredRecord? current, long version) => current switch
     {
         null or { State: RecordState.Deleted } => new CommandResult(CommandOutcome.NotRegistered),
         { State: RecordState.Destroyed } => new CommandResult(CommandOutcome.Destroyed),
-        _ when current.Version != version => new CommandResult(CommandOutcome.VersionConflict),
+        _ when current.Version != version => new CommandResult(CommandOutcome.VersionConflict, current.GuessesRemaining, current.AttemptSerial),
         _ => null,
     };
 }

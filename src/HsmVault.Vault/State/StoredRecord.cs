@@ -23,16 +23,48 @@ public enum RecordState
 /// <param name="Version">Bumped by every registration or replacement; bound into the seal.</param>
 /// <param name="State">Live, deleted or destroyed.</param>
 /// <param name="GuessLimit">Guesses allowed before destruction.</param>
-/// <param name="GuessesUsed">Guesses charged since registration or the last successful recovery.</param>
+/// <param name="GuessesUsed">Guesses charged and not forgiven by a later proven password.</param>
 /// <param name="SealedRecord">The token-sealed record; null unless live.</param>
+/// <param name="AttemptSerial">Guesses ever charged on this version; only ever grows, so every charge has its own number.</param>
+/// <param name="LastResetSerial">The attempt whose proven password last reset the count; a reset for it or an earlier one does nothing.</param>
+/// <param name="RecentAttemptIds">The serving members' ids of the last <see cref="AttemptIdsKept"/> charges, newest last (null before any).</param>
 public sealed record StoredRecord(
     UserIdentity User,
     long Version,
     RecordState State,
     int GuessLimit,
     int GuessesUsed,
-    byte[]? SealedRecord)
+    byte[]? SealedRecord,
+    long AttemptSerial = 0,
+    long LastResetSerial = 0,
+    byte[]? RecentAttemptIds = null)
 {
+    /// <summary>How many charges' attempt ids a record remembers.</summary>
+    public const int AttemptIdsKept = 4;
+
+    /// <summary><paramref name="recent"/> with <paramref name="attemptId"/> appended, keeping the newest <see cref="AttemptIdsKept"/>.</summary>
+    public static byte[] Remember(byte[]? recent, byte[] attemptId)
+    {
+        ArgumentNullException.ThrowIfNull(attemptId);
+        byte[] all = [.. recent ?? [], .. attemptId];
+        return all.Length > AttemptIdsKept * attemptId.Length ? all[^(AttemptIdsKept * attemptId.Length)..] : all;
+    }
+
+    /// <summary>Whether one of the last charges had <paramref name="attemptId"/>.</summary>
+    public bool RecentlyCharged(ReadOnlySpan<byte> attemptId)
+    {
+        var recent = RecentAttemptIds ?? [];
+        for (var offset = 0; offset + attemptId.Length <= recent.Length; offset += attemptId.Length)
+        {
+            if (recent.AsSpan(offset, attemptId.Length).SequenceEqual(attemptId))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>Guesses left before destruction.</summary>
     public int GuessesRemaining => Math.Max(0, GuessLimit - GuessesUsed);
 }

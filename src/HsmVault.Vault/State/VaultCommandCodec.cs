@@ -9,7 +9,13 @@ namespace HsmVault.Vault.State;
 /// </summary>
 public static class VaultCommandCodec
 {
-    private const byte FormatVersion = 1;
+    private const byte FormatVersion = 2;
+
+    /// <summary>Length of a charge's attempt id.</summary>
+    public const int AttemptIdBytes = 16;
+
+    /// <summary>Length of a state digest.</summary>
+    public const int DigestBytes = 32;
 
     private enum Kind : byte
     {
@@ -18,6 +24,7 @@ public static class VaultCommandCodec
         ResetGuesses = 3,
         DestroyIfExhausted = 4,
         Delete = 5,
+        StateDigest = 6,
     }
 
     /// <summary>Encodes a command for the log.</summary>
@@ -36,21 +43,28 @@ public static class VaultCommandCodec
                     writer.Write(c.ExpectedVersion);
                     writer.Write((byte)c.GuessLimit);
                     writer.Write(c.Replace);
-                    writer.Write(c.SealedRecord.Length);
-                    writer.Write(c.SealedRecord);
+                    WriteBytes(writer, c.RegistrationNonce);
+                    WriteBytes(writer, c.SealedRecord);
                     break;
                 case ChargeGuessCommand c:
                     WriteVersioned(writer, Kind.ChargeGuess, c.User, c.Version);
+                    writer.Write(c.AttemptSerial);
+                    WriteBytes(writer, c.AttemptId);
                     break;
                 case ResetGuessesCommand c:
                     WriteVersioned(writer, Kind.ResetGuesses, c.User, c.Version);
+                    writer.Write(c.AttemptSerial);
                     break;
                 case DestroyIfExhaustedCommand c:
                     WriteVersioned(writer, Kind.DestroyIfExhausted, c.User, c.Version);
                     break;
                 case DeleteCommand c:
-                    writer.Write((byte)Kind.Delete);
-                    WriteUser(writer, c.User);
+                    WriteVersioned(writer, Kind.Delete, c.User, c.Version);
+                    break;
+                case StateDigestCommand c:
+                    writer.Write((byte)Kind.StateDigest);
+                    writer.Write(c.Index);
+                    WriteBytes(writer, c.Digest);
                     break;
                 default:
                     throw new ArgumentException($"unknown command type {command.GetType().Name}", nameof(command));
@@ -74,14 +88,14 @@ public static class VaultCommandCodec
             }
 
             var kind = (Kind)reader.ReadByte();
-            var user = ReadUser(reader);
             VaultCommand command = kind switch
             {
-                Kind.Register => ReadRegister(reader, user),
-                Kind.ChargeGuess => new ChargeGuessCommand(user, reader.ReadInt64()),
-                Kind.ResetGuesses => new ResetGuessesCommand(user, reader.ReadInt64()),
-                Kind.DestroyIfExhausted => new DestroyIfExhaustedCommand(user, reader.ReadInt64()),
-                Kind.Delete => new DeleteCommand(user),
+                Kind.Register => ReadRegister(reader, ReadUser(reader)),
+                Kind.ChargeGuess => new ChargeGuessCommand(ReadUser(reader), reader.ReadInt64(), reader.ReadInt64(), ReadBytes(reader, AttemptIdBytes)),
+                Kind.ResetGuesses => new ResetGuessesCommand(ReadUser(reader), reader.ReadInt64(), reader.ReadInt64()),
+                Kind.DestroyIfExhausted => new DestroyIfExhaustedCommand(ReadUser(reader), reader.ReadInt64()),
+                Kind.Delete => new DeleteCommand(ReadUser(reader), reader.ReadInt64()),
+                Kind.StateDigest => new StateDigestCommand(reader.ReadUInt64(), ReadBytes(reader, DigestBytes)),
                 _ => throw new InvalidDataException($"vault command has an unknown kind {(byte)kind}"),
             };
             if (stream.Position != stream.Length)
@@ -111,18 +125,22 @@ public static class VaultCommandCodec
     public static byte[] EncodeResult(CommandResult result)
     {
         ArgumentNullException.ThrowIfNull(result);
-        return [(byte)result.Outcome, (byte)result.GuessesRemaining];
+        var bytes = new byte[10];
+        bytes[0] = (byte)result.Outcome;
+        bytes[1] = checked((byte)result.GuessesRemaining);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(bytes.AsSpan(2), result.AttemptSerial);
+        return bytes;
     }
 
     /// <summary>Decodes a result returned by apply.</summary>
     public static CommandResult DecodeResult(ReadOnlySpan<byte> bytes)
     {
-        if (bytes.Length != 2 || !Enum.IsDefined((CommandOutcome)bytes[0]))
+        if (bytes.Length != 10 || !Enum.IsDefined((CommandOutcome)bytes[0]))
         {
             throw new InvalidDataException("vault command result is malformed");
         }
 
-        return new CommandResult((CommandOutcome)bytes[0], bytes[1]);
+        return new CommandResult((CommandOutcome)bytes[0], bytes[1], System.Buffers.Binary.BinaryPrimitives.ReadInt64BigEndian(bytes[2..]));
     }
 
     private static RegisterCommand ReadRegister(BinaryReader reader, UserIdentity user)
@@ -135,20 +153,34 @@ public static class VaultCommandCodec
         }
 
         var replace = reader.ReadBoolean();
+        var nonce = ReadBytes(reader, UserIdentity.RegistrationNonceBytes);
+        var sealedRecord = ReadBytes(reader, expectedLength: null);
+        return new RegisterCommand(user, expectedVersion, guessLimit, sealedRecord, replace, nonce);
+    }
+
+    private static void WriteBytes(BinaryWriter writer, byte[] value)
+    {
+        writer.Write(value.Length);
+        writer.Write(value);
+    }
+
+    /// <summary>A length-prefixed byte string, of exactly <paramref name="expectedLength"/> bytes when given.</summary>
+    private static byte[] ReadBytes(BinaryReader reader, int? expectedLength)
+    {
         var length = reader.ReadInt32();
-        if (length is < 0 or > 64 * 1024)
+        if (length is < 0 or > 64 * 1024 || (expectedLength is { } expected && length != expected))
         {
-            throw new InvalidDataException("vault command has an implausible sealed record length");
+            throw new InvalidDataException($"vault command has a field of implausible length {length}");
         }
 
         // ReadBytes returns fewer bytes at the end of the stream instead of throwing.
-        var sealedRecord = reader.ReadBytes(length);
-        if (sealedRecord.Length != length)
+        var value = reader.ReadBytes(length);
+        if (value.Length != length)
         {
             throw new EndOfStreamException();
         }
 
-        return new RegisterCommand(user, expectedVersion, guessLimit, sealedRecord, replace);
+        return value;
     }
 
     private static void WriteVersioned(BinaryWriter writer, Kind kind, UserIdentity user, long version)

@@ -1,32 +1,63 @@
 using System.Text;
 using HsmVault.Consensus;
+using HsmVault.Vault.Audit;
+using HsmVault.Vault.Signing;
 using Microsoft.Data.Sqlite;
 
 namespace HsmVault.Vault.State;
 
 /// <summary>
-/// The vault's replicated state: one row per user, kept in SQLite, changed only by applying
-/// committed commands in log order. Each apply is one transaction that also records the
-/// applied index, so after a crash the state and the index agree and the log is replayed
-/// from the next entry.
+/// The vault's replicated state: one row per user, the registration tickets already used, and
+/// the running digest of what was applied, kept in SQLite and changed only by applying
+/// committed entries in log order. Each apply is one transaction that also records the applied
+/// index, so after a crash the state and the index agree and the log is replayed from the next
+/// entry.
 /// </summary>
 /// <remarks>
-/// Nothing stored here lets anyone test password guesses offline: records are sealed by the
-/// token's record key, and the guess counts and versions are not secrets. WAL with
+/// <para>Every entry is checked here, where it takes effect, not only where it was decided: it
+/// must be a command signed by a fleet member's token-held identity key
+/// (<see cref="CommandVerifier"/>); anything else is refused, audited on every member, and
+/// changes nothing. The record rules are <see cref="RecordTransitions"/>; the one rule decided
+/// here is that a registration ticket registers once, fleet-wide.</para>
+/// <para>Nothing stored here lets anyone test password guesses offline: records are sealed by the
+/// token's record key, and counts, versions and ticket nonces are not secrets. WAL with
 /// synchronous=FULL makes every committed transaction durable before apply returns;
-/// secure_delete overwrites the pages of destroyed records.
+/// secure_delete overwrites the pages of destroyed records.</para>
 /// </remarks>
 public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
 {
     private const string DatabaseFileName = "vault.db";
+    private const byte SnapshotFormatVersion = 2;
+
+    /// <summary>How many published digests are kept to compare late reports against.</summary>
+    private const int DigestsKept = 1024;
+
     private readonly SqliteConnection _connection;
+    private readonly CommandVerifier _verifier;
+    private readonly VaultAudit _audit;
+    private readonly int _digestInterval;
+    private readonly int _memberCount;
     private readonly Lock _lock = new();
     private readonly List<(ulong Index, TaskCompletionSource Reached)> _waiters = [];
+    private readonly SortedDictionary<ulong, Dictionary<string, byte[]>> _digestReports = [];
     private ulong _appliedIndex;
+    private byte[] _digest;
+    private string? _divergence;
 
     /// <summary>Opens (or creates) the state in <paramref name="dataDirectory"/>.</summary>
-    public VaultStateMachine(string dataDirectory)
+    /// <param name="dataDirectory">Where vault.db lives.</param>
+    /// <param name="verifier">Checks every entry's signer at apply.</param>
+    /// <param name="audit">Receives an event for every change and every refusal.</param>
+    /// <param name="digestInterval">Every how many entries the digest is kept for comparison.</param>
+    /// <param name="memberCount">Members in the fleet: a digest reported by a majority of them is the fleet's.</param>
+    public VaultStateMachine(string dataDirectory, CommandVerifier verifier, VaultAudit audit, int digestInterval, int memberCount)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(digestInterval, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(memberCount, 1);
+        _verifier = verifier;
+        _audit = audit;
+        _digestInterval = digestInterval;
+        _memberCount = memberCount;
         Directory.CreateDirectory(dataDirectory);
         var path = Path.Combine(dataDirectory, DatabaseFileName);
         _connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
@@ -43,12 +74,17 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
                 guess_limit INTEGER NOT NULL,
                 guesses_used INTEGER NOT NULL,
                 sealed BLOB,
+                attempt_serial INTEGER NOT NULL,
+                last_reset_serial INTEGER NOT NULL,
+                recent_attempt_ids BLOB,
                 PRIMARY KEY (tenant, user_id)) WITHOUT ROWID;
-            CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS used_tickets (nonce BLOB PRIMARY KEY) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS digests (idx INTEGER PRIMARY KEY, digest BLOB NOT NULL) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
             """);
-        using var command = _connection.CreateCommand();
-        command.CommandText = "SELECT value FROM meta WHERE key = 'applied_index'";
-        _appliedIndex = command.ExecuteScalar() is long index ? (ulong)index : 0;
+        _appliedIndex = ReadMeta("applied_index") is long index ? (ulong)index : 0;
+        _digest = ReadMeta("digest") as byte[] ?? StateDigestChain.Genesis();
+        _divergence = ReadMeta("divergence") as string;
     }
 
     /// <summary>Index of the last log entry applied (0: none).</summary>
@@ -64,13 +100,44 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
     }
 
     /// <summary>
+    /// Null while this member's state agrees with the fleet's; otherwise what disagreed. Once set
+    /// it stays set, across restarts, until an operator follows the disaster-recovery procedure:
+    /// the member keeps following the log but stops serving.
+    /// </summary>
+    public string? Divergence
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _divergence;
+            }
+        }
+    }
+
+    /// <summary>The latest digest this member should publish: the one at the last multiple of the interval it applied.</summary>
+    public (ulong Index, byte[] Digest)? LatestCheckpointDigest()
+    {
+        lock (_lock)
+        {
+            using var command = _connection.CreateCommand();
+            command.CommandText = "SELECT idx, digest FROM digests ORDER BY idx DESC LIMIT 1";
+            using var reader = command.ExecuteReader();
+            return reader.Read() ? ((ulong)reader.GetInt64(0), (byte[])reader[1]) : null;
+        }
+    }
+
+    /// <summary>
     /// Applies the committed entry at <paramref name="index"/>. Entries at or below the applied
     /// index were applied before a restart and are skipped, so replay is idempotent.
     /// </summary>
-    /// <returns>The encoded <see cref="CommandResult"/>; empty for a skipped entry.</returns>
+    /// <returns>The encoded <see cref="CommandResult"/>; empty for a skipped or empty entry.</returns>
     public byte[] Apply(ulong index, ReadOnlySpan<byte> command)
     {
-        var decoded = command.IsEmpty ? null : VaultCommandCodec.Decode(command);
+        // Verified outside the lock: signature checks are pure and the slowest part of apply.
+        CommandRefusal? refusal = null;
+        var entry = command;
+        var verified = entry.IsEmpty ? null : _verifier.Verify(entry, out refusal);
         lock (_lock)
         {
             if (index <= _appliedIndex)
@@ -79,23 +146,26 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
             }
 
             using var transaction = _connection.BeginTransaction();
-            CommandResult? result = null;
-            if (decoded is not null)
+            var result = verified?.Command switch
             {
-                var (next, outcome) = RecordTransitions.Apply(ReadLocked(decoded.User, transaction), decoded);
-                if (next is not null)
-                {
-                    WriteLocked(next, transaction);
-                }
-
-                result = outcome;
+                RecordCommand c => ApplyRecordCommand(index, verified.Member, c, transaction),
+                StateDigestCommand c => CompareDigest(index, verified.Member, c, transaction),
+                _ when refusal is not null => Refuse(index, refusal),
+                _ => null,
+            };
+            var encoded = result is null ? [] : VaultCommandCodec.EncodeResult(result);
+            _digest = StateDigestChain.Next(_digest, index, entry, encoded);
+            WriteMeta("digest", _digest, transaction);
+            if (index % (ulong)_digestInterval == 0)
+            {
+                KeepDigest(index, _digest, transaction);
             }
 
-            SetAppliedIndexLocked(index, transaction);
+            WriteMeta("applied_index", (long)index, transaction);
             transaction.Commit();
             _appliedIndex = index;
             ReleaseWaitersLocked();
-            return result is null ? [] : VaultCommandCodec.EncodeResult(result);
+            return encoded;
         }
     }
 
@@ -108,7 +178,7 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
         }
     }
 
-    /// <summary>Serialises every row, as of the applied index, for a Raft snapshot.</summary>
+    /// <summary>Serialises the state, as of the applied index, for a Raft snapshot.</summary>
     public byte[] CreateSnapshot(out ulong index)
     {
         lock (_lock)
@@ -118,27 +188,32 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
             using (var writer = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true))
             {
                 writer.Write(SnapshotFormatVersion);
-                using var command = _connection.CreateCommand();
-                command.CommandText = "SELECT tenant, user_id, version, state, guess_limit, guesses_used, sealed FROM records ORDER BY tenant, user_id";
-                using var reader = command.ExecuteReader();
-                while (reader.Read())
+                writer.Write(_digest);
+                using (var command = _connection.CreateCommand())
                 {
-                    writer.Write(true);
-                    var record = ToRecord(reader);
-                    writer.Write(record.User.Tenant);
-                    writer.Write(record.User.UserId);
-                    writer.Write(record.Version);
-                    writer.Write((byte)record.State);
-                    writer.Write((byte)record.GuessLimit);
-                    writer.Write((byte)record.GuessesUsed);
-                    writer.Write(record.SealedRecord?.Length ?? -1);
-                    if (record.SealedRecord is not null)
+                    command.CommandText = $"SELECT {RecordColumns} FROM records ORDER BY tenant, user_id";
+                    using var reader = command.ExecuteReader();
+                    while (reader.Read())
                     {
-                        writer.Write(record.SealedRecord);
+                        writer.Write(true);
+                        WriteSnapshotRecord(writer, ToRecord(reader));
                     }
+
+                    writer.Write(false);
                 }
 
-                writer.Write(false);
+                using (var command = _connection.CreateCommand())
+                {
+                    command.CommandText = "SELECT nonce FROM used_tickets ORDER BY nonce";
+                    using var reader = command.ExecuteReader();
+                    while (reader.Read())
+                    {
+                        writer.Write(true);
+                        writer.Write((byte[])reader[0]);
+                    }
+
+                    writer.Write(false);
+                }
             }
 
             return stream.ToArray();
@@ -148,14 +223,14 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
     /// <summary>Replaces the whole state with a snapshot taken at <paramref name="index"/>.</summary>
     public void RestoreSnapshot(ulong index, ReadOnlySpan<byte> data)
     {
-        var records = ParseSnapshot(data);
+        var (digest, records, tickets) = ParseSnapshot(data);
         lock (_lock)
         {
             using var transaction = _connection.BeginTransaction();
             using (var clear = _connection.CreateCommand())
             {
                 clear.Transaction = transaction;
-                clear.CommandText = "DELETE FROM records";
+                clear.CommandText = "DELETE FROM records; DELETE FROM used_tickets; DELETE FROM digests;";
                 clear.ExecuteNonQuery();
             }
 
@@ -164,7 +239,19 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
                 WriteLocked(record, transaction);
             }
 
-            SetAppliedIndexLocked(index, transaction);
+            foreach (var nonce in tickets)
+            {
+                UseTicket(nonce, transaction);
+            }
+
+            _digest = digest;
+            WriteMeta("digest", _digest, transaction);
+            if (index % (ulong)_digestInterval == 0)
+            {
+                KeepDigest(index, _digest, transaction);
+            }
+
+            WriteMeta("applied_index", (long)index, transaction);
             transaction.Commit();
             _appliedIndex = index;
             ReleaseWaitersLocked();
@@ -187,6 +274,30 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
         }
     }
 
+    /// <summary>
+    /// Disaster recovery only, with the member stopped: forgets a recorded divergence. The
+    /// operator has decided which state the fleet continues from (see the README).
+    /// </summary>
+    /// <returns>The divergence that was recorded, or null.</returns>
+    public static string? ClearDivergence(string dataDirectory)
+    {
+        var path = Path.Combine(dataDirectory, DatabaseFileName);
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+
+        using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
+        connection.Open();
+        using var read = connection.CreateCommand();
+        read.CommandText = "SELECT value FROM meta WHERE key = 'divergence'";
+        var divergence = read.ExecuteScalar() as string;
+        using var delete = connection.CreateCommand();
+        delete.CommandText = "DELETE FROM meta WHERE key = 'divergence'";
+        delete.ExecuteNonQuery();
+        return divergence;
+    }
+
     /// <inheritdoc/>
     public void Dispose()
     {
@@ -196,7 +307,137 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
         }
     }
 
-    private const byte SnapshotFormatVersion = 1;
+    private CommandResult ApplyRecordCommand(ulong index, string member, RecordCommand command, SqliteTransaction transaction)
+    {
+        // A registration ticket registers once, fleet-wide: a replayed FinishRegistration must
+        // not put a record back with its count at zero.
+        if (command is RegisterCommand register && IsTicketUsed(register.RegistrationNonce, transaction))
+        {
+            _audit.TicketReused(index, member, register.User);
+            return new CommandResult(CommandOutcome.TicketAlreadyUsed);
+        }
+
+        var (next, result) = RecordTransitions.Apply(ReadLocked(command.User, transaction), command);
+        if (next is not null)
+        {
+            WriteLocked(next, transaction);
+        }
+
+        switch (result.Outcome)
+        {
+            case CommandOutcome.Registered:
+                UseTicket(((RegisterCommand)command).RegistrationNonce, transaction);
+                _audit.Registered(index, member, command.User, next!.GuessLimit);
+                break;
+            case CommandOutcome.Replaced:
+                UseTicket(((RegisterCommand)command).RegistrationNonce, transaction);
+                _audit.Replaced(index, member, command.User, next!.GuessLimit);
+                break;
+            case CommandOutcome.Charged:
+                _audit.Charged(index, member, command.User, result.AttemptSerial, result.GuessesRemaining);
+                break;
+            case CommandOutcome.Reset:
+                _audit.Recovered(index, member, command.User, ((ResetGuessesCommand)command).AttemptSerial, result.GuessesRemaining);
+                break;
+            case CommandOutcome.Destroyed when next is not null:
+                _audit.Destroyed(index, member, command.User);
+                break;
+            case CommandOutcome.Deleted:
+                _audit.Deleted(index, member, command.User);
+                break;
+        }
+
+        return result;
+    }
+
+    private CommandResult Refuse(ulong index, CommandRefusal refusal)
+    {
+        _audit.CommandRefused(index, refusal.Member, refusal.Reason);
+        return new CommandResult(CommandOutcome.Refused);
+    }
+
+    /// <summary>
+    /// Records <paramref name="member"/>'s digest at the reported index; once a majority of the
+    /// fleet reported the same digest, that is the fleet's state, and a member whose own digest
+    /// differs stops serving. Reports are compared as they are applied, so every member sees
+    /// them in the same order; only the conclusion about itself differs between members.
+    /// </summary>
+    private CommandResult CompareDigest(ulong index, string member, StateDigestCommand report, SqliteTransaction transaction)
+    {
+        if (!_digestReports.TryGetValue(report.Index, out var reports))
+        {
+            reports = [];
+            _digestReports[report.Index] = reports;
+            while (_digestReports.Count > DigestsKept)
+            {
+                _digestReports.Remove(_digestReports.Keys.First());
+            }
+        }
+
+        reports[member] = report.Digest;
+        var majority = reports.Values
+            .GroupBy(Convert.ToHexString)
+            .FirstOrDefault(group => group.Count() > _memberCount / 2);
+        if (majority is null)
+        {
+            return new CommandResult(CommandOutcome.DigestChecked);
+        }
+
+        var fleetDigest = majority.First();
+        if (!fleetDigest.AsSpan().SequenceEqual(report.Digest))
+        {
+            _audit.MemberDiverged(report.Index, member);
+        }
+
+        var own = ReadDigest(report.Index, transaction);
+        if (_divergence is null && own is not null && !own.AsSpan().SequenceEqual(fleetDigest))
+        {
+            _divergence = $"at index {report.Index} this member's digest is {Convert.ToHexStringLower(own)[..16]}…, " +
+                $"the majority's {Convert.ToHexStringLower(fleetDigest)[..16]}… (found at index {index})";
+            WriteMeta("divergence", _divergence, transaction);
+            _audit.Diverged(report.Index, _divergence);
+        }
+
+        return new CommandResult(CommandOutcome.DigestChecked);
+    }
+
+    private void KeepDigest(ulong index, byte[] digest, SqliteTransaction transaction)
+    {
+        using var command = _connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = "INSERT OR REPLACE INTO digests (idx, digest) VALUES ($i, $d); DELETE FROM digests WHERE idx <= $old";
+        command.Parameters.AddWithValue("$i", (long)index);
+        command.Parameters.AddWithValue("$d", digest);
+        command.Parameters.AddWithValue("$old", (long)index - ((long)_digestInterval * DigestsKept));
+        command.ExecuteNonQuery();
+    }
+
+    private byte[]? ReadDigest(ulong index, SqliteTransaction transaction)
+    {
+        using var command = _connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = "SELECT digest FROM digests WHERE idx = $i";
+        command.Parameters.AddWithValue("$i", (long)index);
+        return command.ExecuteScalar() as byte[];
+    }
+
+    private bool IsTicketUsed(byte[] nonce, SqliteTransaction transaction)
+    {
+        using var command = _connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = "SELECT 1 FROM used_tickets WHERE nonce = $n";
+        command.Parameters.AddWithValue("$n", nonce);
+        return command.ExecuteScalar() is not null;
+    }
+
+    private void UseTicket(byte[] nonce, SqliteTransaction transaction)
+    {
+        using var command = _connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = "INSERT OR IGNORE INTO used_tickets (nonce) VALUES ($n)";
+        command.Parameters.AddWithValue("$n", nonce);
+        command.ExecuteNonQuery();
+    }
 
     private void ReleaseWaitersLocked()
     {
@@ -210,8 +451,27 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
         }
     }
 
+    private static void WriteSnapshotRecord(BinaryWriter writer, StoredRecord record)
+    {
+        writer.Write(record.User.Tenant);
+        writer.Write(record.User.UserId);
+        writer.Write(record.Version);
+        writer.Write((byte)record.State);
+        writer.Write(checked((byte)record.GuessLimit));
+        writer.Write(checked((byte)record.GuessesUsed));
+        writer.Write(record.AttemptSerial);
+        writer.Write(record.LastResetSerial);
+        writer.Write(record.RecentAttemptIds?.Length ?? 0);
+        writer.Write(record.RecentAttemptIds ?? []);
+        writer.Write(record.SealedRecord?.Length ?? -1);
+        if (record.SealedRecord is not null)
+        {
+            writer.Write(record.SealedRecord);
+        }
+    }
+
     /// <summary>Parses a snapshot completely before anything is replaced; any defect throws <see cref="InvalidDataException"/>.</summary>
-    private static List<StoredRecord> ParseSnapshot(ReadOnlySpan<byte> data)
+    private static (byte[] Digest, List<StoredRecord> Records, List<byte[]> Tickets) ParseSnapshot(ReadOnlySpan<byte> data)
     {
         using var stream = new MemoryStream(data.ToArray(), writable: false);
         using var reader = new BinaryReader(stream, Encoding.UTF8);
@@ -222,6 +482,7 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
                 throw new InvalidDataException("vault snapshot has an unknown format version");
             }
 
+            var digest = ReadExactly(reader, 32);
             var records = new List<StoredRecord>();
             while (reader.ReadBoolean())
             {
@@ -230,15 +491,31 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
                 var state = (RecordState)reader.ReadByte();
                 int limit = reader.ReadByte();
                 int used = reader.ReadByte();
+                var attemptSerial = reader.ReadInt64();
+                var lastResetSerial = reader.ReadInt64();
+                var attemptIdLength = reader.ReadInt32();
+                if (attemptIdLength < 0 || attemptIdLength > StoredRecord.AttemptIdsKept * VaultCommandCodec.AttemptIdBytes || attemptIdLength % VaultCommandCodec.AttemptIdBytes != 0)
+                {
+                    throw new InvalidDataException($"vault snapshot has an invalid attempt id for {user}");
+                }
+
+                var attemptId = attemptIdLength == 0 ? null : ReadExactly(reader, attemptIdLength);
                 var length = reader.ReadInt32();
                 if (!Enum.IsDefined(state) || limit is < RecordLimits.MinGuessLimit or > RecordLimits.MaxGuessLimit || used > limit
+                    || attemptSerial < 0 || lastResetSerial < 0 || lastResetSerial > attemptSerial
                     || length < -1 || length > stream.Length - stream.Position || (length < 0) != (state != RecordState.Live))
                 {
                     throw new InvalidDataException($"vault snapshot has an invalid row for {user}");
                 }
 
-                var sealedRecord = length < 0 ? null : reader.ReadBytes(length);
-                records.Add(new StoredRecord(user, version, state, limit, used, sealedRecord));
+                var sealedRecord = length < 0 ? null : ReadExactly(reader, length);
+                records.Add(new StoredRecord(user, version, state, limit, used, sealedRecord, attemptSerial, lastResetSerial, attemptId));
+            }
+
+            var tickets = new List<byte[]>();
+            while (reader.ReadBoolean())
+            {
+                tickets.Add(ReadExactly(reader, UserIdentity.RegistrationNonceBytes));
             }
 
             if (stream.Position != stream.Length)
@@ -246,7 +523,7 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
                 throw new InvalidDataException("vault snapshot has trailing bytes");
             }
 
-            return records;
+            return (digest, records, tickets);
         }
         catch (Exception e) when (e is EndOfStreamException or FormatException or IOException or VaultException)
         {
@@ -254,11 +531,19 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
         }
     }
 
+    private static byte[] ReadExactly(BinaryReader reader, int length)
+    {
+        var bytes = reader.ReadBytes(length);
+        return bytes.Length == length ? bytes : throw new EndOfStreamException();
+    }
+
+    private const string RecordColumns = "tenant, user_id, version, state, guess_limit, guesses_used, sealed, attempt_serial, last_reset_serial, recent_attempt_ids";
+
     private StoredRecord? ReadLocked(UserIdentity user, SqliteTransaction? transaction)
     {
         using var command = _connection.CreateCommand();
         command.Transaction = transaction;
-        command.CommandText = "SELECT tenant, user_id, version, state, guess_limit, guesses_used, sealed FROM records WHERE tenant = $t AND user_id = $u";
+        command.CommandText = $"SELECT {RecordColumns} FROM records WHERE tenant = $t AND user_id = $u";
         command.Parameters.AddWithValue("$t", user.Tenant);
         command.Parameters.AddWithValue("$u", user.UserId);
         using var reader = command.ExecuteReader();
@@ -271,18 +556,18 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
         (RecordState)reader.GetInt32(3),
         reader.GetInt32(4),
         reader.GetInt32(5),
-        reader.IsDBNull(6) ? null : (byte[])reader[6]);
+        reader.IsDBNull(6) ? null : (byte[])reader[6],
+        reader.GetInt64(7),
+        reader.GetInt64(8),
+        reader.IsDBNull(9) ? null : (byte[])reader[9]);
 
     private void WriteLocked(StoredRecord record, SqliteTransaction transaction)
     {
         using var command = _connection.CreateCommand();
         command.Transaction = transaction;
-        command.CommandText = """
-            INSERT INTO records (tenant, user_id, version, state, guess_limit, guesses_used, sealed)
-            VALUES ($t, $u, $v, $s, $l, $g, $b)
-            ON CONFLICT (tenant, user_id) DO UPDATE SET
-                version = excluded.version, state = excluded.state, guess_limit = excluded.guess_limit,
-                guesses_used = excluded.guesses_used, sealed = excluded.sealed
+        command.CommandText = $"""
+            INSERT OR REPLACE INTO records ({RecordColumns})
+            VALUES ($t, $u, $v, $s, $l, $g, $b, $as, $lr, $ai)
             """;
         command.Parameters.AddWithValue("$t", record.User.Tenant);
         command.Parameters.AddWithValue("$u", record.User.UserId);
@@ -291,15 +576,27 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
         command.Parameters.AddWithValue("$l", record.GuessLimit);
         command.Parameters.AddWithValue("$g", record.GuessesUsed);
         command.Parameters.AddWithValue("$b", (object?)record.SealedRecord ?? DBNull.Value);
+        command.Parameters.AddWithValue("$as", record.AttemptSerial);
+        command.Parameters.AddWithValue("$lr", record.LastResetSerial);
+        command.Parameters.AddWithValue("$ai", (object?)record.RecentAttemptIds ?? DBNull.Value);
         command.ExecuteNonQuery();
     }
 
-    private void SetAppliedIndexLocked(ulong index, SqliteTransaction transaction)
+    private object? ReadMeta(string key)
+    {
+        using var command = _connection.CreateCommand();
+        command.CommandText = "SELECT value FROM meta WHERE key = $k";
+        command.Parameters.AddWithValue("$k", key);
+        return command.ExecuteScalar();
+    }
+
+    private void WriteMeta(string key, object value, SqliteTransaction transaction)
     {
         using var command = _connection.CreateCommand();
         command.Transaction = transaction;
-        command.CommandText = "INSERT INTO meta (key, value) VALUES ('applied_index', $i) ON CONFLICT (key) DO UPDATE SET value = excluded.value";
-        command.Parameters.AddWithValue("$i", (long)index);
+        command.CommandText = "INSERT OR REPLACE INTO meta (key, value) VALUES ($k, $v)";
+        command.Parameters.AddWithValue("$k", key);
+        command.Parameters.AddWithValue("$v", value);
         command.ExecuteNonQuery();
     }
 

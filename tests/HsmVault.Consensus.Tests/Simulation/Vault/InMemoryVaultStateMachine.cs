@@ -29,7 +29,11 @@ internal sealed class InMemoryVaultStateMachine(PlantedBug bug = PlantedBug.None
 
         AppliedIndex = index;
         Chain = CounterStateMachine.Mix(CounterStateMachine.Mix(Chain, index), command);
-        var decoded = VaultCommandCodec.Decode(command);
+        if (VaultCommandCodec.Decode(command) is not RecordCommand decoded)
+        {
+            return [];
+        }
+
         var (next, result) = RecordTransitions.Apply(_records.GetValueOrDefault(decoded.User), decoded);
         var dropCharge = bug == PlantedBug.ChargeDoesNotCount && result.Outcome == CommandOutcome.Charged;
         if (next is not null && !dropCharge)

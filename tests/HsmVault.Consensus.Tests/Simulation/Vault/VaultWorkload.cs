@@ -37,6 +37,7 @@ internal sealed class VaultWorkload : IWorkload
 
     private static readonly UserIdentity MarkerUser = new("sim", "liveness-marker");
     private static readonly byte[] SealedBlob = [0x5e, 0xa1];
+    private long _ticketNonces;
 
     private readonly Simulation _simulation;
     private readonly HistoryRecorder<VaultInput, VaultOutput> _history;
@@ -93,7 +94,7 @@ internal sealed class VaultWorkload : IWorkload
     }
 
     public ProposalTicket? ProposeMarker(SimMember leader) =>
-        leader.Node?.Propose(VaultCommandCodec.Encode(new DeleteCommand(MarkerUser)));
+        leader.Node?.Propose(VaultCommandCodec.Encode(new DeleteCommand(MarkerUser, 0)));
 
     public void Applied(SimMember member, LogEntry entry, byte[] result)
     {
@@ -226,14 +227,10 @@ internal sealed class VaultWorkload : IWorkload
         {
             case VaultInput.FinishRecovery finish:
                 // The session is taken whatever happens next, as RecoverySessions.Take does.
-                client.Sessions.Remove(user, out var version);
+                client.Sessions.Remove(user, out var session);
                 op.Command = finish.CorrectPassword
-                    ? new ResetGuessesCommand(_users[user], version)
-                    : new DestroyIfExhaustedCommand(_users[user], version);
-                Propose(op);
-                break;
-            case VaultInput.Delete:
-                op.Command = new DeleteCommand(_users[user]);
+                    ? new ResetGuessesCommand(_users[user], session.Version, session.AttemptSerial)
+                    : new DestroyIfExhaustedCommand(_users[user], session.Version);
                 Propose(op);
                 break;
             default:
@@ -288,6 +285,16 @@ internal sealed class VaultWorkload : IWorkload
                     _ => new VaultOutput.Status(false, 0, false),
                 });
                 break;
+            case VaultInput.Delete:
+                if (record?.State != RecordState.Live)
+                {
+                    Return(op, new VaultOutput.NotFound());
+                    break;
+                }
+
+                op.Command = new DeleteCommand(user, record.Version);
+                _toPropose.Add(op);
+                break;
             case VaultInput.Register register:
                 if (record?.State == RecordState.Live && !register.Replace)
                 {
@@ -295,7 +302,7 @@ internal sealed class VaultWorkload : IWorkload
                     break;
                 }
 
-                op.Command = new RegisterCommand(user, record?.Version ?? 0, register.Limit, SealedBlob, register.Replace);
+                op.Command = new RegisterCommand(user, record?.Version ?? 0, register.Limit, SealedBlob, register.Replace, NewTicketNonce());
                 _toPropose.Add(op);
                 break;
             case VaultInput.StartRecovery:
@@ -309,7 +316,7 @@ internal sealed class VaultWorkload : IWorkload
                         Return(op, new VaultOutput.Destroyed());
                         break;
                     default:
-                        op.Command = new ChargeGuessCommand(user, record.Version);
+                        op.Command = new ChargeGuessCommand(user, record.Version, record.AttemptSerial, new byte[VaultCommandCodec.AttemptIdBytes]);
                         _toPropose.Add(op);
                         break;
                 }
@@ -346,15 +353,20 @@ internal sealed class VaultWorkload : IWorkload
                 output = new VaultOutput.AlreadyRegistered();
                 break;
             case (ChargeGuessCommand charge, CommandOutcome.Charged):
-                op.Client.Sessions[op.User] = charge.Version;
+                op.Client.Sessions[op.User] = (charge.Version, result.AttemptSerial);
                 output = new VaultOutput.Charged(result.GuessesRemaining);
                 break;
             case (ChargeGuessCommand, CommandOutcome.NotRegistered):
                 output = new VaultOutput.NotRegistered();
                 break;
-            case (ResetGuessesCommand, CommandOutcome.Reset):
+            case (ResetGuessesCommand, CommandOutcome.Reset or CommandOutcome.Unchanged):
+                // Unchanged: a later attempt's reset came first; the password was still proven.
                 output = new VaultOutput.Success();
                 break;
+            case (ChargeGuessCommand or DeleteCommand or RegisterCommand, CommandOutcome.VersionConflict):
+                // Decided on a state that moved on: nothing happened (the service retries or answers Aborted).
+                End(op, Ending.NoEffect);
+                return;
             case (DestroyIfExhaustedCommand, CommandOutcome.Unchanged):
                 output = new VaultOutput.WrongPassword(result.GuessesRemaining);
                 break;
@@ -377,6 +389,14 @@ internal sealed class VaultWorkload : IWorkload
         }
 
         Return(op, output);
+    }
+
+    /// <summary>A registration ticket's nonce, distinct for every registration (as StartRegistration makes them).</summary>
+    private byte[] NewTicketNonce()
+    {
+        var nonce = new byte[UserIdentity.RegistrationNonceBytes];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(nonce, ++_ticketNonces);
+        return nonce;
     }
 
     private void Return(ClientOperation op, VaultOutput output)
@@ -452,7 +472,7 @@ internal sealed class VaultWorkload : IWorkload
         public ClientOperation? Current { get; set; }
 
         /// <summary>Recovery sessions this client started, by user: the record version they were charged against.</summary>
-        public Dictionary<int, long> Sessions { get; } = [];
+        public Dictionary<int, (long Version, long AttemptSerial)> Sessions { get; } = [];
     }
 
     private sealed class ClientOperation(Client client, int user, VaultInput input, RecordedOperation<VaultInput, VaultOutput> recorded, SimMember member)
