@@ -17,7 +17,7 @@ namespace HsmVault.Interop.Tests;
 public sealed class JavaScriptClientTests(NodeInterop node)
 {
     // Not ASCII, so that the password's encoding (UTF-8, no normalization) is part of what must agree.
-    private const string Password = "correct horse battery stäple";
+    private const string Password = "correct horse battery st\u00E4ple";
     private const string WrongPassword = "correct horse battery staple";
 
     [Fact]
@@ -99,6 +99,12 @@ public sealed class JavaScriptClientTests(NodeInterop node)
         Assert.Equal("WRONG_PASSWORD", ignoringTheFleet.GetProperty("outcome").GetString());
         Assert.Equal(9, ignoringTheFleet.GetProperty("guessesRemaining").GetInt32());
 
+        // Nobody normalizes: the same text with "ä" decomposed (a + U+0308) is another password.
+        const string decomposed = "correct horse battery sta\u0308ple";
+        var otherBytes = Ok(node.Call("vault.recover", ("address", address), ("jwt", jwt), ("password", decomposed)));
+        Assert.Equal("WRONG_PASSWORD", otherBytes.GetProperty("outcome").GetString());
+        Assert.Equal(8, otherBytes.GetProperty("guessesRemaining").GetInt32());
+
         var recovered = Ok(node.Call("vault.recover", ("address", address), ("jwt", jwt), ("password", Password)));
         Assert.Equal("SUCCESS", recovered.GetProperty("outcome").GetString());
         Assert.Equal(backupKey, recovered.GetProperty("backupKey").GetBytesFromBase64());
@@ -133,6 +139,38 @@ public sealed class JavaScriptClientTests(NodeInterop node)
         var recovered = await reference.RecoverAsync(Encoding.UTF8.GetBytes(Password));
         Assert.Equal(RecoveryStatus.Recovered, recovered.Status);
         Assert.Equal(backupKey, recovered.BackupKey);
+
+        await FinishAsync(daemon);
+    }
+
+    [Fact]
+    public async Task Cli_RecoversWhatTheJsClientStored_WritesTheRawKeyAndPrintsItsFingerprint()
+    {
+        await using var daemon = await TestDaemon.StartAsync(settings => settings.Remove("HsmVault:OpaqueContext"));
+        var address = AddressOf(daemon);
+        const string user = "dave";
+        daemon.Setup.AddSecret(Password);
+        var backupKey = daemon.Setup.NewBackupKey();
+        Ok(node.Call("vault.register", ("address", address), ("jwt", daemon.Setup.Mint(user)), ("password", Password), ("backupKey", backupKey)));
+
+        // The password file's first line, without its CR LF, is the password (as UTF-8 bytes).
+        var passwordFile = Path.Combine(daemon.Setup.WorkDirectory, "password.txt");
+        File.WriteAllBytes(passwordFile, [.. Encoding.UTF8.GetBytes(Password), (byte)'\r', (byte)'\n']);
+        var keyFile = Path.Combine(daemon.Setup.WorkDirectory, "backup.key");
+        var cli = await ChildProcesses.RunAsync(ChildProcesses.CliDll,
+        [
+            "recover", "--server", daemon.Address.ToString(), "--tenant-key", daemon.Setup.TenantPrivateKeyFile,
+            "--tenant", DaemonSetup.Tenant, "--user", user, "--password-file", passwordFile, "--key-out", keyFile,
+        ]);
+
+        Assert.True(cli.ExitCode == 0, cli.AllOutput);
+        Assert.Equal(backupKey, File.ReadAllBytes(keyFile));
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(keyFile));
+        }
+
+        Assert.Contains($"fingerprint {BackupKeys.Fingerprint(backupKey)}", cli.StandardOutput, StringComparison.Ordinal);
 
         await FinishAsync(daemon);
     }
