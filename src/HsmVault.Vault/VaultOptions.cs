@@ -22,9 +22,15 @@ public sealed class VaultOptions
     [Required]
     public string DataDirectory { get; set; } = "";
 
-    /// <summary>OPAQUE context string (RFC 9807 section 6.1), shared with clients.</summary>
-    [Required]
-    public string OpaqueContext { get; set; } = "HsmVault-v1";
+    /// <summary>
+    /// OPAQUE context string (RFC 9807 section 6.1), bound into every login's preamble as its
+    /// UTF-8 bytes and published to clients by GetFleetInfo. Empty by default, because the common
+    /// RFC 9807 libraries at their defaults use the empty context and some (opaque-ke through
+    /// <c>@serenity-kit/opaque</c>) cannot use any other; a non-empty context is an operator's
+    /// choice that every client must then be able to set.
+    /// </summary>
+    [Required(AllowEmptyStrings = true)]
+    public string OpaqueContext { get; set; } = "";
 
     /// <summary>Argon2id memory in KiB for the clients' KSF. Default: RFC 9106's memory-constrained choice.</summary>
     [Range(8, 4 * 1024 * 1024)]

@@ -9,7 +9,8 @@ namespace HsmVault.Interop.Tests;
 /// <summary>
 /// One long-lived node process running js/interop.mjs, which drives the JavaScript OPAQUE libraries.
 /// Requests and replies are single JSON lines; binary fields are standard base64. Installs the npm
-/// dependencies (npm ci) first when js/node_modules is missing, as on a clean clone.
+/// dependencies (npm ci) first when js/node_modules is missing, as on a clean clone, or no longer
+/// matches js/package-lock.json, as after a pull that adds a dependency.
 /// </summary>
 public sealed class NodeInterop : IDisposable
 {
@@ -23,7 +24,7 @@ public sealed class NodeInterop : IDisposable
     public NodeInterop()
     {
         var jsDirectory = JsDirectory();
-        if (!File.Exists(Path.Combine(jsDirectory, "node_modules", ".package-lock.json")))
+        if (!InstalledAsLocked(jsDirectory))
         {
             RunToCompletion("npm", ["ci", "--no-audit", "--no-fund"], jsDirectory, InstallTimeout);
         }
@@ -136,6 +137,34 @@ public sealed class NodeInterop : IDisposable
         }
 
         return directory;
+    }
+
+    /// <summary>
+    /// Whether node_modules holds exactly the versions package-lock.json pins: npm records what it
+    /// installed in node_modules/.package-lock.json, in the lockfile's own format.
+    /// </summary>
+    private static bool InstalledAsLocked(string jsDirectory)
+    {
+        var installedFile = Path.Combine(jsDirectory, "node_modules", ".package-lock.json");
+        if (!File.Exists(installedFile))
+        {
+            return false;
+        }
+
+        var locked = PackageVersions(Path.Combine(jsDirectory, "package-lock.json"));
+        var installed = PackageVersions(installedFile);
+        return locked.All(package => installed.TryGetValue(package.Key, out var version) && version == package.Value);
+    }
+
+    private static Dictionary<string, string?> PackageVersions(string lockFile)
+    {
+        using var document = JsonDocument.Parse(File.ReadAllText(lockFile));
+        return document.RootElement.GetProperty("packages").EnumerateObject()
+            .Where(package => package.Name.StartsWith("node_modules/", StringComparison.Ordinal))
+            .ToDictionary(
+                package => package.Name,
+                package => package.Value.TryGetProperty("version", out var version) ? version.GetString() : null,
+                StringComparer.Ordinal);
     }
 
     private static Process StartOrExplain(ProcessStartInfo startInfo)

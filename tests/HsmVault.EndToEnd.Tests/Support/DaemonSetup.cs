@@ -105,6 +105,8 @@ public sealed class DaemonSetup : IDisposable
         ["HsmVault:FleetId"] = FleetId,
         ["HsmVault:MemberId"] = "member-1",
         ["HsmVault:DataDirectory"] = DataDirectory,
+        // A non-empty context, as an operator may choose: Messages.Configuration uses the same one.
+        ["HsmVault:OpaqueContext"] = "HsmVault-v1",
         ["HsmVault:Argon2MemoryKib"] = "1024",
         ["HsmVault:Argon2Iterations"] = "1",
         ["HsmVault:Argon2Parallelism"] = "2",

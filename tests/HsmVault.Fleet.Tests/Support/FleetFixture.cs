@@ -365,6 +365,8 @@ public sealed class FleetFixture : IAsyncDisposable
         var common = new Dictionary<string, string?>(StringComparer.Ordinal)
         {
             ["HsmVault:FleetId"] = FleetId,
+            // A non-empty context, as an operator may choose: RecordingClient.Opaque uses the same one.
+            ["HsmVault:OpaqueContext"] = "HsmVault-v1",
             ["HsmVault:Argon2MemoryKib"] = "1024",
             ["HsmVault:Argon2Iterations"] = "1",
             ["HsmVault:Argon2Parallelism"] = "2",

@@ -13,6 +13,7 @@ import * as serenity from "@serenity-kit/opaque";
 import * as cloudflare from "@cloudflare/opaque-ts";
 import { LABELS } from "@cloudflare/opaque-ts/lib/src/common.js";
 import { Oprf } from "@cloudflare/voprf-ts";
+import { HsmVaultClient, VaultRpcError, fingerprint } from "./hsmvault-client.mjs";
 
 const fromB64 = (s) => Buffer.from(s, "base64");
 const toB64 = (bytes) => Buffer.from(bytes).toString("base64");
@@ -101,6 +102,38 @@ const ops = {
     }
   },
 
+  // --- hsmvault-client.mjs against a real daemon: one client (and channel) per call --------------
+  // A refused RPC is a result, not a failure: { rpcError: { code, reason, details } }.
+  "vault.fleetInfo": ({ address }) =>
+    withVault(address, null, undefined, async (vault) => {
+      const info = await vault.fleetInfo();
+      return {
+        fleetId: info.fleet_id,
+        opaqueContext: toB64(info.opaque_context),
+        argon2id: info.argon2id,
+        serverPublicKey: toB64(info.server_public_key),
+      };
+    }),
+  "vault.keyStretching": ({ address }) =>
+    withVault(address, null, undefined, async (vault) => ({ keyStretching: (await vault.keyStretching()) ?? null })),
+  "vault.register": ({ address, jwt, password, backupKey, guessLimit, replaceExisting, keyStretching }) =>
+    withVault(address, jwt, keyStretching, (vault) =>
+      vault.register(password, fromB64(backupKey), { guessLimit: guessLimit ?? 0, replaceExisting: replaceExisting ?? false }),
+    ),
+  "vault.recover": ({ address, jwt, password, keyStretching }) =>
+    withVault(address, jwt, keyStretching, async (vault) => {
+      const r = await vault.recover(password);
+      return r.backupKey
+        ? { outcome: r.outcome, guessesRemaining: r.guessesRemaining, backupKey: toB64(r.backupKey), fingerprint: fingerprint(r.backupKey) }
+        : { outcome: r.outcome, guessesRemaining: r.guessesRemaining };
+    }),
+  "vault.status": ({ address, jwt }) =>
+    withVault(address, jwt, undefined, async (vault) => {
+      const s = await vault.status();
+      return { registered: s.registered, guessLimit: s.guess_limit, guessesRemaining: s.guesses_remaining, destroyed: s.destroyed };
+    }),
+  "vault.delete": ({ address, jwt }) => withVault(address, jwt, undefined, async (vault) => (await vault.deleteRecord(), {})),
+
   // --- @cloudflare/opaque-ts: only described (see README.md for why it cannot interoperate) ---
   "cloudflare.describe": () => {
     const dec = (label) => Buffer.from(label).toString("utf8");
@@ -113,6 +146,22 @@ const ops = {
     };
   },
 };
+
+// keyStretching: undefined lets the client derive it from GetFleetInfo, as an application would.
+async function withVault(address, jwt, keyStretching, action) {
+  const vault = new HsmVaultClient(address, () => jwt, { keyStretching: keyStretching ?? undefined });
+  try {
+    return await action(vault);
+  } catch (e) {
+    if (e instanceof VaultRpcError) {
+      return { rpcError: { code: e.code, reason: e.reason ?? null, details: e.details } };
+    }
+
+    throw e;
+  } finally {
+    vault.close();
+  }
+}
 
 await serenity.ready;
 
