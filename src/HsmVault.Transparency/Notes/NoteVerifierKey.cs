@@ -58,7 +58,8 @@ public sealed class NoteVerifierKey
     public static NoteVerifierKey Parse(string verifierKey)
     {
         ArgumentNullException.ThrowIfNull(verifierKey);
-        var parts = verifierKey.Split('+');
+        // The name has no '+', the ID is 8 hex digits; the base64 key may itself contain '+'.
+        var parts = verifierKey.Split('+', 3);
         if (parts.Length != 3 || parts[1].Length != 8 || !uint.TryParse(parts[1], NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var id)
             || parts[1].Any(char.IsAsciiLetterUpper))
         {
