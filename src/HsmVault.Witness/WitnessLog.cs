@@ -327,7 +327,7 @@ public sealed class WitnessLog : IDisposable
 
         if (limit is < 1 or > MaxEquivocationsPerRead || afterId < 0)
         {
-            throw new WitnessException(WitnessErrorKind.InvalidArgument, $"limit must be 1..{MaxEquivocationsPerRead} and after_id not negative");
+            throw new WitnessException(WitnessErrorKind.InvalidArgument, $"limit must be 1..{MaxEquivocationsPerRead} (it is {limit}) and after_id not negative");
         }
 
         return [.. _store.ReadEquivocations(ns, afterId, limit).Select(e => new EquivocationRecord(

@@ -61,7 +61,7 @@ internal sealed class WitnessGrpcService(WitnessLog log) : Protocol.V1.Witness.W
     public override Task<GetEntriesResponse> GetEntries(GetEntriesRequest request, ServerCallContext context) =>
         Run(context, () =>
         {
-            var count = request.Count > WitnessLog.MaxEntriesPerRead ? -1 : (int)request.Count;
+            var count = (int)Math.Min(request.Count, int.MaxValue);
             var response = new GetEntriesResponse();
             response.Entries.AddRange(log.GetEntries(request.Start, count).Select(ToMessage));
             return Task.FromResult(response);
@@ -70,8 +70,8 @@ internal sealed class WitnessGrpcService(WitnessLog log) : Protocol.V1.Witness.W
     public override Task<ListEquivocationsResponse> ListEquivocations(ListEquivocationsRequest request, ServerCallContext context) =>
         Run(context, () =>
         {
-            var limit = request.Limit == 0 ? 100 : request.Limit > WitnessLog.MaxEquivocationsPerRead ? -1 : (int)request.Limit;
-            var afterId = request.AfterId > long.MaxValue ? -1 : (long)request.AfterId;
+            var limit = request.Limit == 0 ? 100 : (int)Math.Min(request.Limit, int.MaxValue);
+            var afterId = request.AfterId > long.MaxValue ? long.MaxValue : (long)request.AfterId;
             var response = new ListEquivocationsResponse();
             response.Equivocations.AddRange(log.ListEquivocations(request.Namespace.Length == 0 ? null : request.Namespace, afterId, limit)
                 .Select(e => new Equivocation
