@@ -38,6 +38,16 @@ public sealed class SignedNoteTests
     }
 
     [Fact]
+    public void ReadmeExampleCheckpoint_Verifies()
+    {
+        // The example in the README's "Wire formats": it must stay a valid checkpoint.
+        const string VerifierKey = "witness.example.org/hsmvault+e1c37939+AQh1X8jlRsCuKKNOdNQYwWeMaHOThiSfpPYmeCXpFGtk";
+        const string Note = "witness.example.org/hsmvault\n42\nqqfUMGMVxuCvSleU0ztyqScRhOATfirYagdKmVuF8tM=\n\n\u2014 witness.example.org/hsmvault 4cN5OTe5URai2ee0Gx4/w6fqJemu0NIPRhTq3lpMIwuX7EQ1Iw39JXhHUVP4vDcS9um7jQVJVL9G4alxE7pzeS9V8w0=\n";
+        var checkpoint = Checkpoint.Open(Note, NoteVerifierKey.Parse(VerifierKey), "witness.example.org/hsmvault");
+        Assert.Equal(42UL, checkpoint.TreeSize);
+    }
+
+    [Fact]
     public void TamperedOrForeignNotes_AreRefused()
     {
         var go = NoteVerifierKey.Parse(GoVerifierKey);
