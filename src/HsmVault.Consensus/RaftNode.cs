@@ -339,15 +339,28 @@ public sealed class RaftNode
         var firstToApply = Math.Max(_applied, _pendingSnapshot?.Index ?? 0) + 1;
         var committed = _commit >= firstToApply ? _log.Slice(firstToApply, _commit) : [];
 
+        var termOrVoteChanged = hardState.Term != _persistedHardState.Term || hardState.Vote != _persistedHardState.Vote;
+        List<RaftMessage> early = [];
+        List<RaftMessage> late = [];
+        foreach (var message in _outbox)
+        {
+            // Thesis §10.2.1: a leader may replicate entries before they are on its own disk. Only its appends
+            // and snapshots qualify, and only while its term and vote are already durable.
+            var replication = message is AppendEntriesRequest or InstallSnapshotRequest;
+            (_role == RaftRole.Leader && !termOrVoteChanged && replication ? early : late).Add(message);
+        }
+
         var ready = new Ready(
             hardState != _persistedHardState ? hardState : null,
             _pendingSnapshot,
             entries,
             mark != _mark ? mark : null,
-            [.. _outbox],
+            early,
+            late,
             committed,
             [.. _readStates],
-            [.. _droppedReads]);
+            [.. _droppedReads],
+            mustSync: termOrVoteChanged || _pendingSnapshot is not null || entries.Count > 0);
         _outbox.Clear();
         _readStates.Clear();
         _droppedReads.Clear();

@@ -348,6 +348,14 @@ internal sealed class Simulation
         while (member.Node is { } node && node.HasReady())
         {
             var ready = node.GetReady();
+
+            // As RaftHost does: a leader's appends leave before its own fsync (thesis §10.2.1), so a crash
+            // before the sync below can leave followers holding entries the leader lost.
+            foreach (var message in ready.EarlyMessages)
+            {
+                Send(message);
+            }
+
             if (ready.Snapshot is not null)
             {
                 member.Storage.SaveSnapshot(ready.Snapshot);
@@ -361,7 +369,11 @@ internal sealed class Simulation
                 return;
             }
 
-            member.Storage.Sync();
+            if (ready.MustSync)
+            {
+                member.Storage.Sync();
+            }
+
             if (ready.HardState is { } hardState)
             {
                 member.Storage.SaveHardState(hardState);
