@@ -463,6 +463,19 @@ public sealed class RaftNode
     /// This is more permissive than "refuse all votes and acknowledgements until caught up" but equally safe,
     /// and it keeps a fleet of three live when one member is rolled back and another is down.
     /// </para>
+    /// <para>
+    /// Why the mark is exact and not vouched ahead (one token write per window of N entries, the index rounded
+    /// up): rule (2) would still be safe with such a bound, since it is at least every position vouched for.
+    /// But a crash without any rollback then leaves the log below the bound, which the member cannot tell from
+    /// a rollback: it stops campaigning and grants votes only to logs that reach the bound. When no log in the
+    /// fleet reaches it (a fleet of one after any crash; members that crashed within one window; a follower
+    /// restarted in a window whose leader then dies), no leader is ever elected again, because only the leader
+    /// of that term could have written those entries and a term is never led twice. The simulator shows it
+    /// (<c>Simulation_MarkVouchedAheadInWindows_StaysSafeButStallsAfterCrashes</c>: most seeds stall, none
+    /// is unsafe). Safe escapes need evidence the member cannot get on its own — e.g. the leader's last index
+    /// in AppendEntries, so that a follower holding all of that leader's log can drop its bound — so the mark
+    /// stays exact, written once per Ready (a batch, which grows with load), and only when it changes.
+    /// </para>
     /// </summary>
     private void RestoreFromHighWaterMark()
     {

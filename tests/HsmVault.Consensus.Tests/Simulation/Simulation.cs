@@ -378,9 +378,9 @@ internal sealed class Simulation
             {
                 member.Storage.SaveHardState(hardState);
             }
-            if (ready.HighWaterMark is not null)
+            if (ready.HighWaterMark is { } mark)
             {
-                member.Mark = ready.HighWaterMark;
+                member.Mark = _options.VouchAheadWindow > 0 ? VouchAhead(member.Mark, mark, (ulong)_options.VouchAheadWindow) : mark;
             }
 
             foreach (var message in ready.Messages)
@@ -416,6 +416,21 @@ internal sealed class Simulation
             _checker.CheckLeader(node);
             MaybeSnapshot(member, node);
         }
+    }
+
+    /// <summary>A store that vouches ahead: see <see cref="SimulationOptions.VouchAheadWindow"/>.</summary>
+    private static HighWaterMark VouchAhead(HighWaterMark? stored, HighWaterMark mark, ulong window)
+    {
+        var covered = stored is not null
+            && (mark.IndexTerm < stored.IndexTerm || (mark.IndexTerm == stored.IndexTerm && mark.Index <= stored.Index));
+        if (covered && stored!.Term == mark.Term && stored.Vote == mark.Vote)
+        {
+            return stored;
+        }
+
+        return covered
+            ? mark with { Index = stored!.Index, IndexTerm = stored.IndexTerm }
+            : mark with { Index = (mark.Index + window - 1) / window * window };
     }
 
     private void Apply(SimMember member, LogEntry entry)
