@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # `make bench`: starts a fleet of one and a fleet of three on this machine (their own tokens,
 # data and ports under DIR), measures each with `hsmvault bench`, prints both, and stops them.
+# For each fleet it also prints the members' inotify watches (the daemon must not watch its working
+# directory, under which DIR lies) and, through `--pids`, their CPU time per recovery beside a same-run
+# micro-benchmark of KE2.
 #
 #   softhsm/bench-fleets.sh DIR [SECONDS] [CONCURRENCY]
 set -euo pipefail
@@ -43,13 +46,27 @@ wait_ready() {  # name servers
     exit 1
 }
 
+inotify_watches() {  # pid...: inotify watches held by these processes together
+    local total=0 n
+    for pid in "$@"; do
+        n=$(cat /proc/"$pid"/fdinfo/* 2>/dev/null | grep -c '^inotify wd:' || true)
+        total=$((total + n))
+    done
+    echo "$total"
+}
+
 start_fleet one 1 7301
 start_fleet three 3 7501
+one_pids=("${pids[0]}")
+three_pids=("${pids[@]:1:3}")
 wait_ready one "$(servers 1 7301)"
 wait_ready three "$(servers 3 7501)"
 
 echo "HsmVault benchmark: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), SoftHSM2 $(dpkg-query -W -f='${Version}' softhsm2 2>/dev/null)"
+echo "inotify watches held by the daemons: fleet of 1: $(inotify_watches "${one_pids[@]}"), fleet of 3: $(inotify_watches "${three_pids[@]}")"
 dotnet "$cli" bench --server "$(servers 1 7301)" --tenant-key "$dir/one/dev-tenant.key.pem" \
-    --seconds "$seconds" --concurrency "$concurrency" --label "fleet of 1 (no peers)"
+    --seconds "$seconds" --concurrency "$concurrency" --label "fleet of 1 (no peers)" \
+    --pids "$(IFS=,; echo "${one_pids[*]}")"
 dotnet "$cli" bench --server "$(servers 3 7501)" --tenant-key "$dir/three/dev-tenant.key.pem" \
-    --seconds "$seconds" --concurrency "$concurrency" --label "fleet of 3 on one machine"
+    --seconds "$seconds" --concurrency "$concurrency" --label "fleet of 3 on one machine" \
+    --pids "$(IFS=,; echo "${three_pids[*]}")"

@@ -316,6 +316,10 @@ public sealed class RaftHost : IAsyncDisposable
         while (node.HasReady())
         {
             var ready = node.GetReady();
+
+            // A leader's appends leave first, so that followers make them durable while this member does
+            // (thesis §10.2.1); everything that vouches for our state waits below until it is durable.
+            SendAll(ready.EarlyMessages);
             if (ready.Snapshot is not null)
             {
                 _storage.SaveSnapshot(ready.Snapshot);
@@ -338,18 +342,7 @@ public sealed class RaftHost : IAsyncDisposable
                 _highWaterMarks.Write(mark);
             }
 
-            foreach (var message in ready.Messages)
-            {
-                try
-                {
-                    _transport.Send(message);
-                }
-                catch (Exception exception) when (exception is not OutOfMemoryException)
-                {
-                    // Raft tolerates a lost message; a broken transport must not stop the member.
-                    RaftHostLog.SendFailed(_logger, message.GetType().Name, message.To, exception);
-                }
-            }
+            SendAll(ready.Messages);
 
             if (ready.Snapshot is { } snapshot)
             {
@@ -383,6 +376,22 @@ public sealed class RaftHost : IAsyncDisposable
             ReleaseReads();
             node.Advance();
             MaybeSnapshot(node);
+        }
+    }
+
+    private void SendAll(IReadOnlyList<RaftMessage> messages)
+    {
+        foreach (var message in messages)
+        {
+            try
+            {
+                _transport.Send(message);
+            }
+            catch (Exception exception) when (exception is not OutOfMemoryException)
+            {
+                // Raft tolerates a lost message; a broken transport must not stop the member.
+                RaftHostLog.SendFailed(_logger, message.GetType().Name, message.To, exception);
+            }
         }
     }
 

@@ -339,15 +339,28 @@ public sealed class RaftNode
         var firstToApply = Math.Max(_applied, _pendingSnapshot?.Index ?? 0) + 1;
         var committed = _commit >= firstToApply ? _log.Slice(firstToApply, _commit) : [];
 
+        var termOrVoteChanged = hardState.Term != _persistedHardState.Term || hardState.Vote != _persistedHardState.Vote;
+        List<RaftMessage> early = [];
+        List<RaftMessage> late = [];
+        foreach (var message in _outbox)
+        {
+            // Thesis §10.2.1: a leader may replicate entries before they are on its own disk. Only its appends
+            // and snapshots qualify, and only while its term and vote are already durable.
+            var replication = message is AppendEntriesRequest or InstallSnapshotRequest;
+            (_role == RaftRole.Leader && !termOrVoteChanged && replication ? early : late).Add(message);
+        }
+
         var ready = new Ready(
             hardState != _persistedHardState ? hardState : null,
             _pendingSnapshot,
             entries,
             mark != _mark ? mark : null,
-            [.. _outbox],
+            early,
+            late,
             committed,
             [.. _readStates],
-            [.. _droppedReads]);
+            [.. _droppedReads],
+            mustSync: termOrVoteChanged || _pendingSnapshot is not null || entries.Count > 0);
         _outbox.Clear();
         _readStates.Clear();
         _droppedReads.Clear();
@@ -449,6 +462,19 @@ public sealed class RaftNode
     /// <para>
     /// This is more permissive than "refuse all votes and acknowledgements until caught up" but equally safe,
     /// and it keeps a fleet of three live when one member is rolled back and another is down.
+    /// </para>
+    /// <para>
+    /// Why the mark is exact and not vouched ahead (one token write per window of N entries, the index rounded
+    /// up): rule (2) would still be safe with such a bound, since it is at least every position vouched for.
+    /// But a crash without any rollback then leaves the log below the bound, which the member cannot tell from
+    /// a rollback: it stops campaigning and grants votes only to logs that reach the bound. When no log in the
+    /// fleet reaches it (a fleet of one after any crash; members that crashed within one window; a follower
+    /// restarted in a window whose leader then dies), no leader is ever elected again, because only the leader
+    /// of that term could have written those entries and a term is never led twice. The simulator shows it
+    /// (<c>Simulation_MarkVouchedAheadInWindows_StaysSafeButStallsAfterCrashes</c>: most seeds stall, none
+    /// is unsafe). Safe escapes need evidence the member cannot get on its own — e.g. the leader's last index
+    /// in AppendEntries, so that a follower holding all of that leader's log can drop its bound — so the mark
+    /// stays exact, written once per Ready (a batch, which grows with load), and only when it changes.
     /// </para>
     /// </summary>
     private void RestoreFromHighWaterMark()

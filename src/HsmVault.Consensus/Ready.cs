@@ -1,8 +1,8 @@
 namespace HsmVault.Consensus;
 
 /// <summary>
-/// Everything the node needs done, in this order (etcd-raft's Ready): persist <see cref="Snapshot"/> and
-/// <see cref="Entries"/>, fsync, persist <see cref="HardState"/> (after the fsync, so that a durable commit
+/// Everything the node needs done, in this order (etcd-raft's Ready): send <see cref="EarlyMessages"/>, persist
+/// <see cref="Snapshot"/> and <see cref="Entries"/>, fsync if <see cref="MustSync"/>, persist <see cref="HardState"/> (after the fsync, so that a durable commit
 /// index never covers entries that a crash could still take away), write <see cref="HighWaterMark"/>, then send
 /// <see cref="Messages"/>, then restore <see cref="Snapshot"/> into the application, apply
 /// <see cref="CommittedEntries"/>, serve <see cref="ReadStates"/>, and call <see cref="RaftNode.Advance"/>.
@@ -16,11 +16,15 @@ public sealed class Ready
         RaftSnapshot? snapshot,
         IReadOnlyList<LogEntry> entries,
         HighWaterMark? highWaterMark,
+        IReadOnlyList<RaftMessage> earlyMessages,
         IReadOnlyList<RaftMessage> messages,
         IReadOnlyList<LogEntry> committedEntries,
         IReadOnlyList<ReadState> readStates,
-        IReadOnlyList<ulong> droppedReads)
+        IReadOnlyList<ulong> droppedReads,
+        bool mustSync)
     {
+        EarlyMessages = earlyMessages;
+        MustSync = mustSync;
         HardState = hardState;
         Snapshot = snapshot;
         Entries = entries;
@@ -43,7 +47,16 @@ public sealed class Ready
     /// <summary>The rollback guard's new mark, to be written after the fsync and before any message is sent; null when unchanged.</summary>
     public HighWaterMark? HighWaterMark { get; }
 
-    /// <summary>Messages to send once everything above is durable.</summary>
+    /// <summary>
+    /// A leader's appends and snapshots, which may leave before this Ready is durable (Raft thesis §10.2.1: the
+    /// leader writes to its disk in parallel with replicating, and counts itself towards a commit quorum only
+    /// for what its disk holds, in <see cref="RaftNode.Advance"/>). They vouch for nothing: they are neither a
+    /// vote nor an acknowledgement, so the rollback guard's mark need not cover them. Empty when this Ready
+    /// changes the term or vote, which must be durable before anyone hears of the new term.
+    /// </summary>
+    public IReadOnlyList<RaftMessage> EarlyMessages { get; }
+
+    /// <summary>Messages to send once everything above is durable (votes, acknowledgements, refusals).</summary>
     public IReadOnlyList<RaftMessage> Messages { get; }
 
     /// <summary>Committed entries to apply, in order.</summary>
@@ -55,6 +68,11 @@ public sealed class Ready
     /// <summary>ReadIndex requests that will never be confirmed because this member stopped leading.</summary>
     public IReadOnlyList<ulong> DroppedReads { get; }
 
-    /// <summary>True when the storage must be fsynced before the messages are sent.</summary>
-    public bool MustSync => HardState is not null || Snapshot is not null || Entries.Count > 0;
+    /// <summary>
+    /// True when the storage must be fsynced before <see cref="Messages"/> are sent: there are entries or a
+    /// snapshot, or the term or vote changed (Raft figure 2). A change of the commit index alone needs no fsync
+    /// (etcd-raft's MustSync): the commit index is a hint, rebuilt from the leader or the applied index after a
+    /// crash, and every entry it covers was made durable by an earlier Ready's fsync or by this one's.
+    /// </summary>
+    public bool MustSync { get; }
 }

@@ -32,7 +32,11 @@ public static class HsmVaultServer
     /// </summary>
     public static WebApplicationBuilder CreateBuilder(string[] args, Action<IConfigurationBuilder>? configure = null)
     {
-        var builder = WebApplication.CreateSlimBuilder(args);
+        // ASP.NET's defaults reload appsettings.json on change, which makes the content root (the working
+        // directory) a recursive file watch: with the data and token folders beneath it (`make run` keeps
+        // .run/ there), every SQLite, log and token write would wake the daemon. Configuration is read once
+        // at start; a changed configuration takes a restart, as the fleet's membership does anyway.
+        var builder = WebApplication.CreateSlimBuilder([.. args, "--hostBuilder:reloadConfigOnChange=false"]);
         var configFile = builder.Configuration["config"];
         if (!string.IsNullOrEmpty(configFile))
         {

@@ -354,6 +354,73 @@ public sealed class RaftNodeTests
     }
 
     /// <summary>A member's durable state: its term and a log whose entries have the given terms.</summary>
+    [Fact]
+    public void LeaderReady_AppendsLeaveBeforeTheFsync_AndTheLeaderCountsItselfOnlyAfterAdvance()
+    {
+        var net = new TestNetwork(3);
+        net.Elect("n1");
+        var leader = net.Node("n1");
+
+        var ticket = leader.Propose(CounterStateMachine.Charge(1))!.Value;
+        var ready = leader.GetReady();
+
+        // Thesis §10.2.1: the leader replicates while its own disk writes...
+        Assert.True(ready.MustSync);
+        Assert.Equal(ticket.Index, Assert.Single(ready.Entries).Index);
+        Assert.Equal(["n2", "n3"], ready.EarlyMessages.Select(m => m.To).Order());
+        Assert.All(ready.EarlyMessages, m => Assert.Equal(ticket.Index, Assert.Single(((AppendEntriesRequest)m).Entries).Index));
+        Assert.DoesNotContain(ready.Messages, m => m is AppendEntriesRequest);
+
+        // ...and a follower's acknowledgement alone, before the leader's fsync, commits nothing in a fleet of three...
+        leader.Step(new AppendEntriesResponse("n2", "n1", leader.Term, true, ticket.Index, 0, 0, 0, 0));
+        Assert.True(leader.CommitIndex < ticket.Index);
+
+        // ...until the leader's own copy is durable (Advance) and counts as the second of three.
+        leader.Advance();
+        Assert.Equal(ticket.Index, leader.CommitIndex);
+    }
+
+    [Fact]
+    public void Ready_ThatOnlyAdvancesTheCommitIndex_NeedsNoFsync()
+    {
+        var net = new TestNetwork(1);
+        net.Elect("n1");
+        var node = net.Node("n1");
+
+        var ticket = node.Propose(CounterStateMachine.Charge(1))!.Value;
+        var append = node.GetReady();
+        Assert.True(append.MustSync);
+        node.Advance();
+
+        // The commit step: a hint in the hard state and entries to apply, all of them durable already.
+        var commit = node.GetReady();
+        Assert.Equal(ticket.Index, commit.HardState?.Commit);
+        Assert.Equal(ticket.Index, commit.CommittedEntries[^1].Index);
+        Assert.Empty(commit.Entries);
+        Assert.False(commit.MustSync);
+    }
+
+    [Fact]
+    public void FollowerReady_Acknowledgement_WaitsForTheFsync()
+    {
+        var net = new TestNetwork(3);
+        net.Elect("n1");
+        var follower = net.Node("n2");
+        var leader = net.Node("n1");
+
+        follower.Step(new AppendEntriesRequest(
+            "n1", "n2", leader.Term, leader.LastIndex, leader.Term,
+            [new LogEntry(leader.LastIndex + 1, leader.Term, LogEntryKind.Command, CounterStateMachine.Charge(1))],
+            leader.CommitIndex, 0));
+        var ready = follower.GetReady();
+
+        Assert.True(ready.MustSync);
+        Assert.Empty(ready.EarlyMessages);
+        var response = Assert.IsType<AppendEntriesResponse>(Assert.Single(ready.Messages));
+        Assert.True(response.Success);
+        Assert.NotNull(ready.HighWaterMark);
+    }
+
     private static RaftPersistentState State(ulong term, params ulong[] entryTerms) => new(
         new HardState(term, null, 0),
         null,

@@ -172,13 +172,18 @@ internal sealed class TestNetwork
         while (peer.Node is { } node && node.HasReady())
         {
             var ready = node.GetReady();
+            var messages = ready.EarlyMessages.Concat(ready.Messages).ToList();
             if (ready.Snapshot is not null)
             {
                 peer.Storage.SaveSnapshot(ready.Snapshot);
             }
 
             peer.Storage.Append(ready.Entries);
-            peer.Storage.Sync();
+            if (ready.MustSync)
+            {
+                peer.Storage.Sync();
+            }
+
             if (ready.HardState is { } hardState)
             {
                 peer.Storage.SaveHardState(hardState);
@@ -189,10 +194,10 @@ internal sealed class TestNetwork
                 peer.Mark = ready.HighWaterMark;
             }
 
-            peer.Sent.AddRange(ready.Messages);
+            peer.Sent.AddRange(messages);
             if (enqueue)
             {
-                foreach (var message in ready.Messages)
+                foreach (var message in messages)
                 {
                     _queue.Enqueue(message);
                 }

@@ -13,6 +13,11 @@ namespace HsmVault.Cli.Commands;
 /// and the latency of a single committed write. Clients use an identity KSF for their own
 /// synthetic users (the KSF runs only on clients, so the server's work is the same), so the
 /// figures measure the vault, not Argon2id on the benchmarking machine.
+/// <para>
+/// With <c>--pids</c> (the members' process ids on this machine) it also reads their CPU time from
+/// <c>/proc/PID/stat</c> before and after the recoveries, and prints it per recovery beside a same-run
+/// micro-benchmark of the server's KE2, so the ratio holds on a noisy machine.
+/// </para>
 /// </summary>
 internal static class BenchCommand
 {
@@ -25,6 +30,8 @@ internal static class BenchCommand
         var concurrency = args.Int("concurrency", 8);
         var writes = args.Int("writes", 200);
         var label = args.Optional("label") ?? $"{servers.Length} member{(servers.Length == 1 ? "" : "s")}";
+        var pids = (args.Optional("pids") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries)
+            .Select(p => int.Parse(p, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
         args.RejectUnknown();
 
         using var tenantKey = ECDsa.Create();
@@ -43,7 +50,9 @@ internal static class BenchCommand
             }
 
             var writeLatencies = await MeasureSingleWritesAsync(NewClient(channels[0], tenantKey, tenant, $"bench-{runId}-writer"), writes, cancellationToken);
+            var cpuBefore = pids.Sum(ProcessCpuSeconds);
             var (recoveries, elapsed, latencies) = await MeasureRecoveriesAsync(clients, TimeSpan.FromSeconds(seconds), cancellationToken);
+            var cpuSeconds = pids.Sum(ProcessCpuSeconds) - cpuBefore;
 
             Console.WriteLine($"hsmvault bench: {label} ({string.Join(", ", servers)})");
             Console.WriteLine($"  machine: {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}");
@@ -51,6 +60,13 @@ internal static class BenchCommand
             Console.WriteLine($"  recovery latency: p50 {Percentile(latencies, 0.50):F2} ms, p99 {Percentile(latencies, 0.99):F2} ms");
             Console.WriteLine($"  single committed write (DeleteRecord, 1 client, {writes} in a row): p50 {Percentile(writeLatencies, 0.50):F2} ms, p99 {Percentile(writeLatencies, 0.99):F2} ms");
             Console.WriteLine("  (a recovery is StartRecovery + FinishRecovery: two round trips, two committed writes, token HMAC/unseal; client KSF: identity)");
+            if (pids.Length > 0 && recoveries > 0)
+            {
+                var cpuPerRecovery = cpuSeconds * 1000 / recoveries;
+                var ke2 = MeasureKe2Milliseconds();
+                Console.WriteLine($"  daemon CPU per recovery ({pids.Length} member process{(pids.Length == 1 ? "" : "es")} together, /proc utime+stime): {cpuPerRecovery:F2} ms");
+                Console.WriteLine($"  KE2 in-process, same run ({Ke2Iterations} iterations, software HMAC for the OPRF seed): {ke2 * 1000:F0} µs; CPU per recovery = {cpuPerRecovery / ke2:F1} × KE2 ({Environment.ProcessorCount} cores)");
+            }
             return 0;
         }
         finally
@@ -114,6 +130,69 @@ internal static class BenchCommand
         }));
         var all = latencies.SelectMany(l => l).ToList();
         return (all.Count, Stopwatch.GetElapsedTime(started), all);
+    }
+
+    private const int Ke2Iterations = 2000;
+
+    /// <summary>CPU seconds (user + system) a process has used so far, from <c>/proc/PID/stat</c>.</summary>
+    private static double ProcessCpuSeconds(int pid)
+    {
+        // Fields 14 and 15 (utime, stime) in clock ticks; the command name (field 2) may hold spaces, so count
+        // from the closing parenthesis. Linux's USER_HZ is 100 on every architecture .NET runs on.
+        const double ticksPerSecond = 100;
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        return (long.Parse(fields[11], inv) + long.Parse(fields[12], inv)) / ticksPerSecond;
+    }
+
+    /// <summary>Milliseconds per <see cref="OpaqueServer.GenerateKe2"/>, in this process, after a warm-up.</summary>
+    private static double MeasureKe2Milliseconds()
+    {
+        var configuration = new OpaqueConfiguration("HsmVault-v1"u8, new IdentityKsf());
+        using var keyPair = ServerKeyPair.Generate();
+        var server = new OpaqueServer(configuration, new SoftwareOprfSeed(RandomNumberGenerator.GetBytes(64)), keyPair);
+        var client = new OpaqueClient(configuration);
+        var password = "bench password"u8;
+        var credential = "bench-ke2"u8.ToArray();
+        var registration = client.CreateRegistrationRequest(password);
+        byte[] record;
+        using (registration.State)
+        {
+            record = client.FinalizeRegistrationRequest(registration.State, server.CreateRegistrationResponse(registration.RegistrationRequest, credential)).RegistrationRecord;
+        }
+
+        var login = client.GenerateKe1(password);
+        using (login.State)
+        {
+            for (var i = 0; i < Ke2Iterations / 10; i++)
+            {
+                server.GenerateKe2(login.Ke1, credential, record).State.Dispose();
+            }
+
+            var started = Stopwatch.GetTimestamp();
+            for (var i = 0; i < Ke2Iterations; i++)
+            {
+                server.GenerateKe2(login.Ke1, credential, record).State.Dispose();
+            }
+
+            return Stopwatch.GetElapsedTime(started).TotalMilliseconds / Ke2Iterations;
+        }
+    }
+
+    /// <summary>The token's HMAC-SHA512 expansion of oprf_seed (RFC 9807 section 5.3), in software, for the micro-benchmark only.</summary>
+    private sealed class SoftwareOprfSeed(byte[] seed) : IOprfSeedExpander
+    {
+        public void ExpandOprfSeed(ReadOnlySpan<byte> info, Span<byte> destination)
+        {
+            Span<byte> input = stackalloc byte[info.Length + 1];
+            info.CopyTo(input);
+            input[^1] = 1;
+            Span<byte> mac = stackalloc byte[HMACSHA512.HashSizeInBytes];
+            HMACSHA512.HashData(seed, input, mac);
+            mac[..destination.Length].CopyTo(destination);
+            CryptographicOperations.ZeroMemory(mac);
+        }
     }
 
     private static double Percentile(List<double> values, double fraction)

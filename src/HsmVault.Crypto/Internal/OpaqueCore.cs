@@ -42,11 +42,10 @@ internal static class OpaqueCore
 
         Span<byte> seed = stackalloc byte[Oprf.PrivateKeySize];
         Span<byte> oprfKey = stackalloc byte[Oprf.PrivateKeySize];
-        Span<byte> oprfPublicKey = stackalloc byte[Ristretto255.ElementSize];
         try
         {
             expander.ExpandOprfSeed(info, seed);
-            Oprf.DeriveKeyPair(seed, OprfKeyInfo, oprfKey, oprfPublicKey);
+            Oprf.DerivePrivateKey(seed, OprfKeyInfo, oprfKey);
             Oprf.BlindEvaluate(oprfKey, blindedElement, evaluatedElement);
         }
         finally

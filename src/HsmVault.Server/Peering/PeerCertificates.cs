@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.Options;
@@ -12,7 +13,11 @@ namespace HsmVault.Server.Peering;
 /// </summary>
 public sealed class PeerCertificates : IDisposable
 {
+    // Far more than any fleet's members; see Identify.
+    private const int MaxCachedProofs = 64;
+
     private readonly X509Certificate2 _authority;
+    private readonly ConcurrentDictionary<string, Proof> _proofs = new(StringComparer.Ordinal);
 
     private PeerCertificates(X509Certificate2 certificate, X509Certificate2 authority, string fleetId)
     {
@@ -65,6 +70,15 @@ public sealed class PeerCertificates : IDisposable
     /// The member id a peer certificate proves: chained to the fleet's peer CA alone, within its
     /// validity, organization = this fleet. Null when it proves nothing.
     /// </summary>
+    /// <remarks>
+    /// Every peer RPC asks this (the TLS handshake and then the service for each call), and building a chain
+    /// costs about 0.2 ms. The answer depends only on the certificate's bytes, the one fixed trust anchor and
+    /// the clock (revocation is not checked: the CA's key is discarded after issuing), so a proof is cached by
+    /// the certificate's SHA-256 thumbprint and reused until the earlier of its and the CA's expiry. Only
+    /// successful proofs are cached, and a handful of members means a handful of entries; the cache is bounded
+    /// anyway so that presenting many certificates (each of which must still pass the TLS handshake) cannot
+    /// grow it.
+    /// </remarks>
     public string? Identify(X509Certificate2? certificate)
     {
         if (certificate is null)
@@ -72,6 +86,26 @@ public sealed class PeerCertificates : IDisposable
             return null;
         }
 
+        var thumbprint = certificate.GetCertHashString(HashAlgorithmName.SHA256);
+        var now = DateTime.UtcNow;
+        if (_proofs.TryGetValue(thumbprint, out var proof) && now >= proof.NotBefore && now < proof.NotAfter)
+        {
+            return proof.MemberId;
+        }
+
+        var memberId = Prove(certificate);
+        if (memberId is not null && _proofs.Count < MaxCachedProofs)
+        {
+            var notBefore = Later(certificate.NotBefore.ToUniversalTime(), _authority.NotBefore.ToUniversalTime());
+            var notAfter = Earlier(certificate.NotAfter.ToUniversalTime(), _authority.NotAfter.ToUniversalTime());
+            _proofs[thumbprint] = new Proof(memberId, notBefore, notAfter);
+        }
+
+        return memberId;
+    }
+
+    private string? Prove(X509Certificate2 certificate)
+    {
         using var chain = new X509Chain();
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
         chain.ChainPolicy.CustomTrustStore.Add(_authority);
@@ -92,10 +126,16 @@ public sealed class PeerCertificates : IDisposable
         return string.IsNullOrEmpty(memberId) ? null : memberId;
     }
 
+    private static DateTime Later(DateTime a, DateTime b) => a > b ? a : b;
+
+    private static DateTime Earlier(DateTime a, DateTime b) => a < b ? a : b;
+
     /// <inheritdoc/>
     public void Dispose()
     {
         Certificate.Dispose();
         _authority.Dispose();
     }
+
+    private sealed record Proof(string MemberId, DateTime NotBefore, DateTime NotAfter);
 }

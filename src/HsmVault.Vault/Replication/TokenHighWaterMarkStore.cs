@@ -11,8 +11,19 @@ namespace HsmVault.Vault.Replication;
 /// vouched for. On a hardware token the mark lives in the HSM; on SoftHSM2 in its token folder,
 /// which must therefore be kept apart from the data folder.
 /// </summary>
+/// <remarks>
+/// A token write costs milliseconds (SoftHSM2 finds every copy, creates a new object attribute by attribute,
+/// then destroys the old one; a hardware token's non-volatile memory is slow and wears). RaftNode asks for a
+/// write only when term, vote or vouched position changed, at most once per batch; the store also keeps the last
+/// mark it read or wrote and never rewrites an equal one (e.g. the mark it started from). It does not vouch ahead: a mark above what
+/// the log durably holds makes every crash look like a rollback, and a fleet of one (or a fleet that crashed
+/// together) could then never elect a leader again; see <c>RaftNode.RestoreFromHighWaterMark</c>. The store is
+/// used by the Raft loop alone.
+/// </remarks>
 public sealed class TokenHighWaterMarkStore(IVaultToken token) : IHighWaterMarkStore
 {
+    private HighWaterMark? _last;
+
     /// <summary>Name of the token data object holding the mark.</summary>
     public const string ObjectName = "raft-high-water-mark";
 
@@ -38,13 +49,19 @@ public sealed class TokenHighWaterMarkStore(IVaultToken token) : IHighWaterMarkS
         var indexTerm = BinaryPrimitives.ReadUInt64BigEndian(span[16..]);
         var voteLength = BinaryPrimitives.ReadUInt16BigEndian(span[24..]);
         var vote = voteLength == 0 ? null : Encoding.UTF8.GetString(span.Slice(26, voteLength));
-        return new HighWaterMark(term, vote, index, indexTerm);
+        _last = new HighWaterMark(term, vote, index, indexTerm);
+        return _last;
     }
 
     /// <inheritdoc/>
     public void Write(HighWaterMark mark)
     {
         ArgumentNullException.ThrowIfNull(mark);
+        if (mark == _last)
+        {
+            return;
+        }
+
         var vote = mark.Vote is null ? [] : Encoding.UTF8.GetBytes(mark.Vote);
         var bytes = new byte[1 + 24 + 2 + vote.Length];
         bytes[0] = FormatVersion;
@@ -55,5 +72,6 @@ public sealed class TokenHighWaterMarkStore(IVaultToken token) : IHighWaterMarkS
         BinaryPrimitives.WriteUInt16BigEndian(span[24..], (ushort)vote.Length);
         vote.CopyTo(span[26..]);
         token.WriteDataObject(ObjectName, bytes);
+        _last = mark;
     }
 }

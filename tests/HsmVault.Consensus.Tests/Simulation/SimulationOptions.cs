@@ -89,6 +89,14 @@ public sealed record SimulationOptions
     /// </summary>
     public bool RequireLiveness { get; init; } = true;
 
+    /// <summary>
+    /// 0: the mark store keeps exactly what the node asks. N &gt; 0: it vouches ahead in windows of N entries, as
+    /// issue 8 proposed (the index rounded up to the next multiple of N, rewritten only when the node's position
+    /// passes the stored bound or term or vote change). Used to show why the daemon does not do this: safety holds,
+    /// but a crash then looks like a rollback, and a member with nobody to catch up from waits for ever.
+    /// </summary>
+    public int VouchAheadWindow { get; init; }
+
     /// <summary>Only member 0 is ever rolled back or wiped (at most one member's disk misbehaves at a time).</summary>
     public bool DiskFaultsOnFirstMemberOnly { get; init; } = true;
 }

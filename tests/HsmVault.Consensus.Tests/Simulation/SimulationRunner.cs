@@ -22,6 +22,13 @@ internal static class SimulationRunner
         {
             Members = 3, CrashRate = 0.02, RollbackRate = 0.9, DiskFaultsOnFirstMemberOnly = false, RequireLiveness = false,
         },
+        // Vouching ahead in windows of 8 (issue 8's proposal), run to show what it costs; see SimulationTests.
+        ["single-vouch-ahead"] = new() { Members = 1, FaultTicks = 300, CrashRate = 0.02, VouchAheadWindow = 8 },
+        ["three-vouch-ahead"] = new() { Members = 3, CrashRate = 0.02, VouchAheadWindow = 8 },
+        ["rollback-vouch-ahead"] = new()
+        {
+            Members = 3, CrashRate = 0.02, RollbackRate = 0.7, WipeRate = 0.2, SnapshotInterval = 25, VouchAheadWindow = 8,
+        },
         ["rollback-unguarded"] = new()
         {
             Members = 3, CrashRate = 0.02, RollbackRate = 0.9, GuardEnabled = false, DiskFaultsOnFirstMemberOnly = false,
