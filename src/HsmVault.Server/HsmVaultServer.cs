@@ -94,10 +94,6 @@ public static class HsmVaultServer
         services.AddHsmVaultToken();
         services.AddHsmVaultCore();
         services.AddHsmVaultPeering();
-        services.AddOptions<AuthOptions>().BindConfiguration(AuthOptions.SectionName).ValidateDataAnnotations()
-            .Validate(o => o.Tenants.Select(t => t.Issuer).Distinct(StringComparer.Ordinal).Count() == o.Tenants.Count,
-                "HsmVault:Auth:Tenants lists an issuer twice; each tenant is listed once, with its one public key file")
-            .ValidateOnStart();
         services.AddSingleton<FleetInfoProvider>();
         services.AddHostedService<StartupAnnouncer>();
 
