@@ -10,7 +10,9 @@ using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Configuration;
+using Grpc.AspNetCore.Server.Model;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 
 namespace HsmVault.Server;
@@ -75,7 +77,7 @@ public static class HsmVaultServer
         var app = builder.Build();
         app.UseAuthentication();
         app.UseAuthorization();
-        app.MapGrpcService<VaultGrpcService>();
+        app.MapGrpcService<VaultEndpoints>();
         app.MapGrpcHealthChecksService();
         if (app.Services.GetService<PeerEndpoint>() is { } peering)
         {
@@ -95,6 +97,10 @@ public static class HsmVaultServer
         services.AddHsmVaultCore();
         services.AddHsmVaultPeering();
         services.AddSingleton<FleetInfoProvider>();
+        // Singletons: the API holds no per-call state, and grpc-dotnet then activates nothing per call.
+        services.TryAddSingleton<VaultGrpcService>();
+        services.TryAddSingleton<VaultEndpoints>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IServiceMethodProvider<VaultEndpoints>, VaultMethodProvider>());
         services.AddHostedService<StartupAnnouncer>();
 
         // Authentication pulls in ASP.NET data protection, which the vault never uses; keep its
