@@ -2,6 +2,7 @@ using HsmVault.Hsm;
 using HsmVault.Server.Authentication;
 using HsmVault.Server.Internal;
 using HsmVault.Server.Peering;
+using HsmVault.Server.RateLimiting;
 using HsmVault.Server.Services;
 using HsmVault.Vault;
 using Microsoft.AspNetCore.Builder;
@@ -76,6 +77,9 @@ public static class HsmVaultServer
         ArgumentNullException.ThrowIfNull(builder);
         var app = builder.Build();
         app.UseAuthentication();
+        // After authentication (the buckets are per tenant and user), before authorization (so
+        // calls with a refused token are limited per address too).
+        app.UseRateLimiter();
         app.UseAuthorization();
         app.MapGrpcService<VaultEndpoints>();
         app.MapGrpcHealthChecksService();
@@ -107,6 +111,7 @@ public static class HsmVaultServer
         // keys in memory rather than in unencrypted files under the user's profile.
         services.AddDataProtection().UseEphemeralDataProtectionProvider();
         services.AddHsmVaultAuthentication();
+        services.AddHsmVaultRateLimiting();
         services.AddGrpc(grpc =>
         {
             grpc.MaxReceiveMessageSize = MaxMessageBytes;
