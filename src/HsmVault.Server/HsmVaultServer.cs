@@ -15,6 +15,7 @@ using Grpc.AspNetCore.Server.Model;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace HsmVault.Server;
 
@@ -76,6 +77,10 @@ public static class HsmVaultServer
     {
         ArgumentNullException.ThrowIfNull(builder);
         var app = builder.Build();
+        // Before any service opens the database or the Raft log in it.
+        ProcessHardening.SecureDataDirectory(
+            app.Services.GetRequiredService<IOptions<VaultOptions>>().Value.DataDirectory,
+            app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ProcessHardening)));
         app.UseAuthentication();
         // After authentication (the buckets are per tenant and user), before authorization (so
         // calls with a refused token are limited per address too).
@@ -94,12 +99,28 @@ public static class HsmVaultServer
         return app;
     }
 
+    /// <summary>
+    /// Hardens the whole process as <see cref="ProcessOptions"/> say: umask 077 (every file the
+    /// daemon writes is 0600), no core dumps, memory locked. For the daemon executable, before it
+    /// runs <paramref name="app"/>; a host that runs the daemon inside another program (a test
+    /// runner) leaves that program's process alone by not calling it.
+    /// </summary>
+    /// <exception cref="StartupRefusedException">Memory locking is required and the system refuses it.</exception>
+    public static void HardenProcess(WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        ProcessHardening.HardenProcess(
+            app.Services.GetRequiredService<IOptions<ProcessOptions>>().Value,
+            app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ProcessHardening)));
+    }
+
     /// <summary>Registers the daemon's services.</summary>
     public static IServiceCollection AddHsmVaultDaemon(this IServiceCollection services)
     {
         services.AddHsmVaultToken();
         services.AddHsmVaultCore();
         services.AddHsmVaultPeering();
+        services.AddOptions<ProcessOptions>().BindConfiguration(ProcessOptions.SectionName);
         services.AddSingleton<FleetInfoProvider>();
         // Singletons: the API holds no per-call state, and grpc-dotnet then activates nothing per call.
         services.TryAddSingleton<VaultGrpcService>();
