@@ -1,3 +1,4 @@
+using Grpc.AspNetCore.Server.Model;
 using HsmVault.Hsm;
 using HsmVault.Server.Authentication;
 using HsmVault.Server.Internal;
@@ -11,7 +12,6 @@ using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Configuration;
-using Grpc.AspNetCore.Server.Model;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
