@@ -10,10 +10,11 @@ try
     // are reported below without one, and any other failure still escapes with its trace.
     builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
     var app = HsmVaultServer.Build(builder);
+    HsmVaultServer.HardenProcess(app);
     await app.RunAsync();
     return 0;
 }
-catch (Exception e) when (e is TokenConfigurationException or OptionsValidationException or FileNotFoundException or InvalidDataException)
+catch (Exception e) when (e is TokenConfigurationException or OptionsValidationException or StartupRefusedException or FileNotFoundException or InvalidDataException)
 {
     // A configuration mistake is the operator's to fix: say what it is, without a stack trace
     // (for a config file that does not parse, also where: the innermost message has the position).

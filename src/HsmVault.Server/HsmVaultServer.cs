@@ -1,7 +1,9 @@
+using Grpc.AspNetCore.Server.Model;
 using HsmVault.Hsm;
 using HsmVault.Server.Authentication;
 using HsmVault.Server.Internal;
 using HsmVault.Server.Peering;
+using HsmVault.Server.RateLimiting;
 using HsmVault.Server.Services;
 using HsmVault.Vault;
 using Microsoft.AspNetCore.Builder;
@@ -11,7 +13,9 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace HsmVault.Server;
 
@@ -77,9 +81,16 @@ public static class HsmVaultServer
     {
         ArgumentNullException.ThrowIfNull(builder);
         var app = builder.Build();
+        // Before any service opens the database or the Raft log in it.
+        ProcessHardening.SecureDataDirectory(
+            app.Services.GetRequiredService<IOptions<VaultOptions>>().Value.DataDirectory,
+            app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ProcessHardening)));
         app.UseAuthentication();
+        // After authentication (the buckets are per tenant and user), before authorization (so
+        // calls with a refused token are limited per address too).
+        app.UseRateLimiter();
         app.UseAuthorization();
-        app.MapGrpcService<VaultGrpcService>();
+        app.MapGrpcService<VaultEndpoints>();
         app.MapGrpcHealthChecksService();
         if (app.Services.GetService<PeerEndpoint>() is { } peering)
         {
@@ -92,23 +103,40 @@ public static class HsmVaultServer
         return app;
     }
 
+    /// <summary>
+    /// Hardens the whole process as <see cref="ProcessOptions"/> say: umask 077 (every file the
+    /// daemon writes is 0600), no core dumps, memory locked. For the daemon executable, before it
+    /// runs <paramref name="app"/>; a host that runs the daemon inside another program (a test
+    /// runner) leaves that program's process alone by not calling it.
+    /// </summary>
+    /// <exception cref="StartupRefusedException">Memory locking is required and the system refuses it.</exception>
+    public static void HardenProcess(WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        ProcessHardening.HardenProcess(
+            app.Services.GetRequiredService<IOptions<ProcessOptions>>().Value,
+            app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ProcessHardening)));
+    }
+
     /// <summary>Registers the daemon's services.</summary>
     public static IServiceCollection AddHsmVaultDaemon(this IServiceCollection services)
     {
         services.AddHsmVaultToken();
         services.AddHsmVaultCore();
         services.AddHsmVaultPeering();
-        services.AddOptions<AuthOptions>().BindConfiguration(AuthOptions.SectionName).ValidateDataAnnotations()
-            .Validate(o => o.Tenants.Select(t => t.Issuer).Distinct(StringComparer.Ordinal).Count() == o.Tenants.Count,
-                "HsmVault:Auth:Tenants lists an issuer twice; each tenant is listed once, with its one public key file")
-            .ValidateOnStart();
+        services.AddOptions<ProcessOptions>().BindConfiguration(ProcessOptions.SectionName);
         services.AddSingleton<FleetInfoProvider>();
+        // Singletons: the API holds no per-call state, and grpc-dotnet then activates nothing per call.
+        services.TryAddSingleton<VaultGrpcService>();
+        services.TryAddSingleton<VaultEndpoints>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IServiceMethodProvider<VaultEndpoints>, VaultMethodProvider>());
         services.AddHostedService<StartupAnnouncer>();
 
         // Authentication pulls in ASP.NET data protection, which the vault never uses; keep its
         // keys in memory rather than in unencrypted files under the user's profile.
         services.AddDataProtection().UseEphemeralDataProtectionProvider();
         services.AddHsmVaultAuthentication();
+        services.AddHsmVaultRateLimiting();
         services.AddGrpc(grpc =>
         {
             grpc.MaxReceiveMessageSize = MaxMessageBytes;

@@ -1,8 +1,12 @@
 using System.Security.Claims;
 using System.Security.Cryptography;
+using Grpc.Core;
+using HsmVault.Server.Internal;
 using HsmVault.Vault;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
@@ -13,32 +17,61 @@ namespace HsmVault.Server.Authentication;
 /// Bearer-token authentication with ASP.NET Core's JWT handler: issuer = tenant, subject =
 /// user id, audience = fleet id, signed by a configured tenant key (ES256 or RS256 only).
 /// </summary>
-public static class JwtAuthentication
+public static partial class JwtAuthentication
 {
     /// <summary>Registers JWT bearer validation against the configured tenants.</summary>
     public static IServiceCollection AddHsmVaultAuthentication(this IServiceCollection services)
     {
+        services.AddOptions<AuthOptions>().BindConfiguration(AuthOptions.SectionName).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AuthOptions>, AuthOptionsValidator>());
         services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer();
         services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme)
             .Configure<IOptions<AuthOptions>, IOptions<VaultOptions>>((jwt, auth, vault) =>
             {
-                var tenants = auth.Value.Tenants.Select(tenant => (tenant.Issuer, Key: LoadKey(tenant))).ToList();
+                var tenants = auth.Value.Tenants.Select(tenant => (Options: tenant, Key: LoadKey(tenant))).ToList();
+                var fleetId = vault.Value.FleetId;
+                var clockSkew = auth.Value.ClockSkew;
+                var issuers = tenants.Select(t => t.Options.Issuer).ToList();
                 jwt.MapInboundClaims = false;
                 jwt.TokenValidationParameters = new TokenValidationParameters
                 {
                     ValidateIssuer = true,
-                    ValidIssuers = tenants.Select(t => t.Issuer).ToList(),
+                    ValidIssuers = issuers,
                     ValidateAudience = true,
-                    ValidAudience = vault.Value.FleetId,
+                    ValidAudience = fleetId,
                     ValidateLifetime = true,
                     RequireExpirationTime = true,
                     RequireSignedTokens = true,
-                    ClockSkew = auth.Value.ClockSkew,
+                    ClockSkew = clockSkew,
                     ValidAlgorithms = [SecurityAlgorithms.EcdsaSha256, SecurityAlgorithms.RsaSha256],
                     // Each tenant's key verifies only that tenant's tokens.
                     IssuerSigningKeyResolver = (_, token, _, _) =>
-                        tenants.Where(t => t.Issuer == ((JsonWebToken)token).Issuer).Select(t => t.Key),
+                        tenants.Where(t => t.Options.Issuer == ((JsonWebToken)token).Issuer).Select(t => t.Key),
                     NameClaimType = JwtRegisteredClaimNames.Sub,
+                };
+                jwt.Events = new JwtBearerEvents
+                {
+                    OnTokenValidated = context =>
+                    {
+                        var token = (JsonWebToken)context.SecurityToken;
+                        var tenant = tenants.First(t => t.Options.Issuer == token.Issuer).Options;
+                        if (TokenLifetime.Refusal(token, tenant.MaxTokenLifetime, clockSkew, context.Options.TimeProvider ?? TimeProvider.System) is { } refusal)
+                        {
+                            context.Fail(new TokenRefusedException(refusal));
+                        }
+
+                        return Task.CompletedTask;
+                    },
+                    OnChallenge = context =>
+                    {
+                        // Answer as gRPC does: UNAUTHENTICATED with a reason a person can act on,
+                        // not the handler's bare HTTP 401 with the reason hidden in WWW-Authenticate.
+                        context.HandleResponse();
+                        var reason = TokenRefusals.Describe(context.AuthenticateFailure, context.Request.Headers.Authorization, fleetId, issuers);
+                        var logger = context.HttpContext.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(JwtAuthentication));
+                        Log.Refused(logger, CallerText.Escape(context.Request.Path.Value), context.HttpContext.Connection.RemoteIpAddress?.ToString() ?? "(unknown)", reason);
+                        return GrpcStatusResponse.WriteAsync(context.Response, StatusCode.Unauthenticated, reason);
+                    },
                 };
             });
         services.AddAuthorization();
@@ -105,5 +138,13 @@ public static class JwtAuthentication
             rsa.ImportFromPem(pem);
             return new RsaSecurityKey(rsa) { KeyId = tenant.Issuer };
         }
+    }
+
+    private static partial class Log
+    {
+        // Information, not Warning: a refused token is the caller's mistake, and anyone can send
+        // one. The reason never holds a caller's raw claim (TokenRefusals escapes them).
+        [LoggerMessage(1100, LogLevel.Information, "Refused an unauthenticated call to {Path} from {Remote}: {Reason}")]
+        public static partial void Refused(ILogger logger, string path, string remote, string reason);
     }
 }

@@ -57,7 +57,7 @@ public static class ChildProcesses
 
 /// <summary>
 /// A real hsmvaultd child process, started with a JSON config file and the test process's
-/// SoftHSM2 environment. <see cref="StartAsync"/> returns once the daemon logs that it is
+/// SoftHSM2 environment. <c>StartAsync</c> returns once the daemon logs that it is
 /// listening; <see cref="KillAsync"/> is kill -9.
 /// </summary>
 public sealed class DaemonProcess : IAsyncDisposable
@@ -84,6 +84,9 @@ public sealed class DaemonProcess : IAsyncDisposable
     /// <summary>Everything the daemon printed so far (stdout and stderr, interleaved, one line each).</summary>
     public string Output => string.Join('\n', _output);
 
+    /// <summary>The process id (of the runtime hosting hsmvaultd, which <c>dotnet</c> runs in its own process).</summary>
+    public int Id => _process.Id;
+
     /// <summary>Whether the process has ended.</summary>
     public bool HasExited => _process.HasExited;
 
@@ -91,9 +94,16 @@ public sealed class DaemonProcess : IAsyncDisposable
     /// <param name="configFile">The daemon's JSON configuration.</param>
     /// <param name="environment">Extra environment variables (e.g. HSMVAULT_FAULT_POINT).</param>
     /// <param name="waitUntilListening">Whether to wait for the "listening on" log line.</param>
-    public static async Task<DaemonProcess> StartAsync(string configFile, IReadOnlyDictionary<string, string>? environment = null, bool waitUntilListening = true)
+    public static Task<DaemonProcess> StartAsync(string configFile, IReadOnlyDictionary<string, string>? environment = null, bool waitUntilListening = true) =>
+        StartAsync(ChildProcesses.StartInfo(ChildProcesses.DaemonDll, ["--config", configFile], environment), waitUntilListening);
+
+    /// <summary>Starts the daemon from a start description (e.g. <see cref="ChildProcesses.StartInfo"/> run under a wrapper command).</summary>
+    /// <param name="startInfo">What to run; its standard streams are redirected.</param>
+    /// <param name="waitUntilListening">Whether to wait for the "listening on" log line.</param>
+    public static async Task<DaemonProcess> StartAsync(ProcessStartInfo startInfo, bool waitUntilListening = true)
     {
-        var process = new Process { StartInfo = ChildProcesses.StartInfo(ChildProcesses.DaemonDll, ["--config", configFile], environment) };
+        ArgumentNullException.ThrowIfNull(startInfo);
+        var process = new Process { StartInfo = startInfo };
         var daemon = new DaemonProcess(process);
         process.Start();
         process.StandardInput.Close();
