@@ -52,6 +52,29 @@ public sealed record TokenCheckReport(TokenDescription? Token, IReadOnlyList<Tok
     public IReadOnlyList<string> Missing(TokenRequirementScope? scope = null) =>
         [.. Results.Where(r => !r.Met && (scope is null || r.Requirement.Scope == scope)).Select(r => r.Requirement.Name)];
 
+    /// <summary>
+    /// What <c>hsmvault token check</c> prints: one line per requirement (<c>ok</c> or
+    /// <c>missing</c>), one per object requirement a mechanism list cannot show (<c>check</c>),
+    /// then <see cref="Verdict"/>.
+    /// </summary>
+    public IReadOnlyList<string> Lines()
+    {
+        var lines = new List<string>();
+        foreach (var result in Results)
+        {
+            var scope = result.Requirement.Scope == TokenRequirementScope.Ceremony ? " [key ceremony]" : "";
+            lines.Add($"{(result.Met ? "ok     " : "missing")}  {result.Requirement.Name}{scope}: {result.Requirement.Purpose}");
+        }
+
+        foreach (var requirement in TokenRequirements.ObjectRequirements)
+        {
+            lines.Add($"check    {requirement} (not shown by a mechanism list: see the token's documentation)");
+        }
+
+        lines.Add(Verdict);
+        return lines;
+    }
+
     /// <summary>The one-line verdict <c>hsmvault token check</c> prints.</summary>
     public string Verdict
     {
@@ -85,8 +108,6 @@ public sealed record TokenCheckReport(TokenDescription? Token, IReadOnlyList<Tok
 /// </remarks>
 public static class TokenRequirements
 {
-    private const ulong CkmAesKeyWrapKwp = 0x210B;
-
     /// <summary>Every requirement, member requirements first.</summary>
     public static IReadOnlyList<TokenRequirement> All { get; } =
     [
@@ -104,12 +125,11 @@ public static class TokenRequirements
             "the key ceremony: ephemeral P-256 keys whose ECDH secret is the wrapping key between two tokens",
             TokenRequirementScope.Ceremony,
             [[(ulong)CKM.CKM_EC_KEY_PAIR_GEN, (ulong)CKM.CKM_ECDH1_DERIVE]]),
-        One("CKM_AES_KEY_WRAP", "the key ceremony: wrapping and unwrapping the OPRF seed and record key (RFC 3394)", TokenRequirementScope.Ceremony, CKM.CKM_AES_KEY_WRAP),
         new(
-            "CKM_AES_KEY_WRAP_PAD or CKM_AES_KEY_WRAP_KWP",
-            "the key ceremony: wrapping and unwrapping the fleet signing key (RFC 5649; which of the two does RFC 5649 is tested per token)",
+            "CKM_AES_KEY_WRAP_PAD or CKM_AES_KEY_WRAP_KWP (RFC 5649)",
+            "the key ceremony: wrapping and unwrapping the fleet keys (which of the two does RFC 5649 is found by a known-answer test per token)",
             TokenRequirementScope.Ceremony,
-            [[(ulong)CKM.CKM_AES_KEY_WRAP_PAD], [CkmAesKeyWrapKwp]]),
+            [[(ulong)CKM.CKM_AES_KEY_WRAP_PAD], [KeyWrapNegotiation.CkmAesKeyWrapKwp]]),
     ];
 
     /// <summary>What a member's token must do that a mechanism list does not show.</summary>

@@ -36,8 +36,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 2020, Level = LogLevel.Information, Message = "Copied fleet key '{KeyLabel}' from token '{SourceLabel}' to token '{TargetLabel}' under an ECDH-derived wrapping key")]
     public static partial void KeyCopied(ILogger logger, string sourceLabel, string targetLabel, string keyLabel);
 
-    [LoggerMessage(EventId = 2022, Level = LogLevel.Information, Message = "Key ceremony from token '{SourceLabel}' to token '{TargetLabel}' wraps secret keys with {SecretKeyWrap} / {SecretKeyUnwrap} and the signing key with {PrivateKeyWrap} / {PrivateKeyUnwrap} (mechanism types, source / target)")]
-    public static partial void CeremonyMechanisms(ILogger logger, string sourceLabel, string targetLabel, string secretKeyWrap, string secretKeyUnwrap, string privateKeyWrap, string privateKeyUnwrap);
+    [LoggerMessage(EventId = 2022, Level = LogLevel.Information, Message = "Key ceremony from token '{SourceLabel}' to token '{TargetLabel}' wraps by RFC 5649 with mechanism 0x{WrapMechanism:x} and unwraps with 0x{UnwrapMechanism:x}")]
+    public static partial void CeremonyMechanisms(ILogger logger, string sourceLabel, string targetLabel, ulong wrapMechanism, ulong unwrapMechanism);
 
     [LoggerMessage(EventId = 2021, Level = LogLevel.Information, Message = "Locked fleet key '{KeyLabel}' in token '{TokenLabel}' (CKA_EXTRACTABLE false)")]
     public static partial void KeyLocked(ILogger logger, string tokenLabel, string keyLabel);
