@@ -89,12 +89,7 @@ public static class FleetCeremony
                 created.Add(Unwrap(to.Session, unwrapMechanism, unwrapOnTarget, wrapped[1], template));
             }
 
-            using (var template = TokenProvisioner.SigningKeyTemplate(to.Labels.SigningKey, extractable: false)
-                .Add(CKA.CKA_CLASS, CKO.CKO_PRIVATE_KEY)
-                .Add(CKA.CKA_KEY_TYPE, keyType))
-            {
-                created.Add(Unwrap(to.Session, unwrapMechanism, unwrapOnTarget, wrapped[2], template));
-            }
+            created.Add(UnwrapSigningKey(from, to, unwrapMechanism, unwrapOnTarget, wrapped[2], keyType));
 
             created.Add(CopySigningPublicKey(from, to, keyType));
         }
@@ -255,6 +250,31 @@ public static class FleetCeremony
             throw new TokenConfigurationException(
                 $"source token '{from.TokenLabel}' refuses to wrap key '{label}' ({ex.RV}); SoftHSM2 2.6 cannot wrap Ed25519 keys: " +
                 "provision fleets meant for a ceremony with ExtractableForCeremony, which picks ECDSA P-256 there", ex);
+        }
+    }
+
+    /// <summary>
+    /// Unwraps the signing key. NSS softoken refuses a P-256 private key wrapped by SoftHSM2
+    /// (CKR_TEMPLATE_INCOMPLETE: SoftHSM2's PKCS#8 leaves out the optional public key, and its
+    /// RFC 5649 pads the blob to a multiple of 8 first), while the other direction works; the
+    /// refusal becomes a configuration error that says what to do, and the caller removes what
+    /// was created in the target.
+    /// </summary>
+    private static IObjectHandle UnwrapSigningKey(AdminSession from, AdminSession to, ulong mechanismType, IObjectHandle unwrappingKey, byte[] wrapped, ulong keyType)
+    {
+        using var template = TokenProvisioner.SigningKeyTemplate(to.Labels.SigningKey, extractable: false)
+            .Add(CKA.CKA_CLASS, CKO.CKO_PRIVATE_KEY)
+            .Add(CKA.CKA_KEY_TYPE, keyType);
+        try
+        {
+            return Unwrap(to.Session, mechanismType, unwrappingKey, wrapped, template);
+        }
+        catch (Pkcs11Exception ex) when (ex.RV is CKR.CKR_TEMPLATE_INCOMPLETE or CKR.CKR_WRAPPED_KEY_INVALID or CKR.CKR_TEMPLATE_INCONSISTENT)
+        {
+            throw new TokenConfigurationException(
+                $"target token '{to.TokenLabel}' ({to.Description.ManufacturerId} {to.Description.Model}) refused the fleet signing key " +
+                $"wrapped by token '{from.TokenLabel}' ({from.Description.ManufacturerId} {from.Description.Model}): C_UnwrapKey returned {ex.RV}. " +
+                "Nothing was left in the target; generate the fleet keys in the other token and copy them from there", ex);
         }
     }
 

@@ -10,14 +10,18 @@ namespace HsmVault.Hsm.Internal;
 /// known-answer test rather than by the mechanism's name or the token's vendor.
 /// </summary>
 /// <remarks>
-/// The name does not say it. SoftHSM2 implements RFC 5649 as CKM_AES_KEY_WRAP_PAD (0x210A);
-/// NSS softoken implements CKM_AES_KEY_WRAP_PAD as RFC 3394 over PKCS#7-padded input and RFC 5649
-/// as CKM_AES_KEY_WRAP_KWP (0x210B, PKCS#11 3.0). A ceremony between the two that picked "the
-/// same mechanism" would wrap on one side what the other cannot unwrap. So each candidate the
-/// token lists wraps a random 20-byte secret (20: not a multiple of 8, so the padding shows) under
-/// a random session AES key, and the result is compared with RFC 5649 computed here; the first
-/// that matches is the token's RFC 5649. Both keys are session objects destroyed at once, and
-/// known only to this process for the moment of the test: they protect nothing.
+/// The name does not say it. NSS softoken implements CKM_AES_KEY_WRAP_PAD as RFC 3394 over
+/// PKCS#7-padded input, and RFC 5649 as CKM_AES_KEY_WRAP_KWP (0x210B, PKCS#11 3.0). SoftHSM2 2.6
+/// has no KWP, and its CKM_AES_KEY_WRAP_PAD is RFC 5649 computed over input it has already
+/// zero-padded to a multiple of 8 (so the length in RFC 5649's integrity check value is the
+/// padded one): RFC 5649 exactly for inputs whose length is a multiple of 8, which the OPRF seed
+/// (64 bytes) and the record key (32) are. A ceremony between the two that picked "the same
+/// mechanism number" would wrap on one side what the other cannot unwrap. So each candidate the
+/// token lists wraps a random 32-byte secret under a random session AES key, and the result is
+/// compared with RFC 5649 computed here (32 bytes: the length class of the fleet's secret keys,
+/// and one where RFC 3394-over-PKCS#7 differs, by a whole block); the first that matches is the
+/// token's RFC 5649. Both keys are session objects destroyed at once, and known only to this
+/// process for the moment of the test: they protect nothing.
 /// </remarks>
 internal static class KeyWrapNegotiation
 {
@@ -33,7 +37,7 @@ internal static class KeyWrapNegotiation
     {
         var listed = admin.Slot.GetMechanismList().Select(m => (ulong)m).ToHashSet();
         var kek = RandomNumberGenerator.GetBytes(32);
-        var secret = RandomNumberGenerator.GetBytes(20);
+        var secret = RandomNumberGenerator.GetBytes(32);
         var session = admin.Session;
         var kekHandle = CreateSessionKey(session, CKK.CKK_AES, kek, wrap: true);
         var secretHandle = CreateSessionKey(session, CKK.CKK_GENERIC_SECRET, secret, wrap: false);
