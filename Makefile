@@ -10,9 +10,11 @@ CLI := src/HsmVault.Cli/bin/$(CONFIGURATION)/net10.0/hsmvault.dll
 
 .PHONY: run build test bench prerequisites clean
 
-# What a fresh Debian 12 machine lacks: SoftHSM2 (the .NET SDK comes with the machine).
+# What a fresh Debian 12 machine lacks: SoftHSM2, and NSS's certutil for the tests that run the
+# daemon over NSS softoken, a second PKCS#11 implementation (the .NET SDK comes with the machine).
 prerequisites:
 	@command -v softhsm2-util >/dev/null || { apt-get update -qq && apt-get install -y -qq softhsm2 >/dev/null; }
+	@command -v certutil >/dev/null || { apt-get update -qq && apt-get install -y -qq libnss3 libnss3-tools >/dev/null; }
 	@command -v dotnet >/dev/null || { echo "the .NET 10 SDK is required: https://dot.net" >&2; exit 1; }
 
 build: prerequisites

@@ -20,6 +20,7 @@ const string Usage = """
       recovery-code key [--code-file FILE]   the backup key a code stands for
 
     operator commands:
+      token check --config DAEMON.json | --module PATH --label L   what the token supports of what a member needs
       token init --config DAEMON.json                     generate the keys in the token of a fleet of one
       fleet init --config M1.json [--config M2.json ...]  generate the fleet keys in member 1's token and
                                                           copy them to the others' tokens (key ceremony)
@@ -52,6 +53,7 @@ try
         "token init" or "fleet init" => TokenCommands.InitFleet(arguments),
         "fleet certs" => TokenCommands.IssuePeerCertificates(arguments),
         "token mint" => TokenCommands.Mint(arguments),
+        "token check" => TokenCheckCommand.Run(arguments),
         "tenant-key new" => TokenCommands.NewTenantKey(arguments),
         "bench" => await BenchCommand.RunAsync(arguments, cancellation.Token),
         "" or "help" => PrintUsage(Console.Out, 0),

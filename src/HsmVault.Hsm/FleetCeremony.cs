@@ -16,7 +16,9 @@ namespace HsmVault.Hsm;
 /// Both tokens generate an ephemeral P-256 key pair, exchange public points, and derive the
 /// same AES-256 wrapping key with CKM_ECDH1_DERIVE (CKD_NULL: SoftHSM2 has no other KDF, so the
 /// key is the shared x-coordinate; it is ephemeral, session-only and used for one copy). The
-/// source wraps each fleet key with CKM_AES_KEY_WRAP_PAD (RFC 5649) and the target unwraps it
+/// source wraps each fleet key by RFC 5649 and the target unwraps it (each with the mechanism it
+/// does RFC 5649 with, found by a known-answer test: SoftHSM2 calls it CKM_AES_KEY_WRAP_PAD, NSS
+/// CKM_AES_KEY_WRAP_KWP)
 /// as a private, sensitive, non-extractable token object. The source's keys must have been
 /// generated extractable (<see cref="FleetKeyGenerationOptions.ExtractableForCeremony"/>); lock
 /// them with <see cref="LockFleetKeys"/> once every member has its copy. SoftHSM2 2.6 cannot
@@ -50,6 +52,13 @@ public static class FleetCeremony
         RefuseIfTargetHasFleetKeys(to);
         RequireExtractable(from, keys);
 
+        // Each side's own mechanism for RFC 5649: the same algorithm, not necessarily the same
+        // mechanism number (see KeyWrapNegotiation).
+        var wrapMechanism = KeyWrapNegotiation.FindRfc5649(from, Pkcs11Modules.NativeOf(source.ModulePath));
+        var unwrapMechanism = KeyWrapNegotiation.FindRfc5649(to, Pkcs11Modules.NativeOf(target.ModulePath));
+        Log.CeremonyMechanisms(logger, from.TokenLabel, to.TokenLabel, wrapMechanism, unwrapMechanism);
+        var native = Pkcs11Modules.NativeOf(source.ModulePath);
+
         var (sourcePrivate, sourcePoint) = GenerateEphemeral(from.Session);
         var (targetPrivate, targetPoint) = GenerateEphemeral(to.Session);
         var wrapOnSource = Derive(from.Session, sourcePrivate, targetPoint, wrap: true);
@@ -62,30 +71,25 @@ public static class FleetCeremony
         var created = new List<IObjectHandle>();
         try
         {
-            wrapped.Add(Wrap(from, wrapOnSource, keys.OprfSeed, from.Labels.OprfSeed));
-            wrapped.Add(Wrap(from, wrapOnSource, keys.RecordKey, from.Labels.RecordKey));
-            wrapped.Add(Wrap(from, wrapOnSource, keys.SigningKey, from.Labels.SigningKey));
+            wrapped.Add(Wrap(from, native, wrapMechanism, wrapOnSource, keys.OprfSeed, from.Labels.OprfSeed));
+            wrapped.Add(Wrap(from, native, wrapMechanism, wrapOnSource, keys.RecordKey, from.Labels.RecordKey));
+            wrapped.Add(Wrap(from, native, wrapMechanism, wrapOnSource, keys.SigningKey, from.Labels.SigningKey));
 
             using (var template = TokenProvisioner.OprfSeedTemplate(to.Labels.OprfSeed, extractable: false)
                 .Add(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY)
                 .Add(CKA.CKA_KEY_TYPE, CKK.CKK_GENERIC_SECRET))
             {
-                created.Add(Unwrap(to.Session, unwrapOnTarget, wrapped[0], template));
+                created.Add(Unwrap(to.Session, unwrapMechanism, unwrapOnTarget, wrapped[0], template));
             }
 
             using (var template = TokenProvisioner.RecordKeyTemplate(to.Labels.RecordKey, extractable: false)
                 .Add(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY)
                 .Add(CKA.CKA_KEY_TYPE, CKK.CKK_AES))
             {
-                created.Add(Unwrap(to.Session, unwrapOnTarget, wrapped[1], template));
+                created.Add(Unwrap(to.Session, unwrapMechanism, unwrapOnTarget, wrapped[1], template));
             }
 
-            using (var template = TokenProvisioner.SigningKeyTemplate(to.Labels.SigningKey, extractable: false)
-                .Add(CKA.CKA_CLASS, CKO.CKO_PRIVATE_KEY)
-                .Add(CKA.CKA_KEY_TYPE, keyType))
-            {
-                created.Add(Unwrap(to.Session, unwrapOnTarget, wrapped[2], template));
-            }
+            created.Add(UnwrapSigningKey(from, to, unwrapMechanism, unwrapOnTarget, wrapped[2], keyType));
 
             created.Add(CopySigningPublicKey(from, to, keyType));
         }
@@ -233,12 +237,13 @@ public static class FleetCeremony
         return session.DeriveKey(mechanism, privateKey, template.Items);
     }
 
-    private static byte[] Wrap(AdminSession from, IObjectHandle wrappingKey, IObjectHandle key, string label)
+    private static byte[] Wrap(AdminSession from, NativeCalls native, ulong mechanism, IObjectHandle wrappingKey, IObjectHandle key, string label)
     {
-        using var mechanism = Mechanisms.Create(CKM.CKM_AES_KEY_WRAP_PAD);
         try
         {
-            return from.Session.WrapKey(mechanism, wrappingKey, key);
+            // A buffer large enough for any key the vault wraps (a PKCS#8 P-256 key is ~140
+            // bytes): NSS's length query for RFC 5649 is short (see NativeCalls).
+            return native.WrapKey(from.Session, mechanism, wrappingKey, key, 4096);
         }
         catch (Pkcs11Exception ex) when (ex.RV is CKR.CKR_KEY_NOT_WRAPPABLE or CKR.CKR_KEY_UNEXTRACTABLE)
         {
@@ -248,9 +253,34 @@ public static class FleetCeremony
         }
     }
 
-    private static IObjectHandle Unwrap(ISession session, IObjectHandle unwrappingKey, byte[] wrapped, AttributeList template)
+    /// <summary>
+    /// Unwraps the signing key. NSS softoken refuses a P-256 private key wrapped by SoftHSM2
+    /// (CKR_TEMPLATE_INCOMPLETE: SoftHSM2's PKCS#8 leaves out the optional public key, and its
+    /// RFC 5649 pads the blob to a multiple of 8 first), while the other direction works; the
+    /// refusal becomes a configuration error that says what to do, and the caller removes what
+    /// was created in the target.
+    /// </summary>
+    private static IObjectHandle UnwrapSigningKey(AdminSession from, AdminSession to, ulong mechanismType, IObjectHandle unwrappingKey, byte[] wrapped, ulong keyType)
     {
-        using var mechanism = Mechanisms.Create(CKM.CKM_AES_KEY_WRAP_PAD);
+        using var template = TokenProvisioner.SigningKeyTemplate(to.Labels.SigningKey, extractable: false)
+            .Add(CKA.CKA_CLASS, CKO.CKO_PRIVATE_KEY)
+            .Add(CKA.CKA_KEY_TYPE, keyType);
+        try
+        {
+            return Unwrap(to.Session, mechanismType, unwrappingKey, wrapped, template);
+        }
+        catch (Pkcs11Exception ex) when (ex.RV is CKR.CKR_TEMPLATE_INCOMPLETE or CKR.CKR_WRAPPED_KEY_INVALID or CKR.CKR_TEMPLATE_INCONSISTENT)
+        {
+            throw new TokenConfigurationException(
+                $"target token '{to.TokenLabel}' ({to.Description.ManufacturerId} {to.Description.Model}) refused the fleet signing key " +
+                $"wrapped by token '{from.TokenLabel}' ({from.Description.ManufacturerId} {from.Description.Model}): C_UnwrapKey returned {ex.RV}. " +
+                "Nothing was left in the target; generate the fleet keys in the other token and copy them from there", ex);
+        }
+    }
+
+    private static IObjectHandle Unwrap(ISession session, ulong mechanismType, IObjectHandle unwrappingKey, byte[] wrapped, AttributeList template)
+    {
+        using var mechanism = Mechanisms.Create(mechanismType);
         return session.UnwrapKey(mechanism, unwrappingKey, wrapped, template.Items);
     }
 

@@ -26,22 +26,24 @@ namespace HsmVault.Hsm;
 public sealed class Pkcs11VaultToken : IVaultToken
 {
     private static readonly IMechanismFactory Mechanisms = Pkcs11Modules.Factories.MechanismFactory;
-    private static readonly IMechanismParamsFactory MechanismParams = Pkcs11Modules.Factories.MechanismParamsFactory;
 
     private readonly IPkcs11Library _library;
     private readonly TokenOptions _options;
     private readonly Pin _pin;
     private readonly FleetKeyLabels _labels;
     private readonly ILogger _logger;
+    private readonly ITokenFaults? _faults;
     private readonly SemaphoreSlim _gate;
+    private readonly NativeCalls _native;
     private readonly Lock _reconnectLock = new();
     private readonly Lock _dataObjectLock = new();
     private volatile TokenConnection _connection;
     private volatile bool _disposed;
     private int _inFlight;
 
-    private Pkcs11VaultToken(IPkcs11Library library, TokenOptions options, Pin pin, FleetKeyLabels labels, TokenConnection connection, ILogger logger)
+    private Pkcs11VaultToken(IPkcs11Library library, TokenOptions options, Pin pin, FleetKeyLabels labels, TokenConnection connection, ILogger logger, ITokenFaults? faults)
     {
+        _faults = faults;
         _library = library;
         _options = options;
         _pin = pin;
@@ -49,6 +51,7 @@ public sealed class Pkcs11VaultToken : IVaultToken
         _connection = connection;
         _logger = logger;
         _gate = Pkcs11Modules.OperationGate(options.ModulePath, options.MaxConcurrentOperations);
+        _native = Pkcs11Modules.NativeOf(options.ModulePath);
         SigningKey = connection.Keys.SigningPublicKey;
         MemberIdentityKey = connection.Keys.MemberIdentityPublicKey;
     }
@@ -73,7 +76,10 @@ public sealed class Pkcs11VaultToken : IVaultToken
     /// Module missing, token not found (the message lists the slots present), no or wrong PIN,
     /// or fleet keys missing (provision them with <see cref="TokenProvisioner.ProvisionFleetKeys"/>).
     /// </exception>
-    public static Pkcs11VaultToken Open(TokenOptions options, ILogger? logger = null)
+    public static Pkcs11VaultToken Open(TokenOptions options, ILogger? logger = null) => OpenWithFaults(options, logger, faults: null);
+
+    /// <summary><see cref="Open(TokenOptions, ILogger?)"/> with a test's fault injector between the token and its callers.</summary>
+    internal static Pkcs11VaultToken OpenWithFaults(TokenOptions options, ILogger? logger, ITokenFaults? faults)
     {
         ArgumentNullException.ThrowIfNull(options);
         var copy = OptionsValidation.ValidatedCopy(options);
@@ -83,10 +89,11 @@ public sealed class Pkcs11VaultToken : IVaultToken
         try
         {
             var labels = new FleetKeyLabels(copy.KeyLabelPrefix);
-            var connection = TokenConnection.Open(library, copy, pin, labels, generation: 1, logger);
+            var connection = TokenConnection.Open(library, copy, pin, labels, generation: 1, logger,
+                slot => TokenRequirements.RequireMember(TokenRequirements.Check(slot.Slot.GetMechanismList().Select(m => (ulong)m), slot.Description)));
             var d = connection.Description;
             Log.TokenOpened(logger, d.Label, d.SerialNumber, d.ManufacturerId, d.Model, d.SlotId, copy.MaxConcurrentOperations);
-            return new Pkcs11VaultToken(library, copy, pin, labels, connection, logger);
+            return new Pkcs11VaultToken(library, copy, pin, labels, connection, logger, faults);
         }
         catch
         {
@@ -133,11 +140,10 @@ public sealed class Pkcs11VaultToken : IVaultToken
         var aad = associatedData.ToArray();
         try
         {
+            // Single-part only (NSS softoken refuses multi-part GCM), with the output buffer sized
+            // here: NSS's length query leaves out the tag (see NativeCalls).
             var ciphertextAndTag = Execute("Seal", (session, keys) =>
-            {
-                using var mechanism = GcmMechanism(iv, aad);
-                return session.Encrypt(mechanism, keys.RecordKey, data);
-            });
+                _native.GcmEncrypt(session, keys.RecordKey, iv, aad, Pkcs11Constants.GcmTagLength, data));
             var blob = new byte[iv.Length + ciphertextAndTag.Length];
             iv.CopyTo(blob, 0);
             ciphertextAndTag.CopyTo(blob, iv.Length);
@@ -164,15 +170,12 @@ public sealed class Pkcs11VaultToken : IVaultToken
         try
         {
             return Execute("Unseal", (session, keys) =>
-            {
-                using var mechanism = GcmMechanism(iv, aad);
-                return session.Decrypt(mechanism, keys.RecordKey, ciphertextAndTag);
-            });
+                _native.GcmDecrypt(session, keys.RecordKey, iv, aad, Pkcs11Constants.GcmTagLength, ciphertextAndTag));
         }
         catch (Pkcs11Exception ex) when (ex.RV is CKR.CKR_GENERAL_ERROR or CKR.CKR_ENCRYPTED_DATA_INVALID or CKR.CKR_ENCRYPTED_DATA_LEN_RANGE)
         {
-            // SoftHSM2 reports a failed GCM tag check as CKR_GENERAL_ERROR; the standard says
-            // CKR_ENCRYPTED_DATA_INVALID.
+            // SoftHSM2 reports a failed GCM tag check as CKR_GENERAL_ERROR; the standard (and NSS
+            // softoken) says CKR_ENCRYPTED_DATA_INVALID.
             throw new SealedDataIntegrityException($"sealed blob failed its integrity check ({ex.RV}): the blob or its associated data was altered");
         }
     }
@@ -253,12 +256,6 @@ public sealed class Pkcs11VaultToken : IVaultToken
     /// <summary>Test hook: how many times the token has reconnected.</summary>
     internal int Generation => _connection.Generation;
 
-    private static IMechanism GcmMechanism(byte[] iv, byte[] aad)
-    {
-        var parameters = MechanismParams.CreateCkGcmParams(iv, (ulong)iv.Length * 8, aad, Pkcs11Constants.GcmTagLength * 8);
-        return Mechanisms.Create(CKM.CKM_AES_GCM, parameters);
-    }
-
     private string DataObjectLabel(string name)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
@@ -272,7 +269,7 @@ public sealed class Pkcs11VaultToken : IVaultToken
     private T Execute<T>(string operation, Func<ISession, FleetKeyHandles, T> action)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        _gate.Wait();
+        WaitForSlot(operation);
         Interlocked.Increment(ref _inFlight);
         try
         {
@@ -280,7 +277,7 @@ public sealed class Pkcs11VaultToken : IVaultToken
             var connection = _connection;
             try
             {
-                return RunOnce(connection, action);
+                return RunOnce(connection, operation, action);
             }
             catch (Pkcs11Exception ex) when (IsSessionLost(ex.RV))
             {
@@ -299,7 +296,7 @@ public sealed class Pkcs11VaultToken : IVaultToken
 
             try
             {
-                return RunOnce(fresh, action);
+                return RunOnce(fresh, operation, action);
             }
             catch (Pkcs11Exception ex) when (IsSessionLost(ex.RV))
             {
@@ -313,12 +310,38 @@ public sealed class Pkcs11VaultToken : IVaultToken
         }
     }
 
-    private static T RunOnce<T>(TokenConnection connection, Func<ISession, FleetKeyHandles, T> action)
+    /// <summary>
+    /// Waits for one of the module's operation slots, at most <see cref="TokenOptions.OperationTimeout"/>.
+    /// </summary>
+    /// <remarks>
+    /// The interface is synchronous on purpose: a token operation takes tens of microseconds and
+    /// the vault calls it from code that holds no locks, so an async hop would cost more than the
+    /// wait. The wait is what can hurt: callers run on thread-pool threads, and a token that hangs
+    /// would pin each of them in <see cref="SemaphoreSlim.Wait(TimeSpan)"/> until the pool starves
+    /// and the daemon stops answering even its health checks. So the wait is bounded: a call that
+    /// cannot get a slot in time fails as <see cref="TokenUnavailableException"/> (gRPC
+    /// UNAVAILABLE) and gives its thread back. SemaphoreSlim spins briefly before blocking, so the
+    /// common, uncontended case never blocks at all.
+    /// </remarks>
+    private void WaitForSlot(string operation)
+    {
+        if (!_gate.Wait(_options.OperationTimeout))
+        {
+            var label = _connection.Description.Label;
+            Log.OperationTimedOut(_logger, label, operation, _options.OperationTimeout);
+            throw new TokenUnavailableException(
+                $"token '{label}' is unavailable: {operation} waited {_options.OperationTimeout.TotalSeconds:0.###} s for one of its " +
+                $"{_options.MaxConcurrentOperations} operation slots (HsmVault:Token:OperationTimeout); the token is slow or hung");
+        }
+    }
+
+    private T RunOnce<T>(TokenConnection connection, string operation, Func<ISession, FleetKeyHandles, T> action)
     {
         var session = connection.Rent();
         T result;
         try
         {
+            _faults?.BeforeOperation(operation);
             result = action(session, connection.Keys);
         }
         catch (Pkcs11Exception)
@@ -350,6 +373,7 @@ public sealed class Pkcs11VaultToken : IVaultToken
             }
 
             failed.Dispose();
+            _faults?.BeforeReconnect();
             var fresh = TokenConnection.Open(_library, _options, _pin, _labels, failed.Generation + 1, _logger);
             _connection = fresh;
             Log.Reconnected(_logger, fresh.Description.Label, fresh.Description.SlotId, fresh.Generation);

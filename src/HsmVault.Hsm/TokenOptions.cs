@@ -35,6 +35,14 @@ public sealed class TokenOptions
     [Range(1, 64)]
     public int MaxConcurrentOperations { get; set; } = 2;
 
+    /// <summary>
+    /// How long an operation waits for one of the <see cref="MaxConcurrentOperations"/> slots
+    /// before the token is reported unavailable (gRPC UNAVAILABLE), so a hung token cannot pin
+    /// every thread that calls it.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.001", "01:00:00")]
+    public TimeSpan OperationTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Prefix of the labels of the vault's objects in the token.</summary>
     [Required]
     public string KeyLabelPrefix { get; set; } = "hsmvault";

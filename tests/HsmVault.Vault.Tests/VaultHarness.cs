@@ -21,7 +21,9 @@ internal sealed class VaultHarness : IDisposable
     private readonly ServerKeyPair _keyPair;
     private DirectVaultLog _log;
 
-    public VaultHarness(Action<VaultOptions>? configure = null)
+    /// <param name="configure">Changes to the vault options.</param>
+    /// <param name="openToken">The token to run over (another implementation, a faulty one); null for a fresh SoftHSM2 token.</param>
+    public VaultHarness(Action<VaultOptions>? configure = null, Func<Pkcs11VaultToken>? openToken = null)
     {
         Options = new VaultOptions
         {
@@ -33,7 +35,7 @@ internal sealed class VaultHarness : IDisposable
             Argon2Parallelism = 2,
         };
         configure?.Invoke(Options);
-        Token = Tokens.OpenProvisioned();
+        Token = openToken?.Invoke() ?? Tokens.OpenProvisioned();
         ServerPublicKey = FleetKeys.CreateAkeKey(Token);
         _keyPair = FleetKeys.LoadAkeKey(Token);
         (State, _log, Service) = Start();

@@ -1,12 +1,12 @@
 using System.Buffers.Binary;
+using System.Security.Cryptography;
 using Net.Pkcs11Interop.Common;
 using Net.Pkcs11Interop.HighLevelAPI;
 
 namespace HsmVault.Hsm.Internal;
 
 /// <summary>
-/// The vault's private data objects (CKO_DATA), overwritten without a moment in which the
-/// value is gone.
+/// The vault's private data objects, overwritten without a moment in which the value is gone.
 /// </summary>
 /// <remarks>
 /// SoftHSM2 makes CKA_VALUE of a data object read-only after creation (C_SetAttributeValue
@@ -18,10 +18,23 @@ namespace HsmVault.Hsm.Internal;
 /// never none. C_CreateObject is durable when it returns as far as the module is: SoftHSM2
 /// writes (no fsync) the object file before returning, so the value survives a daemon crash
 /// but, on SoftHSM2, not necessarily a power cut; a hardware token commits to its own storage.
+/// <para>
+/// Where a token refuses private token data objects (NSS softoken accepts CKO_DATA only as a
+/// public session object: CKR_ATTRIBUTE_VALUE_INVALID), the value is carried instead in the
+/// CKA_ID of a private generic-secret token object that can do nothing (no sign, encrypt, wrap,
+/// derive; its own key value is random and unused). CKA_ID is readable on every token; it is not
+/// a secret attribute, so on such a token the value is stored like any non-sensitive attribute,
+/// which is what the vault's data objects need: the sealed AKE key is sealed by the token, and
+/// the high-water mark is no secret. The form is chosen by what the token accepts, not by vendor:
+/// every write tries CKO_DATA first, and reads look at both forms.
+/// </para>
 /// </remarks>
 internal static class DataObjects
 {
     private const int SequenceLength = 8;
+
+    /// <summary>Marks a carrier key's CKA_ID as a vault data object, so no real key is ever read as one.</summary>
+    private static ReadOnlySpan<byte> CarrierMagic => "HsmVault data v1\0"u8;
 
     public static byte[]? Read(ISession session, string label)
     {
@@ -37,15 +50,20 @@ internal static class DataObjects
         BinaryPrimitives.WriteUInt64BigEndian(stored, next);
         value.CopyTo(stored.AsSpan(SequenceLength));
 
-        using (var template = new AttributeList()
-            .Add(CKA.CKA_CLASS, CKO.CKO_DATA)
-            .Add(CKA.CKA_TOKEN, true)
-            .Add(CKA.CKA_PRIVATE, true) // SoftHSM2 stores public objects in clear on disk.
-            .Add(CKA.CKA_LABEL, label)
-            .Add(CKA.CKA_APPLICATION, Pkcs11Constants.Application)
-            .Add(CKA.CKA_VALUE, stored))
+        try
         {
+            using var template = new AttributeList()
+                .Add(CKA.CKA_CLASS, CKO.CKO_DATA)
+                .Add(CKA.CKA_TOKEN, true)
+                .Add(CKA.CKA_PRIVATE, true) // SoftHSM2 stores public objects in clear on disk.
+                .Add(CKA.CKA_LABEL, label)
+                .Add(CKA.CKA_APPLICATION, Pkcs11Constants.Application)
+                .Add(CKA.CKA_VALUE, stored);
             session.CreateObject(template.Items);
+        }
+        catch (Pkcs11Exception ex) when (ex.RV is CKR.CKR_ATTRIBUTE_VALUE_INVALID or CKR.CKR_TEMPLATE_INCONSISTENT)
+        {
+            WriteCarrier(session, label, stored);
         }
 
         foreach (var old in existing)
@@ -54,27 +72,71 @@ internal static class DataObjects
         }
     }
 
-    /// <summary>Every data object of the application with this label (normally one; two after an interrupted write).</summary>
+    /// <summary>Every data object of the application with this label, in either form (normally one; two after an interrupted write).</summary>
     public static List<(IObjectHandle Handle, ulong Sequence, byte[] Value)> FindAll(ISession session, string label)
     {
-        using var template = new AttributeList()
+        var result = new List<(IObjectHandle, ulong, byte[])>();
+        using (var template = new AttributeList()
             .Add(CKA.CKA_CLASS, CKO.CKO_DATA)
             .Add(CKA.CKA_LABEL, label)
-            .Add(CKA.CKA_APPLICATION, Pkcs11Constants.Application);
-        var result = new List<(IObjectHandle, ulong, byte[])>();
-        foreach (var handle in session.FindAllObjects(template.Items))
+            .Add(CKA.CKA_APPLICATION, Pkcs11Constants.Application))
         {
-            var value = session.GetBytes(handle, CKA.CKA_VALUE);
-            if (value.Length < SequenceLength)
+            foreach (var handle in session.FindAllObjects(template.Items))
             {
-                throw new TokenConfigurationException(
-                    $"data object '{label}' has {value.Length} bytes, fewer than its {SequenceLength}-byte sequence number; it was not written by HsmVault");
+                result.Add(Parse(handle, session.GetBytes(handle, CKA.CKA_VALUE), label));
             }
+        }
 
-            result.Add((handle, BinaryPrimitives.ReadUInt64BigEndian(value), value));
+        using (var template = new AttributeList()
+            .Add(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY)
+            .Add(CKA.CKA_KEY_TYPE, CKK.CKK_GENERIC_SECRET)
+            .Add(CKA.CKA_LABEL, label))
+        {
+            foreach (var handle in session.FindAllObjects(template.Items))
+            {
+                var id = session.GetBytes(handle, CKA.CKA_ID);
+                if (id.AsSpan().StartsWith(CarrierMagic))
+                {
+                    result.Add(Parse(handle, id[CarrierMagic.Length..], label));
+                }
+            }
         }
 
         return result;
+    }
+
+    private static void WriteCarrier(ISession session, string label, byte[] stored)
+    {
+        var filler = RandomNumberGenerator.GetBytes(32);
+        using var template = new AttributeList()
+            .Add(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY)
+            .Add(CKA.CKA_KEY_TYPE, CKK.CKK_GENERIC_SECRET)
+            .Add(CKA.CKA_TOKEN, true)
+            .Add(CKA.CKA_PRIVATE, true)
+            .Add(CKA.CKA_SENSITIVE, true)
+            .Add(CKA.CKA_EXTRACTABLE, false)
+            .Add(CKA.CKA_LABEL, label)
+            .Add(CKA.CKA_ID, [.. CarrierMagic, .. stored])
+            .Add(CKA.CKA_SIGN, false)
+            .Add(CKA.CKA_VERIFY, false)
+            .Add(CKA.CKA_ENCRYPT, false)
+            .Add(CKA.CKA_DECRYPT, false)
+            .Add(CKA.CKA_WRAP, false)
+            .Add(CKA.CKA_UNWRAP, false)
+            .Add(CKA.CKA_DERIVE, false)
+            .Add(CKA.CKA_VALUE, filler);
+        session.CreateObject(template.Items);
+    }
+
+    private static (IObjectHandle Handle, ulong Sequence, byte[] Value) Parse(IObjectHandle handle, byte[] value, string label)
+    {
+        if (value.Length < SequenceLength)
+        {
+            throw new TokenConfigurationException(
+                $"data object '{label}' has {value.Length} bytes, fewer than its {SequenceLength}-byte sequence number; it was not written by HsmVault");
+        }
+
+        return (handle, BinaryPrimitives.ReadUInt64BigEndian(value), value);
     }
 
     private static (IObjectHandle Handle, ulong Sequence, byte[] Value)? Latest(List<(IObjectHandle Handle, ulong Sequence, byte[] Value)> objects) =>

@@ -21,6 +21,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 2004, Level = LogLevel.Debug, Message = "Closing a session of token '{Label}' failed; it was already gone ({ReturnValue})")]
     public static partial void SessionCloseFailed(ILogger logger, string label, CKR returnValue);
 
+    [LoggerMessage(EventId = 2005, Level = LogLevel.Error, Message = "Token '{Label}' gave {Operation} no operation slot within {Timeout}; refusing it as unavailable")]
+    public static partial void OperationTimedOut(ILogger logger, string label, string operation, TimeSpan timeout);
+
     [LoggerMessage(EventId = 2010, Level = LogLevel.Information, Message = "Provisioned fleet key '{KeyLabel}' in token '{TokenLabel}'")]
     public static partial void KeyProvisioned(ILogger logger, string tokenLabel, string keyLabel);
 
@@ -32,6 +35,9 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 2020, Level = LogLevel.Information, Message = "Copied fleet key '{KeyLabel}' from token '{SourceLabel}' to token '{TargetLabel}' under an ECDH-derived wrapping key")]
     public static partial void KeyCopied(ILogger logger, string sourceLabel, string targetLabel, string keyLabel);
+
+    [LoggerMessage(EventId = 2022, Level = LogLevel.Information, Message = "Key ceremony from token '{SourceLabel}' to token '{TargetLabel}' wraps by RFC 5649 with mechanism 0x{WrapMechanism:x} and unwraps with 0x{UnwrapMechanism:x}")]
+    public static partial void CeremonyMechanisms(ILogger logger, string sourceLabel, string targetLabel, ulong wrapMechanism, ulong unwrapMechanism);
 
     [LoggerMessage(EventId = 2021, Level = LogLevel.Information, Message = "Locked fleet key '{KeyLabel}' in token '{TokenLabel}' (CKA_EXTRACTABLE false)")]
     public static partial void KeyLocked(ILogger logger, string tokenLabel, string keyLabel);

@@ -17,6 +17,12 @@ internal static class OptionsValidation
                 $"HsmVault:Token:MaxConcurrentOperations is {options.MaxConcurrentOperations}; it must be 1..64 (2 for SoftHSM2)");
         }
 
+        if (options.OperationTimeout <= TimeSpan.Zero || options.OperationTimeout > TimeSpan.FromHours(1))
+        {
+            throw new TokenConfigurationException(
+                $"HsmVault:Token:OperationTimeout is {options.OperationTimeout}; it must be more than 0 and at most 01:00:00");
+        }
+
         if (string.IsNullOrWhiteSpace(options.KeyLabelPrefix))
         {
             throw new TokenConfigurationException("HsmVault:Token:KeyLabelPrefix is empty");
@@ -32,6 +38,7 @@ internal static class OptionsValidation
             MaxConcurrentOperations = options.MaxConcurrentOperations,
             KeyLabelPrefix = options.KeyLabelPrefix,
             ModuleInitArgs = options.ModuleInitArgs,
+            OperationTimeout = options.OperationTimeout,
         };
     }
 }

@@ -14,6 +14,8 @@ internal static class Pkcs11Modules
 {
     private static readonly Lock CacheLock = new();
     private static readonly Dictionary<string, IPkcs11Library> Loaded = new(StringComparer.Ordinal);
+    private static readonly Dictionary<string, string?> InitArgs = new(StringComparer.Ordinal);
+    private static readonly Dictionary<string, NativeCalls> Native = new(StringComparer.Ordinal);
     private static readonly Dictionary<string, SemaphoreSlim> Gates = new(StringComparer.Ordinal);
     private static bool _resolverInstalled;
 
@@ -30,6 +32,15 @@ internal static class Pkcs11Modules
         {
             if (Loaded.TryGetValue(fullPath, out var cached))
             {
+                // C_Initialize runs once per process: a second configuration string would be
+                // silently ignored, and the caller would get another configuration's token.
+                if (!string.Equals(InitArgs[fullPath], initArgs, StringComparison.Ordinal))
+                {
+                    throw new TokenConfigurationException(
+                        $"PKCS#11 module '{fullPath}' is already initialised in this process with other HsmVault:Token:ModuleInitArgs; " +
+                        "a module takes one configuration per process");
+                }
+
                 return cached;
             }
 
@@ -41,15 +52,15 @@ internal static class Pkcs11Modules
 
             InstallLibdlResolver();
             IPkcs11Library library;
+            NativeCalls native;
             try
             {
-                if (initArgs is not null)
-                {
-                    // Pkcs11Interop's own C_Initialize then sees CKR_CRYPTOKI_ALREADY_INITIALIZED,
-                    // which it accepts.
-                    ModuleInitializer.InitializeWithArgs(fullPath, initArgs);
-                }
-
+                // The low-level handle is the same module (dlopen counts references) and shares
+                // its process-wide state: sessions and objects opened through the high-level API
+                // are valid on it. With init args it also runs C_Initialize first, and
+                // Pkcs11Interop's own C_Initialize then sees CKR_CRYPTOKI_ALREADY_INITIALIZED,
+                // which it accepts.
+                native = new NativeCalls(ModuleInitializer.Load(fullPath, initArgs));
                 library = Factories.Pkcs11LibraryFactory.LoadPkcs11Library(Factories, fullPath, AppType.MultiThreaded);
             }
             catch (Exception ex) when (ex is Pkcs11Exception or UnmanagedException or DllNotFoundException or BadImageFormatException)
@@ -58,6 +69,8 @@ internal static class Pkcs11Modules
             }
 
             Loaded.Add(fullPath, library);
+            InitArgs.Add(fullPath, initArgs);
+            Native.Add(fullPath, native);
             return library;
         }
     }
@@ -81,6 +94,17 @@ internal static class Pkcs11Modules
             }
 
             return gate;
+        }
+    }
+
+    /// <summary>Calls the high-level API cannot make on a loaded module (see <see cref="NativeCalls"/>).</summary>
+    public static NativeCalls NativeOf(string modulePath)
+    {
+        lock (CacheLock)
+        {
+            return Native.TryGetValue(Path.GetFullPath(modulePath), out var native)
+                ? native
+                : throw new InvalidOperationException($"PKCS#11 module '{modulePath}' is not loaded");
         }
     }
 

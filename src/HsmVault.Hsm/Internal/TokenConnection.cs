@@ -37,10 +37,13 @@ internal sealed class TokenConnection : IDisposable
     /// <summary>Counts reconnects, for logs.</summary>
     public int Generation { get; }
 
-    /// <summary>Finds the token, logs in and finds the fleet keys.</summary>
-    public static TokenConnection Open(IPkcs11Library library, TokenOptions options, Pin pin, FleetKeyLabels labels, int generation, ILogger logger)
+    /// <summary>Finds the token, runs <paramref name="check"/> on it (before logging in), logs in and finds the fleet keys.</summary>
+    public static TokenConnection Open(
+        IPkcs11Library library, TokenOptions options, Pin pin, FleetKeyLabels labels, int generation, ILogger logger,
+        Action<(ISlot Slot, TokenDescription Description)>? check = null)
     {
         var (slot, description) = TokenLocator.Find(library, options);
+        check?.Invoke((slot, description));
         var loginSession = TokenLocator.OpenLoggedIn(slot, pin, description.Label);
         try
         {

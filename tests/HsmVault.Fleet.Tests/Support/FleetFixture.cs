@@ -32,6 +32,12 @@ public sealed class FleetSettings
 
     /// <summary>Whether to start the members (else the test starts them).</summary>
     public bool Start { get; init; } = true;
+
+    /// <summary>
+    /// Makes member <c>i</c>'s (0-based) fresh, empty token, e.g. of another PKCS#11
+    /// implementation; null for SoftHSM2 tokens.
+    /// </summary>
+    public Func<int, TokenOptions>? CreateToken { get; init; }
 }
 
 /// <summary>
@@ -390,7 +396,7 @@ public sealed class FleetFixture : IAsyncDisposable
     private void Provision(FleetSettings settings)
     {
         var ids = Enumerable.Range(1, settings.Members).Select(i => $"member-{i}").ToList();
-        var tokens = ids.Select(_ => SoftHsmEnvironment.Shared.CreateToken()).ToList();
+        var tokens = ids.Select((_, i) => settings.CreateToken?.Invoke(i) ?? SoftHsmEnvironment.Shared.CreateToken()).ToList();
 
         // The ceremony, as `hsmvault fleet init` runs it (TokenCommands.InitFleet).
         TokenProvisioner.ProvisionFleetKeys(tokens[0], new FleetKeyGenerationOptions { ExtractableForCeremony = true });
@@ -433,6 +439,11 @@ public sealed class FleetFixture : IAsyncDisposable
             member.Settings["HsmVault:Token:TokenLabel"] = member.Token.TokenLabel;
             member.Settings["HsmVault:Token:PinFile"] = member.Token.PinFile;
             member.Settings["HsmVault:Token:MaxConcurrentOperations"] = member.Token.MaxConcurrentOperations.ToString(CultureInfo.InvariantCulture);
+            member.Settings["HsmVault:Token:KeyLabelPrefix"] = member.Token.KeyLabelPrefix;
+            if (member.Token.ModuleInitArgs is not null)
+            {
+                member.Settings["HsmVault:Token:ModuleInitArgs"] = member.Token.ModuleInitArgs;
+            }
             member.Settings["HsmVault:Peer:CertificateFile"] = Path.Combine(CertificateDirectory, $"{member.Id}.peer.pem");
             member.Settings["HsmVault:Peer:KeyFile"] = Path.Combine(CertificateDirectory, $"{member.Id}.peer.key.pem");
             member.Settings["Kestrel:Endpoints:Grpc:Url"] = member.ClientAddress.ToString().TrimEnd('/');
