@@ -25,6 +25,8 @@ const string Usage = """
       fleet init --config M1.json [--config M2.json ...]  generate the fleet keys in member 1's token and
                                                           copy them to the others' tokens (key ceremony)
       fleet certs --out DIR --fleet F --member ID ...     members' mutual-TLS certificates (CA key not kept)
+      member recover-from-disaster --config DAEMON.json   with the member stopped, after choosing the state the
+                                                          fleet continues from (README, disaster recovery)
       tenant-key new --private FILE --public FILE         a development tenant's ES256 key pair
       token mint --user U --fleet F [--tenant-key FILE] [--tenant T] [--minutes N]   a development JWT
       bench [--server URL] [--seconds N] [--concurrency N] ...                      recoveries per second and latency
@@ -55,6 +57,7 @@ try
         "token mint" => TokenCommands.Mint(arguments),
         "token check" => TokenCheckCommand.Run(arguments),
         "tenant-key new" => TokenCommands.NewTenantKey(arguments),
+        "member recover-from-disaster" => DisasterRecoveryCommand.Run(arguments),
         "bench" => await BenchCommand.RunAsync(arguments, cancellation.Token),
         "" or "help" => PrintUsage(Console.Out, 0),
         _ => throw new UsageException($"unknown command '{verbs}'"),

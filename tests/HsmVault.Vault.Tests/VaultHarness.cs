@@ -50,6 +50,8 @@ internal sealed class VaultHarness : IDisposable
 
     public VaultStateMachine State { get; private set; }
 
+    public DirectVaultLog Log => _log;
+
     public VaultService Service { get; private set; }
 
     public OpaqueClient Client { get; }
