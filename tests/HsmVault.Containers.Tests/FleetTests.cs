@@ -38,6 +38,7 @@ public sealed class FleetTests(DockerEngine engine)
         Assert.Equal(4u, (await fleet.ConvergedStatusAsync("alice")).GuessesRemaining);
         var tally = await fleet.GuessUntilDestroyedAsync("alice", WrongPassword);
         await fleet.AssertDestroyedAfterAsync(tally, remainingBefore: 4, "alice", Password);
+        await fleet.AssertNoErrorLogsAsync();
     }
 
     [Fact]
@@ -67,6 +68,7 @@ public sealed class FleetTests(DockerEngine engine)
         await leader.StartAsync();
         await fleet.SettledAsync();
         Assert.True((await fleet.ConvergedStatusAsync("bob")).Destroyed);
+        await fleet.AssertNoErrorLogsAsync();
     }
 
     [Fact]
@@ -92,6 +94,7 @@ public sealed class FleetTests(DockerEngine engine)
         Assert.Equal(3u, (await fleet.ConvergedStatusAsync("carol")).GuessesRemaining);
         var tally = await fleet.GuessUntilDestroyedAsync("carol", WrongPassword);
         await fleet.AssertDestroyedAfterAsync(tally, remainingBefore: 3, "carol", Password);
+        await fleet.AssertNoErrorLogsAsync();
     }
 
     [Fact]
@@ -112,6 +115,7 @@ public sealed class FleetTests(DockerEngine engine)
         Assert.Equal(3u, (await fleet.ConvergedStatusAsync("dave")).GuessesRemaining);
         var tally = await fleet.GuessUntilDestroyedAsync("dave", WrongPassword);
         await fleet.AssertDestroyedAfterAsync(tally, remainingBefore: 3, "dave", Password);
+        await fleet.AssertNoErrorLogsAsync();
     }
 
     [Fact]
@@ -129,6 +133,7 @@ public sealed class FleetTests(DockerEngine engine)
         Assert.Equal(3u, (await fleet.ConvergedStatusAsync("erin")).GuessesRemaining);
         var tally = await fleet.GuessUntilDestroyedAsync("erin", WrongPassword);
         await fleet.AssertDestroyedAfterAsync(tally, remainingBefore: 3, "erin", Password);
+        await fleet.AssertNoErrorLogsAsync();
     }
 
     [Fact]
@@ -158,11 +163,15 @@ public sealed class FleetTests(DockerEngine engine)
         await fleet.CopyVolumeAsync(copy, rolledBack.DataVolume);
         await leader.KillAsync();
         await rolledBack.StartAsync();
+        // It must have noticed: its data is behind the mark its token holds.
+        await Poll.UntilAsync(async () => (await rolledBack.LogsAsync()).Contains("behind the high-water mark", StringComparison.Ordinal) ? "" : null,
+            "the rolled-back member to find its data behind its high-water mark");
         await fleet.SettledAsync();
 
         Assert.Equal(2u, (await fleet.ConvergedStatusAsync("frank")).GuessesRemaining);
         var tally = await fleet.GuessUntilDestroyedAsync("frank", WrongPassword);
         await fleet.AssertDestroyedAfterAsync(tally, remainingBefore: 2, "frank", Password);
+        await fleet.AssertNoErrorLogsAsync();
     }
 
     /// <summary><paramref name="count"/> wrong guesses round-robin over the reachable members, each answered; the counts they report.</summary>

@@ -269,6 +269,29 @@ public sealed class ContainerFleet : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Fails if any member logged an Error or Critical event (the console formatter's
+    /// <c>fail:</c> and <c>crit:</c>): faults from outside must be met with warnings and refusals, not errors.
+    /// </summary>
+    public async Task AssertNoErrorLogsAsync()
+    {
+        var errors = new List<string>();
+        foreach (var member in _members)
+        {
+            var lines = (await member.LogsAsync()).Split('\n');
+            for (var i = 0; i < lines.Length; i++)
+            {
+                if (lines[i].StartsWith("fail:", StringComparison.Ordinal) || lines[i].StartsWith("crit:", StringComparison.Ordinal))
+                {
+                    // The simple console formatter puts the message on the next line.
+                    errors.Add($"{member.Id}: {lines[i]} {(i + 1 < lines.Length ? lines[i + 1].Trim() : "")}");
+                }
+            }
+        }
+
+        Assert.True(errors.Count == 0, "error logs:\n" + string.Join('\n', errors));
+    }
+
     /// <summary>A new empty volume of this fleet (e.g. for a copy of a member's data).</summary>
     public async Task<string> NewVolumeAsync(string purpose)
     {
