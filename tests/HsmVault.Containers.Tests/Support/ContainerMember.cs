@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
+using Docker.DotNet;
 using DotNet.Testcontainers.Containers;
 using Grpc.Net.Client;
 
@@ -106,7 +107,22 @@ public sealed partial class ContainerMember : IAsyncDisposable
     /// <summary><c>docker pause</c>: the process is frozen, its sockets stay open.</summary>
     public async Task PauseAsync()
     {
-        await Container.PauseAsync();
+        // The cgroup freezer gives up ("unable to freeze") while a task of the container sits in
+        // an uninterruptible sleep, e.g. an fsync on a busy disk, and leaves it thawed; an
+        // operator tries again, and so does this.
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await Container.PauseAsync();
+                break;
+            }
+            catch (DockerApiException e) when (attempt < 10 && e.Message.Contains("unable to freeze", StringComparison.Ordinal))
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1));
+            }
+        }
+
         State = MemberState.Paused;
     }
 
