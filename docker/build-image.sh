@@ -33,6 +33,7 @@ mkdir -p "$context/softhsm"
 cp -a "$stage/publish/daemon" "$context/daemon"
 cp -a "$stage/publish/cli" "$context/cli"
 cp -a "$root/softhsm/make-tokens.sh" "$root/softhsm/softhsm2.conf.template" "$context/softhsm/"
-cp -a "$root/docker/bin" "$root/docker/packages.txt" "$context/"
+cp -a "$root/docker/scripts" "$context/bin"
+cp -a "$root/docker/packages.txt" "$context/"
 docker build --quiet --build-arg BASE="$base" -t "$image" -f "$root/docker/Dockerfile" "$context" >/dev/null
 echo "image $image built ($(docker image inspect -f '{{.Size}}' "$image" | awk '{ printf "%d MB", $1 / 1e6 }'))"
