@@ -8,7 +8,9 @@ CONFIGURATION ?= Release
 DAEMON := src/HsmVault.Daemon/bin/$(CONFIGURATION)/net10.0/hsmvaultd.dll
 CLI := src/HsmVault.Cli/bin/$(CONFIGURATION)/net10.0/hsmvault.dll
 
-.PHONY: run build test bench prerequisites clean
+IMAGE ?= hsmvault:dev
+
+.PHONY: run build test bench prerequisites clean image run-containers run-containers-down run-containers-destroy test-containers
 
 # What a fresh Debian 12 machine lacks: SoftHSM2, and NSS's certutil for the tests that run the
 # daemon over NSS softoken, a second PKCS#11 implementation (the .NET SDK comes with the machine).
@@ -46,6 +48,35 @@ test: prerequisites
 bench: build
 	softhsm/bench-fleets.sh .bench 10 8
 
+# The hsmvaultd image (docker/): dockerd started and the base image made without a registry
+# when missing, the daemon and the CLI published self-contained, then `docker build`.
+image:
+	docker/build-image.sh $(IMAGE)
+
+# A fleet of $(MEMBERS) containers on the private network `hsmvault`, provisioned on first use;
+# prints each member's client endpoint on 127.0.0.1. `-down` stops it, `-destroy` forgets it.
+run-containers: image
+	docker/run-fleet.sh $(IMAGE) $(MEMBERS)
+
+run-containers-down:
+	docker/run-fleet.sh $(IMAGE) $(MEMBERS) down
+
+run-containers-destroy:
+	docker/run-fleet.sh $(IMAGE) $(MEMBERS) destroy
+
+# Fleets of containers from the image under kills, pauses, partitions, restarts and rollbacks
+# (tests/HsmVault.Containers.Tests); builds only that project. Same closing line as `make test`.
+# DOCKER_API_VERSION: Debian 12's engine is older than the client library's default;
+# Ryuk (Testcontainers' reaper) would be pulled from a registry: the tests clean up by label.
+test-containers: image
+	dotnet build tests/HsmVault.Containers.Tests -c $(CONFIGURATION) -v quiet -nologo
+	@set -o pipefail; HSMVAULT_CONTAINER_TESTS=true HSMVAULT_IMAGE=$(IMAGE) DOCKER_API_VERSION=1.41 TESTCONTAINERS_RYUK_DISABLED=true \
+	  dotnet test tests/HsmVault.Containers.Tests -c $(CONFIGURATION) --no-build -nologo 2>&1 | tee $(RUN_DIR)-test-containers.log; \
+	status=$$?; \
+	awk '/^(Passed|Failed)!/ { for (i = 1; i <= NF; i++) { if ($$i == "Failed:") f += $$(i+1); if ($$i == "Passed:") p += $$(i+1) } } \
+	     END { printf "%d passed, %d failed\n", p, f }' $(RUN_DIR)-test-containers.log; \
+	exit $$status
+
 clean:
-	rm -rf $(RUN_DIR)
+	rm -rf $(RUN_DIR) .image
 	dotnet clean HsmVault.sln -v quiet -nologo
