@@ -47,13 +47,6 @@ public sealed record UserIdentity
         return [.. IdentityPrefix(), RealRecordTag, .. registrationNonce];
     }
 
-    /// <summary>
-    /// The credential_identifier of the fake record an unknown user's recovery is answered with
-    /// (RFC 9807 section 10.9): a tag no real registration uses, so its OPRF key is never a
-    /// real record's.
-    /// </summary>
-    public byte[] FakeCredentialIdentifier() => [.. IdentityPrefix(), FakeRecordTag];
-
     /// <summary>The length-prefixed tenant and user id, which also bind sealed records to this user.</summary>
     public byte[] IdentityPrefix()
     {
@@ -67,7 +60,10 @@ public sealed record UserIdentity
         return result;
     }
 
-    private const byte FakeRecordTag = 0;
+    /// <summary>
+    /// Tags the identifier of a real registration. 0 was the fake record's, answered to unknown
+    /// users until they were refused outright; it stays unused so no old identifier can recur.
+    /// </summary>
     private const byte RealRecordTag = 1;
 
     /// <summary>

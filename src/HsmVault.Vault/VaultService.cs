@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
 using HsmVault.Crypto;
@@ -223,7 +224,19 @@ public sealed partial class VaultService : IDisposable
 
         RequireServing();
         var key = requestId.Length == 0 ? RandomNumberGenerator.GetBytes(MinRequestIdBytes) : requestId;
-        var start = _starts.GetOrStart(user, key, ke1, () => Task.Run(() => ChargeAndStartAsync(user, ke1, _stopping.Token)));
+        var start = _starts.GetOrStart(user, key, ke1, () => Task.Run(async () =>
+        {
+            var proposed = new StrongBox<bool>();
+            try
+            {
+                return await ChargeAndStartAsync(user, ke1, proposed, _stopping.Token);
+            }
+            catch when (!proposed.Value)
+            {
+                _starts.Forget(user, key);
+                throw;
+            }
+        }));
         return start.WaitAsync(cancellationToken);
     }
 
@@ -367,7 +380,11 @@ public sealed partial class VaultService : IDisposable
     /// Charges one guess and makes its KE2. The session slot is reserved first, so a charged
     /// guess always has room for its answer.
     /// </summary>
-    private async Task<RecoveryStartResult> ChargeAndStartAsync(UserIdentity user, byte[] ke1, CancellationToken cancellationToken)
+    /// <param name="user">The caller.</param>
+    /// <param name="ke1">KE1, already validated.</param>
+    /// <param name="proposed">Set once a charge has been proposed: from then on a failure may have cost a guess.</param>
+    /// <param name="cancellationToken">The service's lifetime.</param>
+    private async Task<RecoveryStartResult> ChargeAndStartAsync(UserIdentity user, byte[] ke1, StrongBox<bool> proposed, CancellationToken cancellationToken)
     {
         using var reservation = _sessions.Reserve(user);
         var attemptId = RandomNumberGenerator.GetBytes(VaultCommandCodec.AttemptIdBytes);
@@ -398,6 +415,7 @@ public sealed partial class VaultService : IDisposable
             CommandResult charge;
             try
             {
+                proposed.Value = true;
                 charge = await ChargeAsync(new ChargeGuessCommand(user, current.Version, current.AttemptSerial, attemptId), cancellationToken);
             }
             catch

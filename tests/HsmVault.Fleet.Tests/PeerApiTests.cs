@@ -58,6 +58,65 @@ public sealed class PeerApiTests
         Assert.Equal(5u, status["dave"].GuessesRemaining);
     }
 
+    [Fact]
+    public async Task StolenPeerCredentials_CannotResetDeleteOrRegister_AndEveryMemberAudits()
+    {
+        await using var fleet = await FleetFixture.CreateAsync();
+        var leader = await fleet.SettledAsync();
+        await fleet.RegisterAsync(leader, "erin", Password, Password, guessLimit: 5);
+        var wrong = await fleet.Client(leader, "erin").RecoverAsync(Encoding.UTF8.GetBytes("not the password"));
+        Assert.Equal(4, wrong.GuessesRemaining);
+        var erin = new UserIdentity(FleetFixture.Tenant, "erin");
+
+        // The attacker copied a follower's peer certificate and key (files on its disk), but not its token.
+        var victim = fleet.Members.First(m => m != leader);
+        using var stolen = LoadCertificate(
+            Path.Combine(fleet.CertificateDirectory, $"{victim.Id}.peer.pem"), Path.Combine(fleet.CertificateDirectory, $"{victim.Id}.peer.key.pem"));
+        using var channel = PeerChannel(fleet, leader, stolen);
+        var peer = new Peer.PeerClient(channel);
+        var fleetHeader = new Metadata { { "hsmvault-fleet", FleetFixture.FleetId } };
+        using var strangerKey = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+        var q = strangerKey.ExportParameters(false).Q;
+        var identity = new HsmVault.Crypto.Signatures.SigningKeyDescription(HsmVault.Crypto.Signatures.SignatureAlgorithm.EcdsaP256Sha256, [0x04, .. q.X!, .. q.Y!]);
+        byte[] Forge(VaultCommand command)
+        {
+            var body = VaultCommandCodec.Encode(command);
+            var endorsement = new HsmVault.Vault.Signing.MemberEndorsement(FleetFixture.FleetId, victim.Id, identity, new byte[64]);
+            var signature = strangerKey.SignData(HsmVault.Vault.Signing.SignedCommand.SignedBytes(FleetFixture.FleetId, body),
+                System.Security.Cryptography.HashAlgorithmName.SHA256, System.Security.Cryptography.DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
+            return new HsmVault.Vault.Signing.SignedCommand(endorsement, body, signature).Encode();
+        }
+
+        byte[][] attempts =
+        [
+            VaultCommandCodec.Encode(new ResetGuessesCommand(erin, 1, 1)),
+            Forge(new ResetGuessesCommand(erin, 1, 1)),
+            Forge(new DeleteCommand(erin, 1)),
+            Forge(new RegisterCommand(erin, 1, 255, [1, 2, 3], true, new byte[16])),
+        ];
+        foreach (var attempt in attempts)
+        {
+            var refused = await Assert.ThrowsAsync<RpcException>(() =>
+                peer.ForwardAsync(new ForwardRequest { Command = ByteString.CopyFrom(attempt) }, fleetHeader, Deadline()).ResponseAsync);
+            Assert.Equal(StatusCode.PermissionDenied, refused.StatusCode);
+            Assert.Contains("refused", refused.Status.Detail, StringComparison.Ordinal);
+        }
+
+        var status = await fleet.ConvergedStatusAsync("erin");
+        Assert.True(status["erin"].Registered);
+        Assert.Equal(4u, status["erin"].GuessesRemaining);
+
+        // Audit events are written at apply, by every member, not only by the one that served.
+        var pseudonym = erin.Pseudonym();
+        foreach (var member in fleet.Members)
+        {
+            await Poll.UntilAsync(() => Task.FromResult(member.AllLogs.Contains($"Registered {pseudonym}", StringComparison.Ordinal) ? member : null),
+                $"{member.Id}'s audit event for erin's registration");
+        }
+
+        fleet.AssertNoUnexpectedErrors();
+    }
+
     private static async Task AssertRefusedAsync(Func<Task> call)
     {
         var refused = await Assert.ThrowsAsync<RpcException>(call);

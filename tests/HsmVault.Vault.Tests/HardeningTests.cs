@@ -76,6 +76,20 @@ public sealed class HardeningTests : IDisposable
     }
 
     [Fact]
+    public async Task StartRecovery_FailedBeforeAnyCharge_SameRequestIdRunsAgain()
+    {
+        var login = _vault.Client.GenerateKe1(VaultHarness.Password("right"));
+        var requestId = RandomNumberGenerator.GetBytes(16);
+        await Assert.ThrowsAsync<VaultException>(() => _vault.Service.StartRecoveryAsync(Alice, login.Ke1, requestId, CancellationToken.None));
+        await _vault.RegisterAsync(Alice, "right", _backupKey);
+
+        var start = await _vault.Service.StartRecoveryAsync(Alice, login.Ke1, requestId, CancellationToken.None);
+
+        Assert.Equal(9, start.GuessesRemaining);
+        login.State.Dispose();
+    }
+
+    [Fact]
     public async Task StartRecovery_RequestIdReusedWithAnotherKe1_IsInvalidArgument()
     {
         await _vault.RegisterAsync(Alice, "right", _backupKey);

@@ -37,6 +37,12 @@ internal sealed class PendingRecoveryStarts(TimeProvider time, TimeSpan retentio
         return entry.Start.Value;
     }
 
+    /// <summary>
+    /// Forgets a start that failed before its charge was proposed: nothing was spent, so the
+    /// same request id may run again (a retry after, say, a moment without a leader).
+    /// </summary>
+    public void Forget(UserIdentity user, byte[] requestId) => _starts.TryRemove((user, Convert.ToHexString(requestId)), out _);
+
     private void Sweep()
     {
         var now = time.GetUtcNow();
