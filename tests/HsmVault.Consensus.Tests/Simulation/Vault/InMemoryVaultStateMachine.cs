@@ -64,6 +64,10 @@ internal sealed class InMemoryVaultStateMachine(PlantedBug bug = PlantedBug.None
                 writer.Write((byte)record.State);
                 writer.Write(record.GuessLimit);
                 writer.Write(record.GuessesUsed);
+                writer.Write(record.AttemptSerial);
+                writer.Write(record.LastResetSerial);
+                writer.Write(record.RecentAttemptIds?.Length ?? -1);
+                writer.Write(record.RecentAttemptIds ?? []);
                 writer.Write(record.SealedRecord?.Length ?? -1);
                 if (record.SealedRecord is { } sealedRecord)
                 {
@@ -89,9 +93,13 @@ internal sealed class InMemoryVaultStateMachine(PlantedBug bug = PlantedBug.None
             var state = (RecordState)reader.ReadByte();
             var limit = reader.ReadInt32();
             var used = reader.ReadInt32();
+            var attemptSerial = reader.ReadInt64();
+            var lastResetSerial = reader.ReadInt64();
+            var idsLength = reader.ReadInt32();
+            var attemptIds = idsLength < 0 ? null : reader.ReadBytes(idsLength);
             var length = reader.ReadInt32();
             var sealedRecord = length < 0 ? null : reader.ReadBytes(length);
-            _records[user] = new StoredRecord(user, version, state, limit, used, sealedRecord);
+            _records[user] = new StoredRecord(user, version, state, limit, used, sealedRecord, attemptSerial, lastResetSerial, attemptIds);
         }
 
         if (AppliedIndex != index)

@@ -359,10 +359,16 @@ internal sealed class VaultWorkload : IWorkload
             case (ChargeGuessCommand, CommandOutcome.NotRegistered):
                 output = new VaultOutput.NotRegistered();
                 break;
-            case (ResetGuessesCommand, CommandOutcome.Reset or CommandOutcome.Unchanged):
-                // Unchanged: a later attempt's reset came first; the password was still proven.
+            case (ResetGuessesCommand, CommandOutcome.Reset):
                 output = new VaultOutput.Success();
                 break;
+            case (ResetGuessesCommand, CommandOutcome.Unchanged):
+                // A later attempt's reset came first: the client is told Success (its password was
+                // proven) but the count does not move, since guesses charged after that later reset
+                // stay charged. The model knows no attempts, so the operation, which changed
+                // nothing, leaves the history.
+                End(op, Ending.NoEffect);
+                return;
             case (ChargeGuessCommand or DeleteCommand or RegisterCommand, CommandOutcome.VersionConflict):
                 // Decided on a state that moved on: nothing happened (the service retries or answers Aborted).
                 End(op, Ending.NoEffect);
