@@ -1,7 +1,6 @@
 using System.Security.Cryptography;
 using Grpc.Core;
 using HsmVault.Cli.Commands;
-using HsmVault.Client;
 using HsmVault.EndToEnd.Tests.Support;
 using HsmVault.Protocol.V1;
 using Microsoft.IdentityModel.JsonWebTokens;
@@ -126,11 +125,11 @@ public sealed class AuthenticationTests : DaemonTest
         await underA.RegisterAsync(password, keyA);
 
         var statusB = await underB.GetStatusAsync();
-        var recoverB = await underB.RecoverAsync(password);
+        var recoverB = await Assert.ThrowsAsync<RpcException>(() => underB.RecoverAsync(password));
         var recoverA = await underA.RecoverAsync(password);
 
         Assert.False(statusB.Registered);
-        Assert.Equal(RecoveryStatus.WrongPassword, recoverB.Status);
+        Assert.Equal(StatusCode.NotFound, recoverB.StatusCode);
         Assert.Equal(keyA, recoverA.BackupKey);
     }
 

@@ -183,7 +183,10 @@ public sealed class DaemonProcessTests(ITestOutputHelper output) : IDisposable
         var seed = Environment.TickCount;
         output.WriteLine($"seed {seed}");
         var random = new Random(seed);
-        var config = _setup.WriteJsonConfig(_setup.Configuration());
+        var settings = _setup.Configuration();
+        // The test abandons most of its logins on purpose: more than one user's usual quota.
+        settings["HsmVault:MaxRecoverySessionsPerUser"] = "1000";
+        var config = _setup.WriteJsonConfig(settings);
         var password = _setup.NewPassword();
         await using (var first = await StartDaemonAsync(config))
         {

@@ -1,3 +1,4 @@
+using Grpc.Core;
 using Grpc.Health.V1;
 using HsmVault.Client;
 using HsmVault.EndToEnd.Tests.Support;
@@ -83,9 +84,9 @@ public sealed class LoadTests : DaemonTest
         var client = Daemon.CreateClient(user);
         for (var i = 0; i < RecoveriesPerClient; i++)
         {
-            var result = await client.RecoverAsync(Setup.NewPassword());
-            Assert.Equal(RecoveryStatus.WrongPassword, result.Status);
-            Assert.Equal(9, result.GuessesRemaining);
+            // Refused without holding anything: a user with no record has nothing to recover.
+            var refused = await Assert.ThrowsAsync<RpcException>(() => client.RecoverAsync(Setup.NewPassword()));
+            Assert.Equal(StatusCode.NotFound, refused.StatusCode);
         }
 
         Assert.False((await client.GetStatusAsync()).Registered);

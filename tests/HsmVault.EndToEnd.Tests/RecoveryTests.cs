@@ -150,7 +150,7 @@ public sealed class RecoveryTests : DaemonTest
     }
 
     [Fact]
-    public async Task Delete_RemovesRecord_AndRecoveryThenLooksLikeAnUnknownUser()
+    public async Task Delete_RemovesRecord_AndRecoveryThenIsNotFound()
     {
         var client = Daemon.CreateClient("alice");
         var password = Setup.NewPassword();
@@ -158,14 +158,13 @@ public sealed class RecoveryTests : DaemonTest
 
         await client.DeleteAsync();
         var status = await client.GetStatusAsync();
-        var recovery = await client.RecoverAsync(password);
+        var recovery = await Assert.ThrowsAsync<RpcException>(() => client.RecoverAsync(password));
         var secondDelete = await Assert.ThrowsAsync<RpcException>(() => client.DeleteAsync());
 
         Assert.False(status.Registered);
         Assert.False(status.Destroyed);
-        Assert.Equal(RecoveryStatus.WrongPassword, recovery.Status);
-        Assert.Equal(9, recovery.GuessesRemaining);
-        Assert.Null(recovery.BackupKey);
+        Assert.Equal(StatusCode.NotFound, recovery.StatusCode);
+        Assert.Equal("NOT_REGISTERED", VaultClient.ReasonOf(recovery));
         Assert.Equal(StatusCode.NotFound, secondDelete.StatusCode);
     }
 

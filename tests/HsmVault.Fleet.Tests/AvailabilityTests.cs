@@ -1,9 +1,7 @@
 using System.Text;
-using Google.Protobuf;
 using Grpc.Core;
 using HsmVault.Client;
 using HsmVault.Fleet.Tests.Support;
-using HsmVault.Protocol.V1;
 
 namespace HsmVault.Fleet.Tests;
 
@@ -44,8 +42,6 @@ public sealed class AvailabilityTests
         await AssertUnavailableAsync(() => fleet.Client(survivor, "carol").RegisterAsync(Password, BackupKey));
         await AssertUnavailableAsync(() => fleet.Client(survivor, "user-0").RecoverAsync(WrongPassword));
         await AssertUnavailableAsync(() => fleet.Client(survivor, "user-1").RecoverAsync(Password));
-        await AssertUnavailableAsync(async () => await fleet.RawClient(survivor).StartRecoveryAsync(
-            new StartRecoveryRequest { Ke1 = ByteString.CopyFrom(new byte[96]) }, fleet.Headers("user-1"), DateTime.UtcNow + FleetFixture.CallTimeout));
         await AssertUnavailableAsync(() => fleet.StatusAsync(survivor, "user-0"));
 
         // One back: nothing the refused calls asked for happened.
