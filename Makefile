@@ -53,8 +53,9 @@ bench: build
 image:
 	docker/build-image.sh $(IMAGE)
 
-# A fleet of $(MEMBERS) containers on the private network `hsmvault`, provisioned on first use;
-# prints each member's client endpoint on 127.0.0.1. `-down` stops it, `-destroy` forgets it.
+# A fleet of $(MEMBERS) containers and two dev-mode witnesses on the private network `hsmvault`,
+# provisioned on first use; prints each member's client endpoint and each witness's endpoint and
+# verifier key on 127.0.0.1. `-down` stops them, `-destroy` forgets them.
 run-containers: image
 	docker/run-fleet.sh $(IMAGE) $(MEMBERS)
 

@@ -5,7 +5,8 @@
 #
 # 1. a Docker engine (docker/dockerd.sh); 2. the base image, made once without a registry
 # (docker/base-image.sh) unless BASE names another one, e.g. debian:bookworm-slim; 3. the
-# daemon and the CLI published self-contained for linux-x64 (the image needs no .NET);
+# daemon, the CLI and the witness daemon published self-contained for linux-x64 (the image
+# needs no .NET);
 # 4. `docker build` of docker/Dockerfile from a staged context that holds only what the
 # image gets (the repository with its bin/ and obj/ folders would be a large context).
 set -euo pipefail
@@ -20,7 +21,7 @@ if [[ $base == hsmvault-base:* ]]; then
     "$root/docker/base-image.sh" "$base"
 fi
 
-for project in Daemon Cli; do
+for project in Daemon Cli WitnessDaemon; do
     out=$stage/publish/$(tr '[:upper:]' '[:lower:]' <<<"$project")
     rm -rf "$out"
     dotnet publish "$root/src/HsmVault.$project" -c Release -r linux-x64 --self-contained \
@@ -32,6 +33,7 @@ rm -rf "$context"
 mkdir -p "$context/softhsm"
 cp -a "$stage/publish/daemon" "$context/daemon"
 cp -a "$stage/publish/cli" "$context/cli"
+cp -a "$stage/publish/witnessdaemon" "$context/witness"
 cp -a "$root/softhsm/make-tokens.sh" "$root/softhsm/softhsm2.conf.template" "$context/softhsm/"
 cp -a "$root/docker/scripts" "$context/bin"
 cp -a "$root/docker/packages.txt" "$context/"
