@@ -279,7 +279,7 @@ public sealed class Pkcs11VaultToken : IVaultToken
             {
                 return RunOnce(connection, operation, action);
             }
-            catch (Pkcs11Exception ex) when (IsSessionLost(ex.RV))
+            catch (Pkcs11Exception ex) when (SessionLoss.IsSessionLost(ex.RV))
             {
                 Log.SessionLost(_logger, connection.Description.Label, operation, ex.RV);
             }
@@ -298,7 +298,7 @@ public sealed class Pkcs11VaultToken : IVaultToken
             {
                 return RunOnce(fresh, operation, action);
             }
-            catch (Pkcs11Exception ex) when (IsSessionLost(ex.RV))
+            catch (Pkcs11Exception ex) when (SessionLoss.IsSessionLost(ex.RV))
             {
                 throw Unavailable(fresh, operation, ex);
             }
@@ -388,14 +388,4 @@ public sealed class Pkcs11VaultToken : IVaultToken
             $"token '{connection.Description.Label}' is unavailable: {operation} failed after reconnecting ({cause.Message})", cause);
     }
 
-    /// <summary>Return values after which the session (or its login) is gone and a fresh login may help.</summary>
-    private static bool IsSessionLost(CKR rv) => rv is
-        CKR.CKR_SESSION_HANDLE_INVALID or
-        CKR.CKR_SESSION_CLOSED or
-        CKR.CKR_DEVICE_REMOVED or
-        CKR.CKR_TOKEN_NOT_PRESENT or
-        CKR.CKR_USER_NOT_LOGGED_IN or
-        CKR.CKR_DEVICE_ERROR or
-        CKR.CKR_KEY_HANDLE_INVALID or
-        CKR.CKR_OBJECT_HANDLE_INVALID;
 }

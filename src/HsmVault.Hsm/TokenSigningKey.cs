@@ -101,7 +101,7 @@ public sealed class TokenSigningKey : IDisposable
             {
                 return connection.Sign(data);
             }
-            catch (Pkcs11Exception ex) when (IsSessionLost(ex.RV))
+            catch (Pkcs11Exception ex) when (SessionLoss.IsSessionLost(ex.RV))
             {
                 Log.SessionLost(_logger, connection.Description.Label, "Sign", ex.RV);
             }
@@ -183,15 +183,6 @@ public sealed class TokenSigningKey : IDisposable
         }
     }
 
-    private static bool IsSessionLost(CKR rv) => rv is
-        CKR.CKR_SESSION_HANDLE_INVALID or
-        CKR.CKR_SESSION_CLOSED or
-        CKR.CKR_DEVICE_REMOVED or
-        CKR.CKR_TOKEN_NOT_PRESENT or
-        CKR.CKR_USER_NOT_LOGGED_IN or
-        CKR.CKR_DEVICE_ERROR or
-        CKR.CKR_KEY_HANDLE_INVALID or
-        CKR.CKR_OBJECT_HANDLE_INVALID;
 
     /// <summary>One login: the logged-in session, the key's handle and a pool of idle operation sessions.</summary>
     private sealed class Connection : IDisposable
