@@ -215,4 +215,64 @@ public sealed class VaultModelTests
         Assert.Contains("key 'bob'", result.ToString(), StringComparison.Ordinal);
         Assert.DoesNotContain("key 'alice'", result.ToString(), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void CorrectFinishOfAnAttemptOlderThanTheLastReset_ChangesNothing()
+    {
+        // Attempts 1 and 2 are charged; 2 resets; 3 is charged; the late correct finish of 1 must
+        // not refund 3 (RecordTransitions: each attempt resets once, never an older one).
+        var script = Registered(5)
+            .Then(V.StartOf(1), V.Charged(4))
+            .Then(V.StartOf(2), V.Charged(3))
+            .Then(V.FinishOf(2, correct: true), V.Success)
+            .Then(V.StartOf(3), V.Charged(4))
+            .Then(V.FinishOf(1, correct: true), V.Success)
+            .Then(V.Status, V.StatusOf(true, 4, false));
+
+        Assert.Equal(CheckOutcome.Linearizable, script.Model());
+    }
+
+    [Fact]
+    public void CorrectFinishOfAnOlderAttempt_ThatRefundsANewerCharge_IsRejected()
+    {
+        var script = Registered(5)
+            .Then(V.StartOf(1), V.Charged(4))
+            .Then(V.StartOf(2), V.Charged(3))
+            .Then(V.FinishOf(2, correct: true), V.Success)
+            .Then(V.StartOf(3), V.Charged(4))
+            .Then(V.FinishOf(1, correct: true), V.Success)
+            .Then(V.Status, V.StatusOf(true, 5, false));
+
+        Assert.Equal(CheckOutcome.NotLinearizable, script.Model());
+    }
+
+    [Fact]
+    public void CorrectFinishOfTheNewestAttempt_MustReset()
+    {
+        var script = Registered(5)
+            .Then(V.StartOf(1), V.Charged(4))
+            .Then(V.StartOf(2), V.Charged(3))
+            .Then(V.FinishOf(1, correct: true), V.Success)
+            .Then(V.FinishOf(2, correct: true), V.Success)
+            .Then(V.Start, V.Charged(4))
+            .Then(V.Status, V.StatusOf(true, 4, false));
+
+        Assert.Equal(CheckOutcome.Linearizable, script.Model());
+        Assert.Equal(CheckOutcome.NotLinearizable, Registered(5)
+            .Then(V.StartOf(1), V.Charged(4))
+            .Then(V.FinishOf(1, correct: true), V.Success)
+            .Then(V.Status, V.StatusOf(true, 4, false))
+            .Model());
+    }
+
+    [Fact]
+    public void CorrectFinishOfAnAttemptOnAReplacedRegistration_IsAStaleSession()
+    {
+        var stale = Registered(5)
+            .Then(V.StartOf(1), V.Charged(4))
+            .Then(V.Register(5, replace: true), V.Registered)
+            .Then(V.FinishOf(1, correct: true), V.Success);
+
+        Assert.Equal(CheckOutcome.NotLinearizable, stale.Model());
+    }
 }

@@ -11,6 +11,11 @@ public static class V
 
     public static VaultInput Finish(bool correct) => new VaultInput.FinishRecovery(correct);
 
+    /// <summary>A start that the finish with the same <paramref name="session"/> number completes.</summary>
+    public static VaultInput StartOf(int session) => new VaultInput.StartRecovery(session);
+
+    public static VaultInput FinishOf(int session, bool correct) => new VaultInput.FinishRecovery(correct, session);
+
     public static VaultInput Delete { get; } = new VaultInput.Delete();
 
     public static VaultInput Status { get; } = new VaultInput.Status();

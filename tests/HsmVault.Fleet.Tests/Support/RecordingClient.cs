@@ -17,7 +17,8 @@ namespace HsmVault.Fleet.Tests.Support;
 /// <param name="SessionId">The session.</param>
 /// <param name="Ke3">The client's KE3: a real one when KE2 authenticated, random bytes otherwise.</param>
 /// <param name="PasswordAccepted">Whether KE2 authenticated under the password (so the KE3 will verify).</param>
-public sealed record RecoveryAttempt(FleetMember Member, string User, ByteString SessionId, ByteString Ke3, bool PasswordAccepted);
+/// <param name="Session">The number that pairs this start with its finish in the history.</param>
+public sealed record RecoveryAttempt(FleetMember Member, string User, ByteString SessionId, ByteString Ke3, bool PasswordAccepted, int Session);
 
 /// <summary>
 /// A user's side of the vault protocol, message by message through the generated gRPC client,
@@ -43,6 +44,10 @@ public sealed class RecordingClient(
     /// <summary>The OPAQUE configuration of <see cref="FleetFixture"/>'s members.</summary>
     public static readonly OpaqueConfiguration Opaque =
         new(Encoding.UTF8.GetBytes("HsmVault-v1"), new Argon2idKsf(new Crypto.Opaque.Argon2idParameters(1024, 1, 2)));
+
+    // Session numbers pair each start with its finish in the history; unique in the process, so
+    // across every client that shares a history.
+    private static int s_lastSession;
 
     private readonly ConcurrentQueue<string> _unexpected = new();
 
@@ -133,7 +138,8 @@ public sealed class RecordingClient(
         var opaque = new OpaqueClient(Opaque);
         var start = opaque.GenerateKe1(password);
         using var state = start.State;
-        var op = history.Invoke(clientId, user, new VaultInput.StartRecovery());
+        var session = Interlocked.Increment(ref s_lastSession);
+        var op = history.Invoke(clientId, user, new VaultInput.StartRecovery(session));
         StartRecoveryResponse started;
         try
         {
@@ -159,14 +165,14 @@ public sealed class RecordingClient(
             CryptographicOperations.ZeroMemory(finish.ExportKey);
         }
 
-        return (output, new RecoveryAttempt(member, user, started.SessionId, ByteString.CopyFrom(ke3), finish is not null));
+        return (output, new RecoveryAttempt(member, user, started.SessionId, ByteString.CopyFrom(ke3), finish is not null, session));
     }
 
     /// <summary>FinishRecovery of <paramref name="attempt"/> on the member that holds its session; null when unknown.</summary>
     public async Task<VaultOutput?> FinishRecoveryAsync(RecoveryAttempt attempt)
     {
         ArgumentNullException.ThrowIfNull(attempt);
-        var op = history.Invoke(clientId, attempt.User, new VaultInput.FinishRecovery(attempt.PasswordAccepted));
+        var op = history.Invoke(clientId, attempt.User, new VaultInput.FinishRecovery(attempt.PasswordAccepted, attempt.Session));
         try
         {
             var finished = await fleet.RawClient(attempt.Member).FinishRecoveryAsync(

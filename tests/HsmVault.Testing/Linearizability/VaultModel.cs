@@ -1,3 +1,5 @@
+using System.Collections.Immutable;
+
 namespace HsmVault.Testing.Linearizability;
 
 /// <summary>
@@ -16,6 +18,39 @@ public sealed record VaultUserState(bool Registered, int Version, int GuessesUse
 
     /// <summary>Guesses left before the record is destroyed.</summary>
     public int Remaining => Registered ? Limit - GuessesUsed : 0;
+
+    /// <summary>Charges made on this registration: the serial of the latest attempt.</summary>
+    public int AttemptSerial { get; init; }
+
+    /// <summary>The serial of the attempt whose correct password last reset the count (0: none).</summary>
+    public int LastResetSerial { get; init; }
+
+    /// <summary>
+    /// Charged attempts, by the session number the history gave them: the registration version and
+    /// attempt serial each was charged under (kept after the finish, so finishing changes no state
+    /// a read-only answer would not).
+    /// </summary>
+    public ImmutableSortedDictionary<int, (int Version, int Serial)> OpenSessions { get; init; } =
+        ImmutableSortedDictionary<int, (int Version, int Serial)>.Empty;
+
+    /// <inheritdoc/>
+    public bool Equals(VaultUserState? other) =>
+        other is not null
+        && (Registered, Version, GuessesUsed, Limit, Destroyed, AttemptSerial, LastResetSerial)
+            == (other.Registered, other.Version, other.GuessesUsed, other.Limit, other.Destroyed, other.AttemptSerial, other.LastResetSerial)
+        && OpenSessions.SequenceEqual(other.OpenSessions);
+
+    /// <inheritdoc/>
+    public override int GetHashCode()
+    {
+        var hash = HashCode.Combine(Registered, Version, GuessesUsed, Limit, Destroyed, AttemptSerial, LastResetSerial);
+        foreach (var (session, charged) in OpenSessions)
+        {
+            hash = HashCode.Combine(hash, session, charged);
+        }
+
+        return hash;
+    }
 }
 
 /// <summary>A client request to the vault about its own user (the user is the operation's key).</summary>
@@ -29,10 +64,16 @@ public abstract record VaultInput
     public sealed record Register(int Limit, bool Replace) : VaultInput;
 
     /// <summary>Recovery step 1 (KE1 → KE2): charges one guess before any answer leaves the fleet.</summary>
-    public sealed record StartRecovery : VaultInput;
+    /// <param name="Session">
+    /// A number, unique in the history, that the finish of this attempt names; 0 when the history
+    /// does not pair starts with finishes.
+    /// </param>
+    public sealed record StartRecovery(int Session = 0) : VaultInput;
 
     /// <summary>Recovery step 2 (KE3): the client's password was or was not the registered one.</summary>
-    public sealed record FinishRecovery(bool CorrectPassword) : VaultInput;
+    /// <param name="CorrectPassword">Whether the KE3 verifies.</param>
+    /// <param name="Session">The <see cref="StartRecovery.Session"/> this finishes; 0 when unpaired.</param>
+    public sealed record FinishRecovery(bool CorrectPassword, int Session = 0) : VaultInput;
 
     /// <summary>Delete the record.</summary>
     public sealed record Delete : VaultInput;
@@ -90,7 +131,10 @@ public abstract record VaultOutput
 /// A guess is charged by StartRecovery, before the fleet answers (DESIGN.md: a KE2 never
 /// leaves a member before its attempt is durable on a majority), so a lost or repeated charge
 /// shows up as a Charged answer no order can explain. At the limit the next StartRecovery, or
-/// a wrong FinishRecovery, destroys the record for good.
+/// a wrong FinishRecovery, destroys the record for good. A correct password resets the count
+/// once per attempt, and not at all for an attempt older than the one that last reset it
+/// (RecordTransitions' rule): when starts and finishes are paired by session number the model
+/// follows that rule exactly; an unpaired correct finish always resets.
 /// </remarks>
 public sealed class VaultModel : IModel<VaultUserState, VaultInput, VaultOutput>
 {
@@ -157,6 +201,11 @@ public sealed class VaultModel : IModel<VaultUserState, VaultInput, VaultOutput>
     {
         ArgumentNullException.ThrowIfNull(state);
         var destroyed = state with { Registered = false, GuessesUsed = 0, Limit = 0, Destroyed = true };
+        if (input is VaultInput.FinishRecovery { CorrectPassword: true, Session: not 0 } paired)
+        {
+            return CorrectPairedFinish(state, state.OpenSessions.GetValueOrDefault(paired.Session));
+        }
+
         switch (input)
         {
             case VaultInput.Register { Limit: < 1 }:
@@ -165,15 +214,22 @@ public sealed class VaultModel : IModel<VaultUserState, VaultInput, VaultOutput>
                 return (AlreadyRegisteredAnswer, state);
             case VaultInput.Register register:
                 // Over an absent or destroyed record no replace is needed; either way guesses start at 0.
-                return (RegisteredAnswer, new VaultUserState(true, state.Version + 1, 0, register.Limit, false));
+                return (RegisteredAnswer, new VaultUserState(true, state.Version + 1, 0, register.Limit, false) { OpenSessions = state.OpenSessions });
             case VaultInput.StartRecovery when state.Destroyed:
                 return (DestroyedAnswer, state);
             case VaultInput.StartRecovery when !state.Registered:
                 return (NotRegisteredAnswer, state);
             case VaultInput.StartRecovery when state.GuessesUsed >= state.Limit:
                 return (DestroyedAnswer, destroyed);
-            case VaultInput.StartRecovery:
-                return (new VaultOutput.Charged(state.Limit - state.GuessesUsed - 1), state with { GuessesUsed = state.GuessesUsed + 1 });
+            case VaultInput.StartRecovery start:
+                var serial = state.AttemptSerial + 1;
+                var charged = state with
+                {
+                    GuessesUsed = state.GuessesUsed + 1,
+                    AttemptSerial = serial,
+                    OpenSessions = start.Session == 0 ? state.OpenSessions : state.OpenSessions.SetItem(start.Session, (state.Version, serial)),
+                };
+                return (new VaultOutput.Charged(state.Limit - state.GuessesUsed - 1), charged);
             case VaultInput.FinishRecovery when state.Destroyed:
                 return (DestroyedAnswer, state);
             case VaultInput.FinishRecovery when !state.Registered:
@@ -185,7 +241,7 @@ public sealed class VaultModel : IModel<VaultUserState, VaultInput, VaultOutput>
             case VaultInput.FinishRecovery:
                 return (new VaultOutput.WrongPassword(state.Limit - state.GuessesUsed), state);
             case VaultInput.Delete when state.Registered:
-                return (DeletedAnswer, new VaultUserState(false, state.Version, 0, 0, false));
+                return (DeletedAnswer, new VaultUserState(false, state.Version, 0, 0, false) { OpenSessions = state.OpenSessions });
             case VaultInput.Delete:
                 return (NotFoundAnswer, state);
             case VaultInput.Status:
@@ -193,5 +249,32 @@ public sealed class VaultModel : IModel<VaultUserState, VaultInput, VaultOutput>
             default:
                 throw new ArgumentException($"Unknown vault input {input}.", nameof(input));
         }
+    }
+
+    /// <summary>
+    /// A correct finish paired with its start: it resets the count only if its attempt is newer
+    /// than the last reset; an attempt of an earlier registration (replaced, or deleted and
+    /// registered again) is refused as a stale session.
+    /// </summary>
+    private static (VaultOutput? Output, VaultUserState State) CorrectPairedFinish(VaultUserState state, (int Version, int Serial) charged)
+    {
+        if (charged.Serial == 0)
+        {
+            return (null, state); // its start was never placed, and a finish cannot come before its start
+        }
+
+        if (state.Destroyed)
+        {
+            return (DestroyedAnswer, state);
+        }
+
+        if (!state.Registered || charged.Version != state.Version)
+        {
+            return (SessionInvalidAnswer, state);
+        }
+
+        return charged.Serial > state.LastResetSerial
+            ? (SuccessAnswer, state with { GuessesUsed = 0, LastResetSerial = charged.Serial })
+            : (SuccessAnswer, state);
     }
 }
