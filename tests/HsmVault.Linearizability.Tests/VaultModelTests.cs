@@ -266,12 +266,14 @@ public sealed class VaultModelTests
     }
 
     [Fact]
-    public void CorrectFinishOfAnAttemptOnAReplacedRegistration_IsAStaleSession()
+    public void CorrectFinishOfAnAttemptOnAReplacedRegistration_RefundsNothingOnTheNewOne()
     {
         var stale = Registered(5)
             .Then(V.StartOf(1), V.Charged(4))
             .Then(V.Register(5, replace: true), V.Registered)
-            .Then(V.FinishOf(1, correct: true), V.Success);
+            .Then(V.StartOf(2), V.Charged(4))
+            .Then(V.FinishOf(1, correct: true), V.Success)
+            .Then(V.Status, V.StatusOf(true, 5, false));
 
         Assert.Equal(CheckOutcome.NotLinearizable, stale.Model());
     }

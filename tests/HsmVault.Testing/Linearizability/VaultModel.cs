@@ -26,9 +26,9 @@ public sealed record VaultUserState(bool Registered, int Version, int GuessesUse
     public int LastResetSerial { get; init; }
 
     /// <summary>
-    /// Charged attempts, by the session number the history gave them: the registration version and
-    /// attempt serial each was charged under (kept after the finish, so finishing changes no state
-    /// a read-only answer would not).
+    /// Charged attempts newer than the last reset of this registration, by the session number the
+    /// history gave them: the version and attempt serial each was charged under. A wrong-password
+    /// finish leaves its session here, so finishing changes no state a read-only answer would not.
     /// </summary>
     public ImmutableSortedDictionary<int, (int Version, int Serial)> OpenSessions { get; init; } =
         ImmutableSortedDictionary<int, (int Version, int Serial)>.Empty;
@@ -214,7 +214,7 @@ public sealed class VaultModel : IModel<VaultUserState, VaultInput, VaultOutput>
                 return (AlreadyRegisteredAnswer, state);
             case VaultInput.Register register:
                 // Over an absent or destroyed record no replace is needed; either way guesses start at 0.
-                return (RegisteredAnswer, new VaultUserState(true, state.Version + 1, 0, register.Limit, false) { OpenSessions = state.OpenSessions });
+                return (RegisteredAnswer, new VaultUserState(true, state.Version + 1, 0, register.Limit, false));
             case VaultInput.StartRecovery when state.Destroyed:
                 return (DestroyedAnswer, state);
             case VaultInput.StartRecovery when !state.Registered:
@@ -241,7 +241,7 @@ public sealed class VaultModel : IModel<VaultUserState, VaultInput, VaultOutput>
             case VaultInput.FinishRecovery:
                 return (new VaultOutput.WrongPassword(state.Limit - state.GuessesUsed), state);
             case VaultInput.Delete when state.Registered:
-                return (DeletedAnswer, new VaultUserState(false, state.Version, 0, 0, false) { OpenSessions = state.OpenSessions });
+                return (DeletedAnswer, new VaultUserState(false, state.Version, 0, 0, false));
             case VaultInput.Delete:
                 return (NotFoundAnswer, state);
             case VaultInput.Status:
@@ -258,23 +258,33 @@ public sealed class VaultModel : IModel<VaultUserState, VaultInput, VaultOutput>
     /// </summary>
     private static (VaultOutput? Output, VaultUserState State) CorrectPairedFinish(VaultUserState state, (int Version, int Serial) charged)
     {
-        if (charged.Serial == 0)
-        {
-            return (null, state); // its start was never placed, and a finish cannot come before its start
-        }
-
         if (state.Destroyed)
         {
             return (DestroyedAnswer, state);
         }
 
-        if (!state.Registered || charged.Version != state.Version)
+        if (!state.Registered || (charged.Serial != 0 && charged.Version != state.Version))
         {
             return (SessionInvalidAnswer, state);
         }
 
+        // A session no longer open (charged.Serial == 0) was charged at or before the last reset,
+        // or on a registration since replaced: its correct finish can change nothing. (The start
+        // of a finish is always placed before it, since the finish is invoked after the start
+        // returned.)
         return charged.Serial > state.LastResetSerial
-            ? (SuccessAnswer, state with { GuessesUsed = 0, LastResetSerial = charged.Serial })
+            ? (SuccessAnswer, state with
+            {
+                GuessesUsed = 0,
+                LastResetSerial = charged.Serial,
+                OpenSessions = Prune(state.OpenSessions, charged.Serial),
+            })
             : (SuccessAnswer, state);
     }
+
+    // Sessions the last reset made moot are forgotten, so the state stays small (at most one open
+    // session per guess left) and the checker's memoization stays effective.
+    private static ImmutableSortedDictionary<int, (int Version, int Serial)> Prune(
+        ImmutableSortedDictionary<int, (int Version, int Serial)> sessions, int lastResetSerial) =>
+        sessions.RemoveRange(sessions.Where(s => s.Value.Serial <= lastResetSerial).Select(s => s.Key));
 }
