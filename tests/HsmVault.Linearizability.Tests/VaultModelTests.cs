@@ -216,35 +216,23 @@ public sealed class VaultModelTests
         Assert.DoesNotContain("key 'alice'", result.ToString(), StringComparison.Ordinal);
     }
 
-    [Fact]
-    public void CorrectFinishOfAnAttemptOlderThanTheLastReset_ChangesNothing()
-    {
-        // Attempts 1 and 2 are charged; 2 resets; 3 is charged; the late correct finish of 1 must
-        // not refund 3 (RecordTransitions: each attempt resets once, never an older one).
-        var script = Registered(5)
-            .Then(V.StartOf(1), V.Charged(4))
-            .Then(V.StartOf(2), V.Charged(3))
-            .Then(V.FinishOf(2, correct: true), V.Success)
-            .Then(V.StartOf(3), V.Charged(4))
-            .Then(V.FinishOf(1, correct: true), V.Success)
-            .Then(V.Status, V.StatusOf(true, 4, false));
-
-        Assert.Equal(CheckOutcome.Linearizable, script.Model());
-    }
+    // Attempts 1 and 2 are charged; 2 resets; 3 is charged; then the late correct finish of 1 and a
+    // status read: RecordTransitions resets once per attempt, never for an older one.
+    private static VaultScript LateFinishOfAnOlderAttempt(int statusRemaining) => Registered(5)
+        .Then(V.StartOf(1), V.Charged(4))
+        .Then(V.StartOf(2), V.Charged(3))
+        .Then(V.FinishOf(2, correct: true), V.Success)
+        .Then(V.StartOf(3), V.Charged(4))
+        .Then(V.FinishOf(1, correct: true), V.Success)
+        .Then(V.Status, V.StatusOf(true, statusRemaining, false));
 
     [Fact]
-    public void CorrectFinishOfAnOlderAttempt_ThatRefundsANewerCharge_IsRejected()
-    {
-        var script = Registered(5)
-            .Then(V.StartOf(1), V.Charged(4))
-            .Then(V.StartOf(2), V.Charged(3))
-            .Then(V.FinishOf(2, correct: true), V.Success)
-            .Then(V.StartOf(3), V.Charged(4))
-            .Then(V.FinishOf(1, correct: true), V.Success)
-            .Then(V.Status, V.StatusOf(true, 5, false));
+    public void CorrectFinishOfAnAttemptOlderThanTheLastReset_ChangesNothing() =>
+        Assert.Equal(CheckOutcome.Linearizable, LateFinishOfAnOlderAttempt(statusRemaining: 4).Model());
 
-        Assert.Equal(CheckOutcome.NotLinearizable, script.Model());
-    }
+    [Fact]
+    public void CorrectFinishOfAnOlderAttempt_ThatRefundsANewerCharge_IsRejected() =>
+        Assert.Equal(CheckOutcome.NotLinearizable, LateFinishOfAnOlderAttempt(statusRemaining: 5).Model());
 
     [Fact]
     public void CorrectFinishOfTheNewestAttempt_MustReset()

@@ -22,28 +22,25 @@ public sealed record VaultUserState(bool Registered, int Version, int GuessesUse
     /// <summary>Charges made on this registration: the serial of the latest attempt.</summary>
     public int AttemptSerial { get; init; }
 
-    /// <summary>The serial of the attempt whose correct password last reset the count (0: none).</summary>
-    public int LastResetSerial { get; init; }
-
     /// <summary>
-    /// Charged attempts newer than the last reset of this registration, by the session number the
-    /// history gave them: the version and attempt serial each was charged under. A wrong-password
-    /// finish leaves its session here, so finishing changes no state a read-only answer would not.
+    /// Charged attempts of this registration newer than its last reset, by the session number the
+    /// history gave them: the attempt serial each was charged under. A registration or delete
+    /// starts with none; a wrong-password finish leaves its session here, so finishing changes no
+    /// state a read-only answer would not.
     /// </summary>
-    public ImmutableSortedDictionary<int, (int Version, int Serial)> OpenSessions { get; init; } =
-        ImmutableSortedDictionary<int, (int Version, int Serial)>.Empty;
+    public ImmutableSortedDictionary<int, int> OpenSessions { get; init; } = ImmutableSortedDictionary<int, int>.Empty;
 
     /// <inheritdoc/>
     public bool Equals(VaultUserState? other) =>
         other is not null
-        && (Registered, Version, GuessesUsed, Limit, Destroyed, AttemptSerial, LastResetSerial)
-            == (other.Registered, other.Version, other.GuessesUsed, other.Limit, other.Destroyed, other.AttemptSerial, other.LastResetSerial)
+        && (Registered, Version, GuessesUsed, Limit, Destroyed, AttemptSerial)
+            == (other.Registered, other.Version, other.GuessesUsed, other.Limit, other.Destroyed, other.AttemptSerial)
         && OpenSessions.SequenceEqual(other.OpenSessions);
 
     /// <inheritdoc/>
     public override int GetHashCode()
     {
-        var hash = HashCode.Combine(Registered, Version, GuessesUsed, Limit, Destroyed, AttemptSerial, LastResetSerial);
+        var hash = HashCode.Combine(Registered, Version, GuessesUsed, Limit, Destroyed, AttemptSerial);
         foreach (var (session, charged) in OpenSessions)
         {
             hash = HashCode.Combine(hash, session, charged);
@@ -227,7 +224,7 @@ public sealed class VaultModel : IModel<VaultUserState, VaultInput, VaultOutput>
                 {
                     GuessesUsed = state.GuessesUsed + 1,
                     AttemptSerial = serial,
-                    OpenSessions = start.Session == 0 ? state.OpenSessions : state.OpenSessions.SetItem(start.Session, (state.Version, serial)),
+                    OpenSessions = start.Session == 0 ? state.OpenSessions : state.OpenSessions.SetItem(start.Session, serial),
                 };
                 return (new VaultOutput.Charged(state.Limit - state.GuessesUsed - 1), charged);
             case VaultInput.FinishRecovery when state.Destroyed:
@@ -252,39 +249,35 @@ public sealed class VaultModel : IModel<VaultUserState, VaultInput, VaultOutput>
     }
 
     /// <summary>
-    /// A correct finish paired with its start: it resets the count only if its attempt is newer
-    /// than the last reset; an attempt of an earlier registration (replaced, or deleted and
-    /// registered again) is refused as a stale session.
+    /// A correct finish paired with its start: it resets the count only if its attempt is still
+    /// open, i.e. charged on this registration after its last reset.
     /// </summary>
-    private static (VaultOutput? Output, VaultUserState State) CorrectPairedFinish(VaultUserState state, (int Version, int Serial) charged)
+    /// <remarks>
+    /// A session that is not open (serial 0) was charged at or before the last reset, or on a
+    /// registration since replaced or deleted: its correct finish changes nothing (the vault may
+    /// also refuse it as a stale session, which Step always allows). Its start was placed before
+    /// it, since the finish is invoked after the start returned.
+    /// </remarks>
+    private static (VaultOutput? Output, VaultUserState State) CorrectPairedFinish(VaultUserState state, int chargedSerial)
     {
         if (state.Destroyed)
         {
             return (DestroyedAnswer, state);
         }
 
-        if (!state.Registered || (charged.Serial != 0 && charged.Version != state.Version))
+        if (!state.Registered)
         {
             return (SessionInvalidAnswer, state);
         }
 
-        // A session no longer open (charged.Serial == 0) was charged at or before the last reset,
-        // or on a registration since replaced: its correct finish can change nothing. (The start
-        // of a finish is always placed before it, since the finish is invoked after the start
-        // returned.)
-        return charged.Serial > state.LastResetSerial
-            ? (SuccessAnswer, state with
-            {
-                GuessesUsed = 0,
-                LastResetSerial = charged.Serial,
-                OpenSessions = Prune(state.OpenSessions, charged.Serial),
-            })
-            : (SuccessAnswer, state);
-    }
+        if (chargedSerial == 0)
+        {
+            return (SuccessAnswer, state);
+        }
 
-    // Sessions the last reset made moot are forgotten, so the state stays small (at most one open
-    // session per guess left) and the checker's memoization stays effective.
-    private static ImmutableSortedDictionary<int, (int Version, int Serial)> Prune(
-        ImmutableSortedDictionary<int, (int Version, int Serial)> sessions, int lastResetSerial) =>
-        sessions.RemoveRange(sessions.Where(s => s.Value.Serial <= lastResetSerial).Select(s => s.Key));
+        // The sessions this reset makes moot are forgotten, so the state stays small and the
+        // checker's memoization effective.
+        var stillOpen = state.OpenSessions.RemoveRange(state.OpenSessions.Where(s => s.Value <= chargedSerial).Select(s => s.Key));
+        return (SuccessAnswer, state with { GuessesUsed = 0, OpenSessions = stillOpen });
+    }
 }
