@@ -1,6 +1,7 @@
 using Grpc.Core;
 using HsmVault.Client;
 using HsmVault.EndToEnd.Tests.Support;
+using HsmVault.Protocol.V1;
 
 namespace HsmVault.EndToEnd.Tests;
 
@@ -84,7 +85,7 @@ public sealed class RecoveryTests : DaemonTest
             await raw.StartRecoveryAsync(new() { Ke1 = Messages.Ke1(Setup.NewPassword()) }, Setup.Headers("alice")));
 
         Assert.Equal(StatusCode.FailedPrecondition, refused.StatusCode);
-        Assert.Equal("RECORD_DESTROYED", VaultClient.ReasonOf(refused));
+        Assert.Equal(RefusalReason.RecordDestroyed, VaultClient.ReasonOf(refused));
     }
 
     [Fact]
@@ -164,7 +165,7 @@ public sealed class RecoveryTests : DaemonTest
         Assert.False(status.Registered);
         Assert.False(status.Destroyed);
         Assert.Equal(StatusCode.NotFound, recovery.StatusCode);
-        Assert.Equal("NOT_REGISTERED", VaultClient.ReasonOf(recovery));
+        Assert.Equal(RefusalReason.NotRegistered, VaultClient.ReasonOf(recovery));
         Assert.Equal(StatusCode.NotFound, secondDelete.StatusCode);
     }
 
