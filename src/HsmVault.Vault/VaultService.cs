@@ -140,7 +140,7 @@ public sealed partial class VaultService : IDisposable
         byte[] registrationTicket,
         byte[] registrationRecord,
         byte[] encryptedSecret,
-        int guessLimit,
+        uint guessLimit,
         bool replaceExisting,
         CancellationToken cancellationToken)
     {
@@ -156,13 +156,13 @@ public sealed partial class VaultService : IDisposable
                 $"encrypted_secret must be 1 to {RecordLimits.MaxEncryptedSecretBytes} bytes; got {encryptedSecret.Length}");
         }
 
-        var limit = guessLimit == 0 ? _options.DefaultGuessLimit : guessLimit;
-        if (limit is < RecordLimits.MinGuessLimit or > RecordLimits.MaxGuessLimit)
+        if (guessLimit != 0 && !RecordLimits.IsGuessLimit(guessLimit))
         {
             throw new VaultException(VaultError.InvalidArgument,
                 $"guess_limit must be {RecordLimits.MinGuessLimit} to {RecordLimits.MaxGuessLimit}, or 0 for the default of {_options.DefaultGuessLimit}; got {guessLimit}");
         }
 
+        var limit = guessLimit == 0 ? _options.DefaultGuessLimit : (int)guessLimit;
         RequireServing();
         var nonce = OnToken(() => _tickets.Open(user, registrationTicket));
         var contents = new RecordContents(nonce, registrationRecord, limit, encryptedSecret);

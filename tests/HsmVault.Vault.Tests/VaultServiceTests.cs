@@ -229,10 +229,10 @@ public sealed class VaultServiceTests : IDisposable
     }
 
     [Theory]
-    [InlineData(0, 10)]
-    [InlineData(1, 1)]
-    [InlineData(255, 255)]
-    public async Task Register_GuessLimit_ZeroMeansDefault(int requested, int expected)
+    [InlineData(0u, 10)]
+    [InlineData(1u, 1)]
+    [InlineData(255u, 255)]
+    public async Task Register_GuessLimit_ZeroMeansDefault(uint requested, int expected)
     {
         var (result, _) = await _vault.RegisterAsync(Alice, RightPassword, _backupKey, guessLimit: requested);
 
@@ -241,10 +241,10 @@ public sealed class VaultServiceTests : IDisposable
     }
 
     [Theory]
-    [InlineData(256)]
-    [InlineData(-1)]
-    [InlineData(int.MaxValue)]
-    public async Task Register_GuessLimitOutOfRange_IsInvalidArgumentAndChangesNothing(int guessLimit)
+    [InlineData(256u)]
+    [InlineData(int.MaxValue + 1u)]
+    [InlineData(uint.MaxValue)]
+    public async Task Register_GuessLimitOutOfRange_IsInvalidArgumentAndChangesNothing(uint guessLimit)
     {
         var (ticket, record, secret) = _vault.PrepareRegistration(Alice, RightPassword, _backupKey);
 
