@@ -58,8 +58,9 @@ public static class DeploymentInspection
     /// P-256 over SHA-256). Needs only the identity key, not the fleet keys, so a member can sign
     /// a ceremony step before it holds them.
     /// </summary>
+    /// <returns>The identity key's public half and the signature.</returns>
     /// <exception cref="TokenConfigurationException">The token has no identity key.</exception>
-    public static byte[] SignAsMember(TokenOptions options, ReadOnlySpan<byte> message)
+    public static MemberIdentitySignature SignAsMember(TokenOptions options, ReadOnlySpan<byte> message)
     {
         ArgumentNullException.ThrowIfNull(options);
         using var admin = AdminSession.Open(options);
@@ -72,8 +73,8 @@ public static class DeploymentInspection
                 $"token '{admin.TokenLabel}' has no member identity key '{labels.MemberIdentityKey}'; provision it with `hsmvault fleet init`");
         }
 
-        var algorithm = FleetKeyHandles.ReadPublicKey(admin.Session, publicKey, labels.MemberIdentityPublicKey, admin.TokenLabel).Algorithm;
-        return TokenSignatures.Sign(admin.Session, privateKey, algorithm, message);
+        var key = FleetKeyHandles.ReadPublicKey(admin.Session, publicKey, labels.MemberIdentityPublicKey, admin.TokenLabel);
+        return new MemberIdentitySignature(key, TokenSignatures.Sign(admin.Session, privateKey, key.Algorithm, message));
     }
 
     private static InspectedKey Key(ISession session, IObjectHandle handle, string label, VaultKeyRole role, byte[] checkValue)
@@ -134,3 +135,6 @@ public sealed record InspectedKey(string Label, VaultKeyRole Role, TokenKeyAttri
 /// <summary>What <see cref="DeploymentInspection.Inspect"/> read from a token.</summary>
 public sealed record TokenInspection(
     TokenIdentity Token, SigningKeyDescription FleetSigningKey, SigningKeyDescription MemberIdentityKey, IReadOnlyList<InspectedKey> Keys);
+
+/// <summary>A signature by a member's identity key, and that key.</summary>
+public sealed record MemberIdentitySignature(SigningKeyDescription Key, byte[] Signature);
