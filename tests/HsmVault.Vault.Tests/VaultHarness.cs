@@ -2,6 +2,7 @@ using System.Text;
 using HsmVault.Crypto;
 using HsmVault.Crypto.Opaque;
 using HsmVault.Hsm;
+using HsmVault.Testing.Opaque;
 using HsmVault.Vault.Audit;
 using HsmVault.Vault.Signing;
 using HsmVault.Vault.State;
@@ -30,9 +31,9 @@ internal sealed class VaultHarness : IDisposable
             FleetId = "test-fleet",
             MemberId = "member-1",
             DataDirectory = _directory.Path,
-            Argon2MemoryKib = 1024,
-            Argon2Iterations = 1,
-            Argon2Parallelism = 2,
+            Argon2MemoryKib = TestOpaqueSettings.Argon2.MemoryKib,
+            Argon2Iterations = TestOpaqueSettings.Argon2.Iterations,
+            Argon2Parallelism = TestOpaqueSettings.Argon2.Parallelism,
         };
         configure?.Invoke(Options);
         Token = openToken?.Invoke() ?? Tokens.OpenProvisioned();

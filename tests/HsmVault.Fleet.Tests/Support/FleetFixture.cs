@@ -10,6 +10,7 @@ using HsmVault.Cli.Commands;
 using HsmVault.Client;
 using HsmVault.Hsm;
 using HsmVault.Testing;
+using HsmVault.Testing.Opaque;
 using HsmVault.Vault;
 using Microsoft.Extensions.Logging;
 using ProtoVault = HsmVault.Protocol.V1.Vault;
@@ -372,11 +373,6 @@ public sealed class FleetFixture : IAsyncDisposable
         var common = new Dictionary<string, string?>(StringComparer.Ordinal)
         {
             ["HsmVault:FleetId"] = FleetId,
-            // A non-empty context, as an operator may choose: RecordingClient.Opaque uses the same one.
-            ["HsmVault:OpaqueContext"] = "HsmVault-v1",
-            ["HsmVault:Argon2MemoryKib"] = "1024",
-            ["HsmVault:Argon2Iterations"] = "1",
-            ["HsmVault:Argon2Parallelism"] = "2",
             ["HsmVault:Auth:Tenants:0:Issuer"] = Tenant,
             ["HsmVault:Auth:Tenants:0:PublicKeyFile"] = TenantPublicKeyFile,
             ["HsmVault:Peer:CaFile"] = Path.Combine(CertificateDirectory, "peer-ca.pem"),
@@ -385,6 +381,7 @@ public sealed class FleetFixture : IAsyncDisposable
             ["HsmVault:Peer:CommitTimeout"] = "00:00:03",
             ["HsmVault:Peer:SnapshotEveryEntries"] = settings.SnapshotEveryEntries.ToString(CultureInfo.InvariantCulture),
         };
+        TestOpaqueSettings.AddTo(common);
         for (var i = 0; i < _members.Count; i++)
         {
             common[$"HsmVault:Peer:Members:{i}:Id"] = _members[i].Id;
