@@ -54,9 +54,7 @@ public sealed class ServerDownTests : DaemonTest
     {
         var password = Setup.NewPassword();
         await Daemon.CreateClient("alice").RegisterAsync(password, Setup.NewBackupKey());
-        var loseFirstAnswer = new LoseFirstStartRecoveryAnswer();
-        var jwt = Setup.Mint("alice");
-        var client = new VaultClient(Daemon.CreateChannel().Intercept(loseFirstAnswer), _ => ValueTask.FromResult(jwt));
+        var (client, loseFirstAnswer) = ClientLosingTheFirstStartRecoveryAnswer("alice");
 
         var wrong = await client.RecoverAsync(Setup.NewPassword());
         var status = await client.GetStatusAsync();
@@ -75,15 +73,20 @@ public sealed class ServerDownTests : DaemonTest
         var password = Setup.NewPassword();
         var key = Setup.NewBackupKey();
         await Daemon.CreateClient("alice").RegisterAsync(password, key);
-        var loseFirstAnswer = new LoseFirstStartRecoveryAnswer();
-        var jwt = Setup.Mint("alice");
-        var client = new VaultClient(Daemon.CreateChannel().Intercept(loseFirstAnswer), _ => ValueTask.FromResult(jwt));
+        var (client, loseFirstAnswer) = ClientLosingTheFirstStartRecoveryAnswer("alice");
 
         var recovered = await client.RecoverAsync(password);
 
         Assert.Equal(2, loseFirstAnswer.RequestIds.Count);
         Assert.Equal(RecoveryStatus.Recovered, recovered.Status);
         Assert.Equal(key, recovered.BackupKey);
+    }
+
+    private (VaultClient Client, LoseFirstStartRecoveryAnswer Fault) ClientLosingTheFirstStartRecoveryAnswer(string user)
+    {
+        var fault = new LoseFirstStartRecoveryAnswer();
+        var jwt = Setup.Mint(user);
+        return (new VaultClient(Daemon.CreateChannel().Intercept(fault), _ => ValueTask.FromResult(jwt)), fault);
     }
 
     /// <summary>
