@@ -51,6 +51,11 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
     /// <param name="digestInterval">Every how many entries the digest is kept for comparison.</param>
     /// <param name="memberCount">Members in the fleet: a digest reported by a majority of them is the fleet's.</param>
     public VaultStateMachine(string dataDirectory, CommandVerifier verifier, VaultAudit audit, int digestInterval, int memberCount)
+        : this(OnDisk(dataDirectory), verifier, audit, digestInterval, memberCount)
+    {
+    }
+
+    private VaultStateMachine(SqliteConnectionStringBuilder database, CommandVerifier verifier, VaultAudit audit, int digestInterval, int memberCount)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(digestInterval, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(memberCount, 1);
@@ -58,9 +63,7 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
         _audit = audit;
         _digestInterval = digestInterval;
         _memberCount = memberCount;
-        Directory.CreateDirectory(dataDirectory);
-        var path = Path.Combine(dataDirectory, DatabaseFileName);
-        _connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
+        _connection = new SqliteConnection(database.ToString());
         _connection.Open();
         Execute("PRAGMA journal_mode=WAL;");
         Execute("PRAGMA synchronous=FULL;");
@@ -85,6 +88,36 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
         _appliedIndex = ReadMeta("applied_index") is long index ? (ulong)index : 0;
         _digest = ReadMeta("digest") as byte[] ?? StateDigestChain.Genesis();
         _divergence = ReadMeta("divergence") as string;
+    }
+
+    /// <summary>
+    /// Opens the state kept in the shared in-memory SQLite database <paramref name="name"/>, for the deterministic
+    /// simulator: the same schema, rules and snapshot format as on disk. The database lives while any connection
+    /// to it is open (another one can copy it with <see cref="SqliteConnection.BackupDatabase(SqliteConnection)"/>).
+    /// </summary>
+    public static VaultStateMachine OpenInMemory(string name, CommandVerifier verifier, VaultAudit audit, int digestInterval, int memberCount) =>
+        new(InMemory(name), verifier, audit, digestInterval, memberCount);
+
+    /// <summary>The connection string of the shared in-memory database <paramref name="name"/>.</summary>
+    public static SqliteConnectionStringBuilder InMemory(string name) =>
+        new() { DataSource = name, Mode = SqliteOpenMode.Memory, Cache = SqliteCacheMode.Shared, Pooling = false };
+
+    private static SqliteConnectionStringBuilder OnDisk(string dataDirectory)
+    {
+        Directory.CreateDirectory(dataDirectory);
+        return new() { DataSource = Path.Combine(dataDirectory, DatabaseFileName), Pooling = false };
+    }
+
+    /// <summary>The running digest of everything applied up to <see cref="AppliedIndex"/> (<see cref="StateDigestChain"/>).</summary>
+    public byte[] Digest
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return [.. _digest];
+            }
+        }
     }
 
     /// <summary>Index of the last log entry applied (0: none).</summary>
