@@ -91,16 +91,11 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
     }
 
     /// <summary>
-    /// Opens the state kept in the shared in-memory SQLite database <paramref name="name"/>, for the deterministic
-    /// simulator: the same schema, rules and snapshot format as on disk. The database lives while any connection
-    /// to it is open (another one can copy it with <see cref="SqliteConnection.BackupDatabase(SqliteConnection)"/>).
+    /// Opens an empty state in a private in-memory SQLite database, for the deterministic simulator: the same
+    /// schema, rules and snapshot format as on disk, gone when disposed.
     /// </summary>
-    public static VaultStateMachine OpenInMemory(string name, CommandVerifier verifier, VaultAudit audit, int digestInterval, int memberCount) =>
-        new(InMemory(name), verifier, audit, digestInterval, memberCount);
-
-    /// <summary>The connection string of the shared in-memory database <paramref name="name"/>.</summary>
-    public static SqliteConnectionStringBuilder InMemory(string name) =>
-        new() { DataSource = name, Mode = SqliteOpenMode.Memory, Cache = SqliteCacheMode.Shared, Pooling = false };
+    public static VaultStateMachine OpenInMemory(CommandVerifier verifier, VaultAudit audit, int digestInterval, int memberCount) =>
+        new(new SqliteConnectionStringBuilder { DataSource = ":memory:", Pooling = false }, verifier, audit, digestInterval, memberCount);
 
     private static SqliteConnectionStringBuilder OnDisk(string dataDirectory)
     {

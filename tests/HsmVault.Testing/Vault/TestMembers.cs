@@ -47,9 +47,9 @@ public sealed class TestMembers : IDisposable
     public VaultStateMachine OpenState(string directory, int digestInterval = 64) =>
         new(directory, Verifier(), new VaultAudit(NullLoggerFactory.Instance, UserLogForm.Hashed), digestInterval, Members.Count);
 
-    /// <summary>A state machine over the shared in-memory database <paramref name="name"/> that accepts these members' commands.</summary>
-    public VaultStateMachine OpenInMemoryState(string name, int digestInterval = 64) =>
-        VaultStateMachine.OpenInMemory(name, Verifier(), new VaultAudit(NullLoggerFactory.Instance, UserLogForm.Hashed), digestInterval, Members.Count);
+    /// <summary>An empty state machine in memory that accepts these members' commands.</summary>
+    public VaultStateMachine OpenInMemoryState(int digestInterval = 64) =>
+        VaultStateMachine.OpenInMemory(Verifier(), new VaultAudit(NullLoggerFactory.Instance, UserLogForm.Hashed), digestInterval, Members.Count);
 
     /// <summary><paramref name="command"/> signed by <paramref name="member"/> (the first member by default), as a log entry.</summary>
     public byte[] Sign(VaultCommand command, string? member = null) => SignedBy(command, member ?? Members[0], _fleetKey).Encode();

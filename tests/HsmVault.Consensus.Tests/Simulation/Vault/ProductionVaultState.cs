@@ -3,15 +3,14 @@ using HsmVault.Testing.Vault;
 using HsmVault.Vault;
 using HsmVault.Vault.Signing;
 using HsmVault.Vault.State;
-using Microsoft.Data.Sqlite;
 
 namespace HsmVault.Consensus.Tests.Simulation.Vault;
 
 /// <summary>
 /// A simulated member's vault: the daemon's own <see cref="VaultStateMachine"/> (its schema, signature checks at
-/// apply, <see cref="RecordTransitions"/>, digest chain and snapshot format) over a shared in-memory SQLite
-/// database, so that what the simulator checks is the code that ships. A backup of the member's data folder is a
-/// copy of that database (SQLite's backup API).
+/// apply, <see cref="RecordTransitions"/>, digest chain and snapshot format) over an in-memory SQLite database,
+/// so that what the simulator checks is the code that ships. A backup of the member's data folder is restored
+/// through the production snapshot format (records, used tickets and digest as of the backup's applied index).
 /// </summary>
 /// <remarks>
 /// The one thing added here is the planted bug of a negative control (<see cref="PlantedBug.ChargeDoesNotCount"/>),
@@ -26,22 +25,20 @@ internal sealed class ProductionVaultState : ISimulatedStateMachine, IDisposable
     private readonly TestMembers _members;
     private readonly PlantedBug _bug;
     private readonly ICollection<ProductionVaultState> _opened;
-    private readonly string _name;
     private readonly VaultStateMachine _state;
 
-    private ProductionVaultState(TestMembers members, PlantedBug bug, ICollection<ProductionVaultState> opened, string name)
+    private ProductionVaultState(TestMembers members, PlantedBug bug, ICollection<ProductionVaultState> opened)
     {
         _members = members;
         _bug = bug;
         _opened = opened;
-        _name = name;
-        _state = members.OpenInMemoryState(name, DigestInterval);
+        _state = members.OpenInMemoryState(DigestInterval);
         opened.Add(this);
     }
 
     /// <summary>An empty vault for a member of <paramref name="members"/>' fleet; it and its copies are added to <paramref name="opened"/>, to be disposed.</summary>
     public static ProductionVaultState Create(TestMembers members, PlantedBug bug, ICollection<ProductionVaultState> opened) =>
-        new(members, bug, opened, NewName());
+        new(members, bug, opened);
 
     /// <summary>The chain a vault that applied nothing reports.</summary>
     public static ulong InitialChain { get; } = ChainOf(StateDigestChain.Genesis());
@@ -71,20 +68,16 @@ internal sealed class ProductionVaultState : ISimulatedStateMachine, IDisposable
 
     public ISimulatedStateMachine Clone()
     {
-        var name = NewName();
-        using var source = new SqliteConnection(VaultStateMachine.InMemory(_name).ToString());
-        using var copy = new SqliteConnection(VaultStateMachine.InMemory(name).ToString());
-        source.Open();
-        copy.Open();
-        source.BackupDatabase(copy);
+        var copy = new ProductionVaultState(_members, _bug, _opened);
+        if (AppliedIndex > 0)
+        {
+            copy.RestoreSnapshot(AppliedIndex, CreateSnapshot(out _));
+        }
 
-        // Opened while the copy's connection keeps the database alive.
-        return new ProductionVaultState(_members, _bug, _opened, name);
+        return copy;
     }
 
     public void Dispose() => _state.Dispose();
-
-    private static string NewName() => $"sim-vault-{Guid.NewGuid():N}";
 
     private static ulong ChainOf(byte[] digest) => BinaryPrimitives.ReadUInt64LittleEndian(digest);
 
