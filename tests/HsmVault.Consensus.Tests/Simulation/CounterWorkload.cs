@@ -8,6 +8,8 @@ internal sealed class CounterWorkload(Simulation simulation) : IWorkload
 {
     private readonly Dictionary<SimMember, Pending> _pending = [];
 
+    public ulong InitialChain => ISimulatedStateMachine.InitialChain;
+
     public ISimulatedStateMachine CreateStateMachine() => new CounterStateMachine();
 
     public void Act(bool faultPhase)

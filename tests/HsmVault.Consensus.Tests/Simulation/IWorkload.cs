@@ -6,6 +6,9 @@ namespace HsmVault.Consensus.Tests.Simulation;
 /// </summary>
 internal interface IWorkload
 {
+    /// <summary>The <see cref="ISimulatedStateMachine.Chain"/> of an application that applied nothing.</summary>
+    ulong InitialChain { get; }
+
     /// <summary>A fresh, empty application for a member (at start, or after its disk is wiped).</summary>
     ISimulatedStateMachine CreateStateMachine();
 

@@ -29,7 +29,7 @@ public sealed record SimulationResult(
 /// what they check is the <see cref="IWorkload"/>: the counter of <see cref="CounterWorkload"/>, or the vault's
 /// own rule with a linearizability check (<see cref="Vault.VaultWorkload"/>).
 /// </summary>
-internal sealed class Simulation
+internal sealed class Simulation : IDisposable
 {
     private const int TraceLines = 400;
 
@@ -61,9 +61,9 @@ internal sealed class Simulation
         _options = options;
         _seed = seed;
         _random = new Random(seed);
-        _checker = new SafetyChecker(options.StopAtFirstViolation);
-        _workload = options.Workload == SimulationWorkload.Counter ? new CounterWorkload(this) : new Vault.VaultWorkload(this);
         _ids = [.. Enumerable.Range(1, options.Members).Select(i => $"n{i}")];
+        _workload = options.Workload == SimulationWorkload.Counter ? new CounterWorkload(this) : new Vault.VaultWorkload(this);
+        _checker = new SafetyChecker(_workload.InitialChain, options.StopAtFirstViolation);
         _members = [.. _ids.Select(id => new SimMember(id, _workload.CreateStateMachine()))];
         _trace = trace ? new Queue<string>() : null;
         _transport = new Network(this);
@@ -77,6 +77,9 @@ internal sealed class Simulation
     public IEnumerable<string> Trace => _trace ?? Enumerable.Empty<string>();
 
     public SimulationOptions Options => _options;
+
+    /// <summary>The members' ids, n1 to nN.</summary>
+    public IReadOnlyList<string> Ids => _ids;
 
     public Random Random => _random;
 
@@ -103,6 +106,9 @@ internal sealed class Simulation
     }
 
     public ulong NextRequestId() => ++_nextRequestId;
+
+    /// <summary>Releases what the workload's applications hold (the vault's in-memory databases).</summary>
+    public void Dispose() => (_workload as IDisposable)?.Dispose();
 
     public SimulationResult Run()
     {

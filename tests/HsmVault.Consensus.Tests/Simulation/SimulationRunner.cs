@@ -107,7 +107,8 @@ internal static class SimulationRunner
             {
                 try
                 {
-                    results.Add(new Simulation(options, seed).Run());
+                    using var simulation = new Simulation(options, seed);
+                    results.Add(simulation.Run());
                 }
                 catch (Exception exception)
                 {
