@@ -82,7 +82,7 @@ public sealed class Pkcs11VaultToken : IVaultToken
     internal static Pkcs11VaultToken OpenWithFaults(TokenOptions options, ILogger? logger, ITokenFaults? faults)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var copy = OptionsValidation.ValidatedCopy(options);
+        var copy = TokenOptionsValidator.Check(options);
         logger ??= NullLogger.Instance;
         var library = Pkcs11Modules.Get(copy.ModulePath, copy.ModuleInitArgs);
         var pin = Pin.Load(copy);
