@@ -26,6 +26,11 @@ const string Usage = """
                                                           copy them to the others' tokens (key ceremony)
           [--evidence-out FILE --daemon-build DIR [--epoch N] [--fleet F]]   and record it as deployment evidence
       fleet certs --out DIR --fleet F --member ID ...     members' mutual-TLS certificates (CA key not kept)
+      fleet bundle --config M1.json ... --namespace NS --epoch N --operator-key FILE --witness URL ... --out FILE
+                   [--evidence FILE | --evidence-digest HEX] [--days N]
+                                                          log the fleet's validation bundle at the witnesses,
+                                                          countersigned by member 1's token
+      operator-key new --private FILE --public FILE       the operator's ECDSA P-256 key (private file 0600)
       member recover-from-disaster --config DAEMON.json   with the member stopped, after choosing the state the
                                                           fleet continues from (README, disaster recovery)
       tenant-key new --private FILE --public FILE         a development tenant's ES256 key pair
@@ -58,6 +63,8 @@ try
         // A fleet of one is provisioned like any fleet: `token init` is `fleet init` with one member.
         "token init" or "fleet init" => TokenCommands.InitFleet(arguments),
         "fleet certs" => TokenCommands.IssuePeerCertificates(arguments),
+        "fleet bundle" => await BundleCommands.PublishAsync(arguments, cancellation.Token),
+        "operator-key new" => BundleCommands.NewOperatorKey(arguments),
         "token mint" => TokenCommands.Mint(arguments),
         "token check" => TokenCheckCommand.Run(arguments),
         "tenant-key new" => TokenCommands.NewTenantKey(arguments),
@@ -79,7 +86,13 @@ catch (RpcException e)
     Console.Error.WriteLine($"hsmvault: the vault refused: {e.Status.StatusCode}: {e.Status.Detail}");
     return 5;
 }
-catch (Exception e) when (e is TokenConfigurationException or IOException or FormatException or UnauthorizedAccessException)
+catch (HsmVault.Transparency.Bundles.BundleRefusedException e)
+{
+    // Its own exit code: the fleet could not be verified, so nothing was sent to it.
+    Console.Error.WriteLine($"hsmvault: {e.Message}");
+    return 6;
+}
+catch (Exception e) when (e is HsmVault.Transparency.TransparencyException or TokenConfigurationException or IOException or FormatException or UnauthorizedAccessException)
 {
     Console.Error.WriteLine($"hsmvault: {e.Message}");
     return 2;
