@@ -22,7 +22,7 @@ namespace HsmVault.Hsm;
 /// opened on the same module in the process, and the first token opened sets it. When the token drops its sessions
 /// (closed, logged out, removed, failing), the token is found again by label and the serial it
 /// had at start-up (in whatever slot it is now), logged in again, its keys re-found, checked to be
-/// the same token (<see cref="TokenIdentity"/>: another token under the same name is refused), and
+/// the same token (<see cref="PinnedTokenIdentity"/>: another token under the same name is refused), and
 /// the operation retried once.
 /// </remarks>
 public sealed class Pkcs11VaultToken : IVaultToken
@@ -32,7 +32,7 @@ public sealed class Pkcs11VaultToken : IVaultToken
     private readonly IPkcs11Library _library;
     private readonly TokenOptions _options;
     private readonly TokenOptions _reconnectOptions;
-    private readonly TokenIdentity _identity;
+    private readonly PinnedTokenIdentity _identity;
     private readonly Pin _pin;
     private readonly FleetKeyLabels _labels;
     private readonly ILogger _logger;
@@ -46,7 +46,7 @@ public sealed class Pkcs11VaultToken : IVaultToken
     private int _inFlight;
 
     private Pkcs11VaultToken(
-        IPkcs11Library library, TokenOptions options, Pin pin, FleetKeyLabels labels, TokenConnection connection, TokenIdentity identity, ILogger logger, ITokenFaults? faults)
+        IPkcs11Library library, TokenOptions options, Pin pin, FleetKeyLabels labels, TokenConnection connection, PinnedTokenIdentity identity, ILogger logger, ITokenFaults? faults)
     {
         _faults = faults;
         _library = library;
@@ -54,7 +54,7 @@ public sealed class Pkcs11VaultToken : IVaultToken
         _identity = identity;
 
         // Found again by the serial it had, too: of two tokens with one label, the one first opened.
-        _reconnectOptions = OptionsValidation.ValidatedCopy(options);
+        _reconnectOptions = TokenOptionsValidator.Check(options);
         _reconnectOptions.TokenSerial = identity.SerialNumber;
         _pin = pin;
         _labels = labels;
@@ -92,7 +92,7 @@ public sealed class Pkcs11VaultToken : IVaultToken
     internal static Pkcs11VaultToken OpenWithFaults(TokenOptions options, ILogger? logger, ITokenFaults? faults)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var copy = OptionsValidation.ValidatedCopy(options);
+        var copy = TokenOptionsValidator.Check(options);
         logger ??= NullLogger.Instance;
         var library = Pkcs11Modules.Get(copy.ModulePath, copy.ModuleInitArgs);
         var pin = Pin.Load(copy);
@@ -101,10 +101,10 @@ public sealed class Pkcs11VaultToken : IVaultToken
             var labels = new FleetKeyLabels(copy.KeyLabelPrefix);
             var connection = TokenConnection.Open(library, copy, pin, labels, generation: 1, logger,
                 slot => TokenRequirements.RequireMember(TokenRequirements.Check(slot.Slot.GetMechanismList().Select(m => (ulong)m), slot.Description)));
-            TokenIdentity identity;
+            PinnedTokenIdentity identity;
             try
             {
-                identity = TokenIdentity.Capture(connection, Pkcs11Modules.NativeOf(copy.ModulePath));
+                identity = PinnedTokenIdentity.Capture(connection, Pkcs11Modules.NativeOf(copy.ModulePath));
             }
             catch
             {
@@ -210,18 +210,7 @@ public sealed class Pkcs11VaultToken : IVaultToken
     private byte[] SignWith(SignatureAlgorithm algorithm, Func<FleetKeyHandles, IObjectHandle> key, ReadOnlySpan<byte> message)
     {
         var data = message.ToArray();
-        return Execute("Sign", (session, keys) => SignOnSession(session, key(keys), algorithm, data));
-    }
-
-    /// <summary>One signature by <paramref name="key"/>, raw r || s for P-256.</summary>
-    internal static byte[] SignOnSession(ISession session, IObjectHandle key, SignatureAlgorithm algorithm, byte[] message)
-    {
-        // SoftHSM2 has no CKM_ECDSA_SHA256: for P-256, hash here and sign the digest with raw CKM_ECDSA.
-        var (mechanismType, data) = algorithm == SignatureAlgorithm.Ed25519
-            ? (Pkcs11Constants.CkmEddsa, message)
-            : ((ulong)CKM.CKM_ECDSA, SHA256.HashData(message));
-        using var mechanism = Mechanisms.Create(mechanismType);
-        return session.Sign(mechanism, key, data);
+        return Execute("Sign", (session, keys) => TokenSignatures.Sign(session, key(keys), algorithm, data));
     }
 
     /// <inheritdoc/>

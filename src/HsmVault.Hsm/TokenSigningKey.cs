@@ -40,7 +40,7 @@ public sealed class TokenSigningKey : IDisposable
     {
         _library = library;
         // Found again by the serial it had, too: of two tokens with one label, the one first opened.
-        _reconnectOptions = OptionsValidation.ValidatedCopy(options);
+        _reconnectOptions = TokenOptionsValidator.Check(options);
         _reconnectOptions.TokenSerial = connection.Description.SerialNumber;
         _pin = pin;
         _keyLabel = keyLabel;
@@ -69,7 +69,7 @@ public sealed class TokenSigningKey : IDisposable
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(keyLabel);
         logger ??= NullLogger.Instance;
-        var copy = OptionsValidation.ValidatedCopy(options);
+        var copy = TokenOptionsValidator.Check(options);
         var library = Pkcs11Modules.Get(copy.ModulePath, copy.ModuleInitArgs);
         var pin = Pin.Load(copy);
         try

@@ -51,6 +51,11 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
     /// <param name="digestInterval">Every how many entries the digest is kept for comparison.</param>
     /// <param name="memberCount">Members in the fleet: a digest reported by a majority of them is the fleet's.</param>
     public VaultStateMachine(string dataDirectory, CommandVerifier verifier, VaultAudit audit, int digestInterval, int memberCount)
+        : this(OnDisk(dataDirectory), verifier, audit, digestInterval, memberCount)
+    {
+    }
+
+    private VaultStateMachine(SqliteConnectionStringBuilder database, CommandVerifier verifier, VaultAudit audit, int digestInterval, int memberCount)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(digestInterval, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(memberCount, 1);
@@ -58,9 +63,7 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
         _audit = audit;
         _digestInterval = digestInterval;
         _memberCount = memberCount;
-        Directory.CreateDirectory(dataDirectory);
-        var path = Path.Combine(dataDirectory, DatabaseFileName);
-        _connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
+        _connection = new SqliteConnection(database.ToString());
         _connection.Open();
         Execute("PRAGMA journal_mode=WAL;");
         Execute("PRAGMA synchronous=FULL;");
@@ -85,6 +88,31 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
         _appliedIndex = ReadMeta("applied_index") is long index ? (ulong)index : 0;
         _digest = ReadMeta("digest") as byte[] ?? StateDigestChain.Genesis();
         _divergence = ReadMeta("divergence") as string;
+    }
+
+    /// <summary>
+    /// Opens an empty state in a private in-memory SQLite database, for the deterministic simulator: the same
+    /// schema, rules and snapshot format as on disk, gone when disposed.
+    /// </summary>
+    public static VaultStateMachine OpenInMemory(CommandVerifier verifier, VaultAudit audit, int digestInterval, int memberCount) =>
+        new(new SqliteConnectionStringBuilder { DataSource = ":memory:", Pooling = false }, verifier, audit, digestInterval, memberCount);
+
+    private static SqliteConnectionStringBuilder OnDisk(string dataDirectory)
+    {
+        Directory.CreateDirectory(dataDirectory);
+        return new() { DataSource = Path.Combine(dataDirectory, DatabaseFileName), Pooling = false };
+    }
+
+    /// <summary>The running digest of everything applied up to <see cref="AppliedIndex"/> (<see cref="StateDigestChain"/>).</summary>
+    public byte[] Digest
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return [.. _digest];
+            }
+        }
     }
 
     /// <summary>Index of the last log entry applied (0: none).</summary>
@@ -457,8 +485,8 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
         writer.Write(record.User.UserId);
         writer.Write(record.Version);
         writer.Write((byte)record.State);
-        writer.Write(checked((byte)record.GuessLimit));
-        writer.Write(checked((byte)record.GuessesUsed));
+        writer.Write(RecordLimits.CountByte(record.GuessLimit));
+        writer.Write(RecordLimits.CountByte(record.GuessesUsed));
         writer.Write(record.AttemptSerial);
         writer.Write(record.LastResetSerial);
         writer.Write(record.RecentAttemptIds?.Length ?? 0);
@@ -501,7 +529,7 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
 
                 var attemptId = attemptIdLength == 0 ? null : ReadExactly(reader, attemptIdLength);
                 var length = reader.ReadInt32();
-                if (!Enum.IsDefined(state) || limit is < RecordLimits.MinGuessLimit or > RecordLimits.MaxGuessLimit || used > limit
+                if (!Enum.IsDefined(state) || !RecordLimits.IsGuessLimit(limit) || used > limit
                     || attemptSerial < 0 || lastResetSerial < 0 || lastResetSerial > attemptSerial
                     || length < -1 || length > stream.Length - stream.Position || (length < 0) != (state != RecordState.Live))
                 {

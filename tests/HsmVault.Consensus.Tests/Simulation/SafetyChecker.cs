@@ -12,7 +12,7 @@ public sealed class SafetyViolationException(string message) : Exception(message
 /// A violation normally ends the run at once. The negative controls of the vault's history check let the run go
 /// on (<see cref="SimulationOptions.StopAtFirstViolation"/> false) to see whether the clients notice.
 /// </remarks>
-internal sealed class SafetyChecker(bool stopAtFirstViolation = true)
+internal sealed class SafetyChecker(ulong initialChain, bool stopAtFirstViolation = true)
 {
     private readonly List<string> _violations = [];
     private readonly Dictionary<ulong, string> _leaders = [];
@@ -132,7 +132,7 @@ internal sealed class SafetyChecker(bool stopAtFirstViolation = true)
         ulong expected;
         if (lastCommandIndex == 0)
         {
-            expected = ISimulatedStateMachine.InitialChain;
+            expected = initialChain;
         }
         else if (_committed.TryGetValue(lastCommandIndex, out var c))
         {

@@ -1,5 +1,6 @@
 using System.Globalization;
 using HsmVault.Testing.Linearizability;
+using HsmVault.Testing.Vault;
 using HsmVault.Vault;
 using HsmVault.Vault.State;
 
@@ -24,7 +25,7 @@ public sealed class HistoryViolationException(string message) : Exception(messag
 /// proposed could take effect (no leader, a read barrier never confirmed, or a version conflict on its last
 /// attempt, which changes nothing) is discarded, as the service answers an error that changed nothing.
 /// </remarks>
-internal sealed class VaultWorkload : IWorkload
+internal sealed class VaultWorkload : IWorkload, IDisposable
 {
     /// <summary>Ticks an attempt waits for its read barrier or its commit before the client gives up (5 election timeouts).</summary>
     public const int AttemptTicks = 50;
@@ -40,6 +41,8 @@ internal sealed class VaultWorkload : IWorkload
     private long _ticketNonces;
 
     private readonly Simulation _simulation;
+    private readonly TestMembers _fleet;
+    private readonly List<ProductionVaultState> _states = [];
     private readonly HistoryRecorder<VaultInput, VaultOutput> _history;
     private readonly UserIdentity[] _users;
     private readonly Client[] _clients;
@@ -50,6 +53,7 @@ internal sealed class VaultWorkload : IWorkload
     public VaultWorkload(Simulation simulation)
     {
         _simulation = simulation;
+        _fleet = TestMembers.WithEd25519Identities([.. simulation.Ids]);
         _history = new HistoryRecorder<VaultInput, VaultOutput>(simulation.EventTime);
         _users = [.. Enumerable.Range(0, simulation.Options.Users).Select(i => new UserIdentity("sim", $"user{i}"))];
         _clients = [.. Enumerable.Range(0, simulation.Options.Clients).Select(i => new Client(i))];
@@ -59,7 +63,15 @@ internal sealed class VaultWorkload : IWorkload
 
     public int UnknownOutcomes => _history.History().Count(op => op.IsPending);
 
-    public ISimulatedStateMachine CreateStateMachine() => new InMemoryVaultStateMachine(_simulation.Options.PlantedBug);
+    public ulong InitialChain => ProductionVaultState.InitialChain;
+
+    public ISimulatedStateMachine CreateStateMachine() => ProductionVaultState.Create(_fleet, _simulation.Options.PlantedBug, _states);
+
+    public void Dispose()
+    {
+        _states.ForEach(s => s.Dispose());
+        _fleet.Dispose();
+    }
 
     public void Act(bool faultPhase)
     {
@@ -94,7 +106,7 @@ internal sealed class VaultWorkload : IWorkload
     }
 
     public ProposalTicket? ProposeMarker(SimMember leader) =>
-        leader.Node?.Propose(VaultCommandCodec.Encode(new DeleteCommand(MarkerUser, 0)));
+        leader.Node?.Propose(_fleet.Sign(new DeleteCommand(MarkerUser, 0), leader.Id));
 
     public void Applied(SimMember member, LogEntry entry, byte[] result)
     {
@@ -112,14 +124,14 @@ internal sealed class VaultWorkload : IWorkload
         }
 
         var decoded = VaultCommandCodec.DecodeResult(result);
-        Answered(proposal.Operation, decoded, (InMemoryVaultStateMachine)member.StateMachine);
+        Answered(proposal.Operation, decoded, (ProductionVaultState)member.StateMachine);
     }
 
-    public void ReadConfirmed(SimMember member, ReadState read)
+    public void ReadReady(SimMember member, ReadState read)
     {
         if (_inFlight.TryGetValue(member, out var inFlight) && inFlight.Reads.Remove(read.RequestId, out var op))
         {
-            inFlight.WaitingReads.Add((read.Index, op));
+            Read(op, (ProductionVaultState)member.StateMachine);
         }
     }
 
@@ -128,21 +140,6 @@ internal sealed class VaultWorkload : IWorkload
         if (_inFlight.TryGetValue(member, out var inFlight) && inFlight.Reads.Remove(requestId, out var op))
         {
             End(op, Ending.NoEffect);
-        }
-    }
-
-    public void ServeReads(SimMember member)
-    {
-        if (!_inFlight.TryGetValue(member, out var inFlight))
-        {
-            return;
-        }
-
-        var ready = inFlight.WaitingReads.Where(w => member.Applied >= w.Index).ToList();
-        inFlight.WaitingReads.RemoveAll(w => member.Applied >= w.Index);
-        foreach (var (_, op) in ready)
-        {
-            Read(op, (InMemoryVaultStateMachine)member.StateMachine);
         }
     }
 
@@ -158,7 +155,7 @@ internal sealed class VaultWorkload : IWorkload
             End(op, Ending.Unknown);
         }
 
-        foreach (var op in inFlight.Reads.Values.Concat(inFlight.WaitingReads.Select(w => w.Operation)))
+        foreach (var op in inFlight.Reads.Values)
         {
             End(op, Ending.NoEffect);
         }
@@ -258,7 +255,8 @@ internal sealed class VaultWorkload : IWorkload
     private void Propose(ClientOperation op)
     {
         var member = op.Member;
-        if (member.Node?.Propose(VaultCommandCodec.Encode(op.Command!)) is not { } ticket)
+        // Signed by the serving member, as its token signs what it decides; every member verifies at apply.
+        if (member.Node?.Propose(_fleet.Sign(op.Command!, member.Id)) is not { } ticket)
         {
             End(op, Ending.NoEffect);
             return;
@@ -267,11 +265,11 @@ internal sealed class VaultWorkload : IWorkload
         op.Proposed = true;
         op.AttemptEnds = _simulation.Now + AttemptTicks;
         At(member).Proposals[ticket.Index] = (ticket.Term, op);
-        _simulation.Drain(member);
+        _simulation.Proposed(member);
     }
 
     /// <summary>What the serving member does with its state once the barrier is passed.</summary>
-    private void Read(ClientOperation op, InMemoryVaultStateMachine state)
+    private void Read(ClientOperation op, ProductionVaultState state)
     {
         var user = _users[op.User];
         var record = state.Read(user);
@@ -328,7 +326,7 @@ internal sealed class VaultWorkload : IWorkload
     }
 
     /// <summary>How the service turns what apply answered into the client's answer.</summary>
-    private void Answered(ClientOperation op, CommandResult result, InMemoryVaultStateMachine state)
+    private void Answered(ClientOperation op, CommandResult result, ProductionVaultState state)
     {
         op.Proposed = false;
         VaultOutput output;
@@ -451,7 +449,6 @@ internal sealed class VaultWorkload : IWorkload
                 inFlight.Reads.Remove(id);
             }
 
-            inFlight.WaitingReads.RemoveAll(w => w.Operation == op);
         }
 
         _toPropose.Remove(op);
@@ -510,6 +507,5 @@ internal sealed class VaultWorkload : IWorkload
 
         public Dictionary<ulong, ClientOperation> Reads { get; } = [];
 
-        public List<(ulong Index, ClientOperation Operation)> WaitingReads { get; } = [];
     }
 }

@@ -23,7 +23,7 @@ namespace HsmVault.Hsm.Internal;
 /// sealed under the record key at start-up that unseals. A token that fails is refused, and the
 /// daemon goes on refusing as unavailable until the right token is back.
 /// </remarks>
-internal sealed class TokenIdentity
+internal sealed class PinnedTokenIdentity
 {
     private static readonly IMechanismFactory Mechanisms = Pkcs11Modules.Factories.MechanismFactory;
 
@@ -42,7 +42,7 @@ internal sealed class TokenIdentity
     private readonly byte[] _sealedProbe;
     private readonly byte[] _probe;
 
-    private TokenIdentity(TokenDescription token, FleetKeyHandles keys, byte[] oprfSeedProbeDigest, byte[] sealedProbe, byte[] probe)
+    private PinnedTokenIdentity(TokenDescription token, FleetKeyHandles keys, byte[] oprfSeedProbeDigest, byte[] sealedProbe, byte[] probe)
     {
         _token = token;
         _keys = keys;
@@ -55,12 +55,12 @@ internal sealed class TokenIdentity
     public string SerialNumber => _token.SerialNumber;
 
     /// <summary>Takes the token's fingerprints through <paramref name="connection"/> (two token operations).</summary>
-    public static TokenIdentity Capture(TokenConnection connection, NativeCalls native) => connection.Use(session =>
+    public static PinnedTokenIdentity Capture(TokenConnection connection, NativeCalls native) => connection.Use(session =>
     {
         var probe = RandomNumberGenerator.GetBytes(16);
         var iv = RandomNumberGenerator.GetBytes(Pkcs11Constants.GcmIvLength);
         var sealedProbe = native.GcmEncrypt(session, connection.Keys.RecordKey, iv, ProbeAssociatedData, Pkcs11Constants.GcmTagLength, probe);
-        return new TokenIdentity(connection.Description, connection.Keys, OprfSeedDigest(session, connection.Keys), [.. iv, .. sealedProbe], probe);
+        return new PinnedTokenIdentity(connection.Description, connection.Keys, OprfSeedDigest(session, connection.Keys), [.. iv, .. sealedProbe], probe);
     });
 
     /// <summary>Throws unless <paramref name="connection"/> is a login to the token first opened.</summary>
@@ -82,12 +82,12 @@ internal sealed class TokenIdentity
         var differs = connection.Use(session =>
         {
             var challenge = RandomNumberGenerator.GetBytes(32);
-            if (!_keys.MemberIdentityPublicKey.Verifies(challenge, Pkcs11VaultToken.SignOnSession(session, connection.Keys.MemberIdentityKey, _keys.MemberIdentityPublicKey.Algorithm, challenge)))
+            if (!_keys.MemberIdentityPublicKey.Verifies(challenge, TokenSignatures.Sign(session, connection.Keys.MemberIdentityKey, _keys.MemberIdentityPublicKey.Algorithm, challenge)))
             {
                 return "its member identity private key does not match the public key";
             }
 
-            if (!_keys.SigningPublicKey.Verifies(challenge, Pkcs11VaultToken.SignOnSession(session, connection.Keys.SigningKey, _keys.SigningPublicKey.Algorithm, challenge)))
+            if (!_keys.SigningPublicKey.Verifies(challenge, TokenSignatures.Sign(session, connection.Keys.SigningKey, _keys.SigningPublicKey.Algorithm, challenge)))
             {
                 return "its fleet signing private key does not match the public key";
             }

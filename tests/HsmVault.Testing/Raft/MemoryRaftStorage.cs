@@ -1,7 +1,9 @@
-namespace HsmVault.Consensus;
+using HsmVault.Consensus;
+
+namespace HsmVault.Testing.Raft;
 
 /// <summary>
-/// In-memory <see cref="IRaftStorage"/> for tests and the simulator. It models a disk with a write cache:
+/// In-memory <see cref="IRaftStorage"/> for tests and the simulator (test support: the daemon only ever uses <see cref="FileRaftStorage"/>). It models a disk with a write cache:
 /// appends and commit updates stay pending until <see cref="Sync"/>, and <see cref="Crash"/> keeps only a
 /// random prefix of them — what a torn, unsynced tail leaves behind. Term/vote changes and snapshots are
 /// durable at once, as in <see cref="FileRaftStorage"/>.
