@@ -278,7 +278,20 @@ public static class FleetCeremony
         {
             return Unwrap(to.Session, mechanismType, unwrappingKey, wrapped, template);
         }
-        catch (Pkcs11Exception ex) when (ex.RV is CKR.CKR_TEMPLATE_INCOMPLETE or CKR.CKR_WRAPPED_KEY_INVALID or CKR.CKR_TEMPLATE_INCONSISTENT)
+        catch (Pkcs11Exception first) when (keyType == (ulong)CKK.CKK_EC && first.RV is CKR.CKR_TEMPLATE_INCOMPLETE or CKR.CKR_KEY_TYPE_INCONSISTENT)
+        {
+            // NSS softoken files a token private key under its public value, which it takes from
+            // the PKCS#8 blob when the blob has it (NSS's own does) and otherwise wants in its
+            // vendor attribute CKA_NSS_DB (SoftHSM2's PKCS#8 leaves the optional public key out).
+            // The public point is public: give it.
+            template.Add(Pkcs11Constants.CkaNssDb, EcPoint.Unwrap(SigningPublicPoint(from), 65));
+        }
+
+        try
+        {
+            return Unwrap(to.Session, mechanismType, unwrappingKey, wrapped, template);
+        }
+        catch (Pkcs11Exception ex) when (ex.RV is CKR.CKR_TEMPLATE_INCOMPLETE or CKR.CKR_WRAPPED_KEY_INVALID or CKR.CKR_TEMPLATE_INCONSISTENT or CKR.CKR_KEY_TYPE_INCONSISTENT or CKR.CKR_ATTRIBUTE_TYPE_INVALID)
         {
             throw new TokenConfigurationException(
                 $"target token '{to.TokenLabel}' ({to.Description.ManufacturerId} {to.Description.Model}) refused the fleet signing key " +
@@ -291,6 +304,13 @@ public static class FleetCeremony
     {
         using var mechanism = Mechanisms.Create(mechanismType);
         return session.UnwrapKey(mechanism, unwrappingKey, wrapped, template.Items);
+    }
+
+    private static byte[] SigningPublicPoint(AdminSession from)
+    {
+        var publicKey = from.Session.FindSingle(CKO.CKO_PUBLIC_KEY, from.Labels.SigningPublicKey, from.TokenLabel)
+            ?? throw new TokenConfigurationException($"token '{from.TokenLabel}' has no key '{from.Labels.SigningPublicKey}'");
+        return from.Session.GetBytes(publicKey, CKA.CKA_EC_POINT);
     }
 
     /// <summary>The public half is public: copied by value (CKA_EC_PARAMS, CKA_EC_POINT).</summary>

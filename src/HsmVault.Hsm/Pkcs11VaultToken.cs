@@ -20,8 +20,10 @@ namespace HsmVault.Hsm;
 /// <see cref="TokenOptions.MaxConcurrentOperations"/> because SoftHSM2 crashes with private-key
 /// operations from four or more threads (SoftHSM issue 688); the cap is shared by every token
 /// opened on the same module in the process, and the first token opened sets it. When the token drops its sessions
-/// (closed, logged out, removed, failing), the token is found again by label/serial, logged in
-/// again, its keys re-found, and the operation retried once.
+/// (closed, logged out, removed, failing), the token is found again by label and the serial it
+/// had at start-up (in whatever slot it is now), logged in again, its keys re-found, checked to be
+/// the same token (<see cref="PinnedTokenIdentity"/>: another token under the same name is refused), and
+/// the operation retried once.
 /// </remarks>
 public sealed class Pkcs11VaultToken : IVaultToken
 {
@@ -29,6 +31,8 @@ public sealed class Pkcs11VaultToken : IVaultToken
 
     private readonly IPkcs11Library _library;
     private readonly TokenOptions _options;
+    private readonly TokenOptions _reconnectOptions;
+    private readonly PinnedTokenIdentity _identity;
     private readonly Pin _pin;
     private readonly FleetKeyLabels _labels;
     private readonly ILogger _logger;
@@ -41,11 +45,17 @@ public sealed class Pkcs11VaultToken : IVaultToken
     private volatile bool _disposed;
     private int _inFlight;
 
-    private Pkcs11VaultToken(IPkcs11Library library, TokenOptions options, Pin pin, FleetKeyLabels labels, TokenConnection connection, ILogger logger, ITokenFaults? faults)
+    private Pkcs11VaultToken(
+        IPkcs11Library library, TokenOptions options, Pin pin, FleetKeyLabels labels, TokenConnection connection, PinnedTokenIdentity identity, ILogger logger, ITokenFaults? faults)
     {
         _faults = faults;
         _library = library;
         _options = options;
+        _identity = identity;
+
+        // Found again by the serial it had, too: of two tokens with one label, the one first opened.
+        _reconnectOptions = TokenOptionsValidator.Check(options);
+        _reconnectOptions.TokenSerial = identity.SerialNumber;
         _pin = pin;
         _labels = labels;
         _connection = connection;
@@ -91,9 +101,20 @@ public sealed class Pkcs11VaultToken : IVaultToken
             var labels = new FleetKeyLabels(copy.KeyLabelPrefix);
             var connection = TokenConnection.Open(library, copy, pin, labels, generation: 1, logger,
                 slot => TokenRequirements.RequireMember(TokenRequirements.Check(slot.Slot.GetMechanismList().Select(m => (ulong)m), slot.Description)));
+            PinnedTokenIdentity identity;
+            try
+            {
+                identity = PinnedTokenIdentity.Capture(connection, Pkcs11Modules.NativeOf(copy.ModulePath));
+            }
+            catch
+            {
+                connection.Dispose();
+                throw;
+            }
+
             var d = connection.Description;
             Log.TokenOpened(logger, d.Label, d.SerialNumber, d.ManufacturerId, d.Model, d.SlotId, copy.MaxConcurrentOperations);
-            return new Pkcs11VaultToken(library, copy, pin, labels, connection, logger, faults);
+            return new Pkcs11VaultToken(library, copy, pin, labels, connection, identity, logger, faults);
         }
         catch
         {
@@ -328,30 +349,12 @@ public sealed class Pkcs11VaultToken : IVaultToken
         }
     }
 
-    private T RunOnce<T>(TokenConnection connection, string operation, Func<ISession, FleetKeyHandles, T> action)
-    {
-        var session = connection.Rent();
-        T result;
-        try
+    private T RunOnce<T>(TokenConnection connection, string operation, Func<ISession, FleetKeyHandles, T> action) =>
+        connection.Use(session =>
         {
             _faults?.BeforeOperation(operation);
-            result = action(session, connection.Keys);
-        }
-        catch (Pkcs11Exception)
-        {
-            // After an error the session may hold a half-finished operation or be dead: never reuse it.
-            connection.Discard(session);
-            throw;
-        }
-        catch
-        {
-            connection.Return(session);
-            throw;
-        }
-
-        connection.Return(session);
-        return result;
-    }
+            return action(session, connection.Keys);
+        });
 
     private TokenConnection Reconnect(TokenConnection failed)
     {
@@ -367,7 +370,23 @@ public sealed class Pkcs11VaultToken : IVaultToken
 
             failed.Dispose();
             _faults?.BeforeReconnect();
-            var fresh = TokenConnection.Open(_library, _options, _pin, _labels, failed.Generation + 1, _logger);
+            var fresh = TokenConnection.Open(_library, _reconnectOptions, _pin, _labels, failed.Generation + 1, _logger);
+            try
+            {
+                _identity.Verify(fresh, _native);
+            }
+            catch (TokenConfigurationException ex)
+            {
+                fresh.Dispose();
+                Log.TokenImpostor(_logger, fresh.Description.Label, fresh.Description.SlotId, ex.Message);
+                throw;
+            }
+            catch
+            {
+                fresh.Dispose();
+                throw;
+            }
+
             _connection = fresh;
             Log.Reconnected(_logger, fresh.Description.Label, fresh.Description.SlotId, fresh.Generation);
             return fresh;

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Security.Cryptography;
 using HsmVault.Crypto.Signatures;
 using HsmVault.Hsm.Internal;
 using Microsoft.Extensions.Logging;
@@ -26,7 +27,7 @@ public sealed record TokenKeyAttributes(bool? Local, bool? NeverExtractable, boo
 public sealed class TokenSigningKey : IDisposable
 {
     private readonly IPkcs11Library _library;
-    private readonly TokenOptions _options;
+    private readonly TokenOptions _reconnectOptions;
     private readonly Pin _pin;
     private readonly string _keyLabel;
     private readonly ILogger _logger;
@@ -38,7 +39,9 @@ public sealed class TokenSigningKey : IDisposable
     private TokenSigningKey(IPkcs11Library library, TokenOptions options, Pin pin, string keyLabel, Connection connection, ILogger logger)
     {
         _library = library;
-        _options = options;
+        // Found again by the serial it had, too: of two tokens with one label, the one first opened.
+        _reconnectOptions = TokenOptionsValidator.Check(options);
+        _reconnectOptions.TokenSerial = connection.Description.SerialNumber;
         _pin = pin;
         _keyLabel = keyLabel;
         _connection = connection;
@@ -170,11 +173,18 @@ public sealed class TokenSigningKey : IDisposable
             }
 
             failed.Dispose();
-            var fresh = Connection.Open(_library, _options, _pin, _keyLabel, generateIfMissing: false, out _);
-            if (!fresh.PublicKey.Equals(PublicKey))
+            var fresh = Connection.Open(_library, _reconnectOptions, _pin, _keyLabel, generateIfMissing: false, out _);
+
+            // A public key object can be copied by value into another token; the private key
+            // cannot. So the token found again must sign a fresh challenge that verifies (see
+            // TokenIdentity for the vault's token).
+            var challenge = RandomNumberGenerator.GetBytes(32);
+            if (!fresh.PublicKey.Equals(PublicKey) || !PublicKey.Verifies(challenge, fresh.Sign(challenge)))
             {
                 fresh.Dispose();
-                throw new TokenConfigurationException($"key '{_keyLabel}' in token '{fresh.Description.Label}' changed while the daemon ran");
+                throw new TokenConfigurationException(
+                    $"key '{_keyLabel}' in the token found as '{fresh.Description.Label}' in slot 0x{fresh.Description.SlotId:x} is not the key " +
+                    "this daemon opened at start-up; refusing the token until the right one is back");
             }
 
             _connection = fresh;

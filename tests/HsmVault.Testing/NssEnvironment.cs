@@ -43,7 +43,7 @@ public sealed class NssEnvironment
         {
             File.SetUnixFileMode(PinFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         }
-        Run("certutil", $"-N -d sql:{DatabaseDirectory} -f {PinFile}");
+        CreateDatabase(DatabaseDirectory);
         ModuleInitArgs = InitArgsFor(DatabaseDirectory);
         AppDomain.CurrentDomain.ProcessExit += (_, _) => TryDelete(RootDirectory);
     }
@@ -94,6 +94,9 @@ public sealed class NssEnvironment
     /// <summary>Creates, provisions and opens in one call.</summary>
     public Pkcs11VaultToken OpenProvisionedToken(string? prefix = null, FleetKeyGenerationOptions? generation = null, int maxConcurrentOperations = 2) =>
         Pkcs11VaultToken.Open(CreateProvisionedToken(prefix, generation, maxConcurrentOperations));
+
+    /// <summary>Makes an empty NSS database in <paramref name="directory"/> whose password is <see cref="PinFile"/>'s, as an operator would.</summary>
+    public void CreateDatabase(string directory) => Run("certutil", $"-N -d sql:{directory} -f {PinFile}");
 
     /// <summary>Whether the NSS module is already loaded in this process (it must be loaded with <see cref="ModuleInitArgs"/>).</summary>
     public bool IsLoaded => Pkcs11Modules.IsLoaded(ModulePath);

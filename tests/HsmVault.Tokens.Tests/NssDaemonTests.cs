@@ -42,12 +42,13 @@ public sealed class NssDaemonTests
         fleet.AssertNoUnexpectedErrors();
     }
 
-    [Fact]
-    public async Task MixedFleet_NssOriginAndTwoSoftHsmMembers_RunTheCeremonyAndServe()
+    [Theory]
+    [InlineData(0)]
+    [InlineData(2)]
+    public async Task MixedFleet_OneNssMemberTwoSoftHsmMembers_RunTheCeremonyAndServe(int nssMember)
     {
-        // The fleet keys are generated in member 1's NSS token and copied to two SoftHSM2 tokens
-        // (the direction NSS accepts: see MixedCeremonyTests).
-        const int nssMember = 0;
+        // The fleet keys are generated in member 1's token and copied to the two others: with
+        // nssMember 0 from NSS to SoftHSM2, with 2 from SoftHSM2 to both (see MixedCeremonyTests).
         await using var fleet = await FleetFixture.CreateAsync(new FleetSettings
         {
             Members = 3,

@@ -20,6 +20,9 @@ internal sealed class AttributeList : IDisposable
 
     public AttributeList Add(CKA type, byte[] value) => Add(Factory.Create(type, value));
 
+    /// <summary>A vendor-defined attribute, which <see cref="CKA"/> does not name.</summary>
+    public AttributeList Add(ulong type, byte[] value) => Add(Factory.Create(type, value));
+
     public AttributeList Add(CKA type, ulong value) => Add(Factory.Create(type, value));
 
     public AttributeList Add(CKA type, CKO value) => Add(Factory.Create(type, value));

@@ -24,6 +24,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 2005, Level = LogLevel.Error, Message = "Token '{Label}' gave {Operation} no operation slot within {Timeout}; refusing it as unavailable")]
     public static partial void OperationTimedOut(ILogger logger, string label, string operation, TimeSpan timeout);
 
+    [LoggerMessage(EventId = 2006, Level = LogLevel.Error, Message = "Refused token '{Label}' found in slot 0x{SlotId:x} after a lost session: {Reason}")]
+    public static partial void TokenImpostor(ILogger logger, string label, ulong slotId, string reason);
+
     [LoggerMessage(EventId = 2010, Level = LogLevel.Information, Message = "Provisioned fleet key '{KeyLabel}' in token '{TokenLabel}'")]
     public static partial void KeyProvisioned(ILogger logger, string tokenLabel, string keyLabel);
 

@@ -12,6 +12,12 @@ internal static class Pkcs11Constants
     /// <summary>CKM_EDDSA (PKCS#11 3.0).</summary>
     public const ulong CkmEddsa = 0x1057;
 
+    /// <summary>
+    /// NSS's CKA_NSS_DB (historically CKA_NETSCAPE_DB): the public value NSS softoken files a
+    /// token private key under. A vendor attribute: only ever sent to a token that asked for it.
+    /// </summary>
+    public const ulong CkaNssDb = 0xD5A0DB00;
+
     /// <summary>The application tag on every data object the vault stores.</summary>
     public const string Application = "hsmvault";
 

@@ -58,10 +58,38 @@ internal sealed class TokenConnection : IDisposable
     }
 
     /// <summary>An idle session, or a new one. Each session serves one operation at a time.</summary>
-    public ISession Rent() => _idle.TryTake(out var session) ? session : Slot.OpenSession(SessionType.ReadWrite);
+    private ISession Rent() => _idle.TryTake(out var session) ? session : Slot.OpenSession(SessionType.ReadWrite);
+
+    /// <summary>
+    /// Runs <paramref name="action"/> on a session of its own: an idle one or a new one, given back
+    /// afterwards, or closed if a PKCS#11 call failed (the session may then hold a half-finished
+    /// operation or be dead: never reuse it).
+    /// </summary>
+    public T Use<T>(Func<ISession, T> action)
+    {
+        var session = Rent();
+        T result;
+        try
+        {
+            result = action(session);
+        }
+        catch (Pkcs11Exception)
+        {
+            Discard(session);
+            throw;
+        }
+        catch
+        {
+            Return(session);
+            throw;
+        }
+
+        Return(session);
+        return result;
+    }
 
     /// <summary>Gives a healthy session back to the pool.</summary>
-    public void Return(ISession session)
+    private void Return(ISession session)
     {
         _idle.Add(session);
         if (_retired)
@@ -72,7 +100,7 @@ internal sealed class TokenConnection : IDisposable
     }
 
     /// <summary>Closes a session that failed; it is never reused.</summary>
-    public void Discard(ISession session) => Close(session);
+    private void Discard(ISession session) => Close(session);
 
     public void Dispose()
     {
