@@ -88,16 +88,3 @@ public enum UserLogForm
     /// <summary>tenant/user with everything outside printable ASCII escaped.</summary>
     Escaped,
 }
-
-/// <summary>Fixed limits of the vault protocol.</summary>
-public static class RecordLimits
-{
-    /// <summary>Fewest guesses a record may allow.</summary>
-    public const int MinGuessLimit = 1;
-
-    /// <summary>Most guesses a record may allow.</summary>
-    public const int MaxGuessLimit = 255;
-
-    /// <summary>Largest client-encrypted secret stored, in bytes.</summary>
-    public const int MaxEncryptedSecretBytes = 1024;
-}

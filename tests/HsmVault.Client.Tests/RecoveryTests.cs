@@ -1,6 +1,7 @@
 using Google.Protobuf;
 using Grpc.Core;
 using HsmVault.Crypto.Opaque;
+using HsmVault.Protocol.V1;
 using HsmVault.Testing.Daemons;
 using HsmVault.Testing.Opaque;
 
@@ -87,7 +88,7 @@ public sealed class RecoveryTests : DaemonTest
             await raw.StartRecoveryAsync(new() { Ke1 = Ke1(Setup.NewPassword()) }, Setup.Headers("alice")));
 
         Assert.Equal(StatusCode.FailedPrecondition, refused.StatusCode);
-        Assert.Equal("RECORD_DESTROYED", VaultClient.ReasonOf(refused));
+        Assert.Equal(RefusalReason.RecordDestroyed, VaultClient.ReasonOf(refused));
     }
 
     [Fact]
@@ -167,7 +168,7 @@ public sealed class RecoveryTests : DaemonTest
         Assert.False(status.Registered);
         Assert.False(status.Destroyed);
         Assert.Equal(StatusCode.NotFound, recovery.StatusCode);
-        Assert.Equal("NOT_REGISTERED", VaultClient.ReasonOf(recovery));
+        Assert.Equal(RefusalReason.NotRegistered, VaultClient.ReasonOf(recovery));
         Assert.Equal(StatusCode.NotFound, secondDelete.StatusCode);
     }
 

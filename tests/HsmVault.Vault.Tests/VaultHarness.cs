@@ -74,7 +74,7 @@ internal sealed class VaultHarness : IDisposable
 
     /// <summary>A whole registration, as a client would do it. Returns the export key.</summary>
     public async Task<(RegistrationResult Result, byte[] ExportKey)> RegisterAsync(
-        UserIdentity user, string password, byte[] backupKey, int guessLimit = 0, bool replace = false)
+        UserIdentity user, string password, byte[] backupKey, uint guessLimit = 0, bool replace = false)
     {
         var start = Client.CreateRegistrationRequest(Password(password));
         var started = Service.StartRegistration(user, start.RegistrationRequest);

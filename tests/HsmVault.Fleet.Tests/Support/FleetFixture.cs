@@ -14,6 +14,7 @@ using HsmVault.Testing.Opaque;
 using HsmVault.Vault;
 using Microsoft.Extensions.Logging;
 using ProtoVault = HsmVault.Protocol.V1.Vault;
+using RefusalReason = HsmVault.Protocol.V1.RefusalReason;
 
 using HsmVault.Testing.Daemons;
 
@@ -278,7 +279,7 @@ public sealed class FleetFixture : IAsyncDisposable
                 await LeaderAsync();
                 await Task.Delay(200);
             }
-            catch (RpcException e) when (failures.Count > 0 && VaultClient.ReasonOf(e) == VaultErrorReasons.AlreadyRegistered)
+            catch (RpcException e) when (failures.Count > 0 && VaultClient.ReasonOf(e) == RefusalReason.AlreadyRegistered)
             {
                 // An earlier attempt that was refused as Unavailable did take effect after all.
                 return new RegisterResult(guessLimit, Replaced: false);

@@ -7,7 +7,6 @@ using HsmVault.Crypto.Opaque;
 using HsmVault.Protocol.V1;
 using HsmVault.Testing.Linearizability;
 using HsmVault.Testing.Opaque;
-using HsmVault.Vault;
 
 namespace HsmVault.Fleet.Tests.Support;
 
@@ -94,7 +93,7 @@ public sealed class RecordingClient(
             await client.FinishRegistrationAsync(request, fleet.Headers(user), Deadline());
             return Return(op, new VaultOutput.Registered());
         }
-        catch (RpcException e) when (e.StatusCode == StatusCode.FailedPrecondition && Reason(e) == VaultErrorReasons.AlreadyRegistered)
+        catch (RpcException e) when (e.StatusCode == StatusCode.FailedPrecondition && Reason(e) == RefusalReason.AlreadyRegistered)
         {
             return Return(op, new VaultOutput.AlreadyRegistered());
         }
@@ -142,7 +141,7 @@ public sealed class RecordingClient(
             started = await fleet.RawClient(member).StartRecoveryAsync(
                 new StartRecoveryRequest { Ke1 = ByteString.CopyFrom(start.Ke1) }, fleet.Headers(user), Deadline());
         }
-        catch (RpcException e) when (e.StatusCode == StatusCode.FailedPrecondition && Reason(e) == VaultErrorReasons.RecordDestroyed)
+        catch (RpcException e) when (e.StatusCode == StatusCode.FailedPrecondition && Reason(e) == RefusalReason.RecordDestroyed)
         {
             return (Return(op, new VaultOutput.Destroyed()), null);
         }
@@ -237,7 +236,7 @@ public sealed class RecordingClient(
 
     private static DateTime Deadline() => DateTime.UtcNow + FleetFixture.CallTimeout;
 
-    private static string? Reason(RpcException e) => e.Trailers.GetValue("hsmvault-reason");
+    private static RefusalReason Reason(RpcException e) => RefusalTrailer.Of(e);
 
     private static VaultOutput Return(RecordedOperation<VaultInput, VaultOutput> op, VaultOutput output)
     {
