@@ -1,9 +1,9 @@
 using Google.Protobuf;
 using Grpc.Core;
 using HsmVault.Crypto.Opaque;
+using HsmVault.Protocol.V1;
 using HsmVault.Testing.Daemons;
 using HsmVault.Testing.Opaque;
-using HsmVault.Protocol.V1;
 
 namespace HsmVault.Client.Tests;
 

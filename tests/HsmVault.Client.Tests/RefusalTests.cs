@@ -1,5 +1,6 @@
 using Grpc.Core;
 using HsmVault.Testing.Daemons;
+using HsmVault.Vault;
 
 namespace HsmVault.Client.Tests;
 
@@ -20,7 +21,7 @@ public sealed class RefusalTests : DaemonTest
         var status = await client.GetStatusAsync();
 
         Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
-        Assert.Contains("guess_limit must be at most 255", refused.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains($"guess_limit must be {RecordLimits.MinGuessLimit} to {RecordLimits.MaxGuessLimit}", refused.Status.Detail, StringComparison.Ordinal);
         Assert.Contains($"got {guessLimit}", refused.Status.Detail, StringComparison.Ordinal);
         Assert.False(status.Registered);
     }
