@@ -352,9 +352,11 @@ public sealed class RaftHost : IAsyncDisposable
                 RaftHostLog.SnapshotInstalled(_logger, node.Id, snapshot.Index);
             }
 
-            foreach (var entry in ready.CommittedEntries)
+            // One call per batch, so the state machine can commit the batch at once (see VaultStateMachine.ApplyBatch).
+            var results = ready.CommittedEntries.Count > 0 ? _stateMachine.ApplyBatch(ready.CommittedEntries) : [];
+            for (var i = 0; i < ready.CommittedEntries.Count; i++)
             {
-                Apply(node, entry);
+                Applied(node, ready.CommittedEntries[i], results[i]);
             }
 
             foreach (var readState in ready.ReadStates)
@@ -395,14 +397,9 @@ public sealed class RaftHost : IAsyncDisposable
         }
     }
 
-    private void Apply(RaftNode node, LogEntry entry)
+    /// <summary>Completes the proposal at <paramref name="entry"/>'s index, if ours, with its applied result (null: not a command).</summary>
+    private void Applied(RaftNode node, LogEntry entry, byte[]? result)
     {
-        byte[]? result = null;
-        if (entry.Kind == LogEntryKind.Command)
-        {
-            result = _stateMachine.Apply(entry.Index, entry.Data.Span);
-        }
-
         _applied = entry.Index;
         if (_proposals.Remove(entry.Index, out var proposal))
         {
