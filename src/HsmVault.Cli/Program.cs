@@ -27,6 +27,8 @@ const string Usage = """
       fleet certs --out DIR --fleet F --member ID ...     members' mutual-TLS certificates (CA key not kept)
       member recover-from-disaster --config DAEMON.json   with the member stopped, after choosing the state the
                                                           fleet continues from (README, disaster recovery)
+      member seed-bench-users --config DAEMON.json --users N   N synthetic users in a new, stopped member's state
+                                                          (every member alike, before the first start; benchmarks)
       tenant-key new --private FILE --public FILE         a development tenant's ES256 key pair
       token mint --user U --fleet F [--tenant-key FILE] [--tenant T] [--minutes N]   a development JWT
       bench [--server URL] [--seconds N] [--concurrency N] ...                      recoveries per second and latency
@@ -58,6 +60,7 @@ try
         "token check" => TokenCheckCommand.Run(arguments),
         "tenant-key new" => TokenCommands.NewTenantKey(arguments),
         "member recover-from-disaster" => DisasterRecoveryCommand.Run(arguments),
+        "member seed-bench-users" => SeedUsersCommand.Run(arguments),
         "bench" => await BenchCommand.RunAsync(arguments, cancellation.Token),
         "" or "help" => PrintUsage(Console.Out, 0),
         _ => throw new UsageException($"unknown command '{verbs}'"),

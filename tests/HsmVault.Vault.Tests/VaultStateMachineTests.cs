@@ -116,6 +116,40 @@ public sealed class VaultStateMachineTests
     }
 
     [Fact]
+    public void SeedSyntheticUsers_SameOnEveryMember_AndReadable()
+    {
+        using var first = new TempDirectory();
+        using var second = new TempDirectory();
+
+        VaultStateMachine.SeedSyntheticUsers(first.Path, "tenant", 500);
+        VaultStateMachine.SeedSyntheticUsers(second.Path, "tenant", 500);
+
+        using var a = Members.OpenState(first.Path);
+        using var b = Members.OpenState(second.Path);
+        var user = a.Read(new UserIdentity("tenant", "seeded-499"))!;
+        Assert.Equal((RecordState.Live, 10, 0), (user.State, user.GuessLimit, user.GuessesUsed));
+        Assert.Null(a.Read(new UserIdentity("tenant", "seeded-500")));
+        Assert.Equal(0UL, a.AppliedIndex);
+        Assert.Equal(a.CreateSnapshot(out _), b.CreateSnapshot(out _));
+    }
+
+    [Fact]
+    public void SeedSyntheticUsers_IntoAStateThatHasApplied_IsRefused()
+    {
+        using var dir = new TempDirectory();
+        using (var state = Members.OpenState(dir.Path))
+        {
+            state.Apply(1, Encode(Commands.Register(Alice, 0, 5, [1], false)));
+        }
+
+        var refused = Assert.Throws<InvalidOperationException>(() => VaultStateMachine.SeedSyntheticUsers(dir.Path, "tenant", 10));
+
+        Assert.Contains("before their first start", refused.Message, StringComparison.Ordinal);
+        using var reopened = Members.OpenState(dir.Path);
+        Assert.Null(reopened.Read(new UserIdentity("tenant", "seeded-0")));
+    }
+
+    [Fact]
     public void Reopen_StateAndAppliedIndexSurvive()
     {
         using var dir = new TempDirectory();

@@ -68,14 +68,23 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
         _audit = audit;
         _digestInterval = digestInterval;
         _memberCount = memberCount;
+        _connection = OpenDatabase(dataDirectory);
+        _appliedIndex = ReadMeta("applied_index") is long index ? (ulong)index : 0;
+        _digest = ReadMeta("digest") as byte[] ?? StateDigestChain.Genesis();
+        _divergence = ReadMeta("divergence") as string;
+    }
+
+    /// <summary>Opens (or creates) vault.db in <paramref name="dataDirectory"/> with its settings and tables.</summary>
+    private static SqliteConnection OpenDatabase(string dataDirectory)
+    {
         Directory.CreateDirectory(dataDirectory);
         var path = Path.Combine(dataDirectory, DatabaseFileName);
-        _connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
-        _connection.Open();
-        Execute("PRAGMA journal_mode=WAL;");
-        Execute("PRAGMA synchronous=NORMAL;"); // Durability comes from the Raft log; see the remarks.
-        Execute("PRAGMA secure_delete=ON;");
-        Execute("""
+        var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
+        connection.Open();
+        Execute(connection, "PRAGMA journal_mode=WAL;");
+        Execute(connection, "PRAGMA synchronous=NORMAL;"); // Durability comes from the Raft log; see the remarks.
+        Execute(connection, "PRAGMA secure_delete=ON;");
+        Execute(connection, """
             CREATE TABLE IF NOT EXISTS records (
                 tenant TEXT NOT NULL,
                 user_id TEXT NOT NULL,
@@ -92,9 +101,56 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
             CREATE TABLE IF NOT EXISTS digests (idx INTEGER PRIMARY KEY, digest BLOB NOT NULL) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
             """);
-        _appliedIndex = ReadMeta("applied_index") is long index ? (ulong)index : 0;
-        _digest = ReadMeta("digest") as byte[] ?? StateDigestChain.Genesis();
-        _divergence = ReadMeta("divergence") as string;
+        return connection;
+    }
+
+    /// <summary>
+    /// Adds <paramref name="count"/> synthetic live users (<c>seeded-0</c>, <c>seeded-1</c>, …) of
+    /// <paramref name="tenant"/> to a state that has applied nothing yet, in one transaction: for benchmarks and
+    /// load tests of large states without registering each user through the API. The rows depend on the
+    /// arguments alone, so every member of a new fleet seeded alike holds the same state (its snapshots and
+    /// digests agree). Their sealed records are filler that no token can open: these users are looked up,
+    /// counted and carried in snapshots like any other, but cannot be recovered.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The state has applied entries already: seeding it now would make this member differ from the others.</exception>
+    public static void SeedSyntheticUsers(string dataDirectory, string tenant, int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        using var connection = OpenDatabase(dataDirectory);
+        using (var applied = connection.CreateCommand())
+        {
+            applied.CommandText = "SELECT value FROM meta WHERE key = 'applied_index'";
+            if (applied.ExecuteScalar() is long index && index > 0)
+            {
+                throw new InvalidOperationException(
+                    $"the state in '{dataDirectory}' has applied {index} entries; seed only a new fleet's members, before their first start");
+            }
+        }
+
+        using var transaction = connection.BeginTransaction();
+        using var insert = connection.CreateCommand();
+        insert.Transaction = transaction;
+        insert.CommandText = $"""
+            INSERT OR REPLACE INTO records ({RecordColumns})
+            VALUES ($t, $u, 1, $s, $l, 0, $b, 0, 0, NULL)
+            """;
+        insert.Parameters.AddWithValue("$t", tenant);
+        var user = insert.Parameters.Add("$u", SqliteType.Text);
+        insert.Parameters.AddWithValue("$s", (int)RecordState.Live);
+        insert.Parameters.AddWithValue("$l", 10);
+        var sealedRecord = insert.Parameters.Add("$b", SqliteType.Blob);
+        for (var i = 0; i < count; i++)
+        {
+            var id = $"seeded-{i}";
+            user.Value = id;
+            // About the size of a real sealed record (OPAQUE envelope and keys, encrypted secret, GCM tag).
+            var filler = System.Security.Cryptography.SHA512.HashData(Encoding.UTF8.GetBytes(id));
+            byte[] blob = [.. filler, .. filler, .. filler, .. filler, .. filler];
+            sealedRecord.Value = blob;
+            insert.ExecuteNonQuery();
+        }
+
+        transaction.Commit();
     }
 
     /// <summary>Index of the last log entry applied (0: none).</summary>
@@ -648,9 +704,9 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
         command.ExecuteNonQuery();
     }
 
-    private void Execute(string sql)
+    private static void Execute(SqliteConnection connection, string sql)
     {
-        using var command = _connection.CreateCommand();
+        using var command = connection.CreateCommand();
         command.CommandText = sql;
         command.ExecuteNonQuery();
     }
