@@ -24,6 +24,7 @@ const string Usage = """
       token init --config DAEMON.json                     generate the keys in the token of a fleet of one
       fleet init --config M1.json [--config M2.json ...]  generate the fleet keys in member 1's token and
                                                           copy them to the others' tokens (key ceremony)
+          [--evidence-out FILE --daemon-build DIR [--epoch N] [--fleet F]]   and record it as deployment evidence
       fleet certs --out DIR --fleet F --member ID ...     members' mutual-TLS certificates (CA key not kept)
       member recover-from-disaster --config DAEMON.json   with the member stopped, after choosing the state the
                                                           fleet continues from (README, disaster recovery)
@@ -31,6 +32,9 @@ const string Usage = """
                                                           (every member alike, before the first start; benchmarks)
       tenant-key new --private FILE --public FILE         a development tenant's ES256 key pair
       token mint --user U --fleet F [--tenant-key FILE] [--tenant T] [--minutes N]   a development JWT
+      verify-deployment FILE [--daemon-build DIR] [--witness URL --witness-key VKEY ...]
+                                                          check deployment evidence step by step (and that the witness logged it)
+      audit --witness URL --witness-key VKEY [--witness-key VKEY ...]   replay a witness's whole log
       bench [--server URL] [--seconds N] [--concurrency N] ...                      recoveries per second and latency
     """;
 
@@ -61,6 +65,8 @@ try
         "tenant-key new" => TokenCommands.NewTenantKey(arguments),
         "member recover-from-disaster" => DisasterRecoveryCommand.Run(arguments),
         "member seed-bench-users" => SeedUsersCommand.Run(arguments),
+        _ when arguments.Verbs is ["verify-deployment", _] => await EvidenceCommands.VerifyDeploymentAsync(arguments, cancellation.Token),
+        "audit" => await EvidenceCommands.AuditAsync(arguments, cancellation.Token),
         "bench" => await BenchCommand.RunAsync(arguments, cancellation.Token),
         "" or "help" => PrintUsage(Console.Out, 0),
         _ => throw new UsageException($"unknown command '{verbs}'"),

@@ -110,7 +110,7 @@ public sealed class VaultClient
         {
             started = await StartRecoveryAsync(start.Ke1, cancellationToken);
         }
-        catch (RpcException e) when (ReasonOf(e) == "RECORD_DESTROYED")
+        catch (RpcException e) when (ReasonOf(e) == RefusalReason.RecordDestroyed)
         {
             return new RecoveryResult(RecoveryStatus.RecordDestroyed, 0, null);
         }
@@ -177,9 +177,8 @@ public sealed class VaultClient
 
     private const int StartRecoveryAttempts = 3;
 
-    /// <summary>The machine-readable reason of a refusal (the <c>hsmvault-reason</c> trailer), if any.</summary>
-    public static string? ReasonOf(RpcException exception) =>
-        exception?.Trailers.GetValue("hsmvault-reason");
+    /// <summary>Why the fleet refused a call (its <see cref="RefusalTrailer"/>); <see cref="RefusalReason.Unspecified"/> if it says not.</summary>
+    public static RefusalReason ReasonOf(RpcException exception) => RefusalTrailer.Of(exception);
 
     private static RecoveryResult Recovered(ClientLoginFinish finish, ReadOnlySpan<byte> sessionId, FinishRecoveryResponse finished)
     {

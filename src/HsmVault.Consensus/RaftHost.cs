@@ -7,9 +7,9 @@ namespace HsmVault.Consensus;
 /// <summary>
 /// The I/O loop around a <see cref="RaftNode"/> for the daemon. One task owns the node; a
 /// <see cref="TimeProvider"/> timer ticks it; inbound messages (<see cref="Deliver"/>), proposals and reads
-/// are queued to that task. For each <see cref="Ready"/> it persists and fsyncs, writes the high-water mark,
-/// sends messages, applies committed commands to the <see cref="IReplicatedStateMachine"/>, and snapshots
-/// every <see cref="RaftHostOptions.SnapshotInterval"/> commands.
+/// are queued to that task. Each batch's Readies are carried out by a <see cref="ReadyPipeline"/> (persist and
+/// fsync, high-water mark, send, apply to the <see cref="IReplicatedStateMachine"/>, snapshot every
+/// <see cref="RaftHostOptions.SnapshotInterval"/> commands); the host answers proposers and readers from it.
 /// </summary>
 /// <remarks>
 /// The host does not own the storage, transport or stores it is given; dispose them after <see cref="StopAsync"/>.
@@ -29,12 +29,10 @@ public sealed class RaftHost : IAsyncDisposable
     private readonly Channel<Work> _inbox = Channel.CreateUnbounded<Work>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Dictionary<ulong, (ulong Term, TaskCompletionSource<byte[]> Completion)> _proposals = [];
     private readonly Dictionary<ulong, TaskCompletionSource> _reads = [];
-    private readonly List<(ulong Index, TaskCompletionSource Completion)> _waitingReads = [];
     private readonly CancellationTokenSource _stopping = new();
     private RaftNode? _node;
     private ITimer? _timer;
     private Task _loop = Task.CompletedTask;
-    private ulong _applied;
     private ulong _nextReadId;
     private volatile RaftStatus? _status;
     private RaftRole _lastRole;
@@ -125,18 +123,19 @@ public sealed class RaftHost : IAsyncDisposable
             mark,
             _stateMachine.AppliedIndex);
         _node = node;
-        _applied = node.AppliedIndex;
+        var pipeline = new ReadyPipeline(
+            node, _storage, _stateMachine, _transport, _highWaterMarks, new Completions(this, node), _options.SnapshotInterval, _logger);
         if (node.RollbackDetected && mark is not null)
         {
             RaftHostLog.RollbackDetected(_logger, node.Id, mark);
         }
 
         _wasBehindMark = node.IsBehindHighWaterMark;
-        ProcessReady(node);
+        pipeline.Process();
         PublishStatus(node);
-        RaftHostLog.Started(_logger, node.Id, node.Term, node.CommitIndex, _applied, node.LastIndex, node.SnapshotIndex);
+        RaftHostLog.Started(_logger, node.Id, node.Term, node.CommitIndex, pipeline.Applied, node.LastIndex, node.SnapshotIndex);
 
-        _loop = Task.Run(() => RunAsync(node, _stopping.Token), CancellationToken.None);
+        _loop = Task.Run(() => RunAsync(node, pipeline, _stopping.Token), CancellationToken.None);
         _timer = _timeProvider.CreateTimer(
             static state => ((RaftHost)state!)._inbox.Writer.TryWrite(TickWork.Instance),
             this,
@@ -240,7 +239,7 @@ public sealed class RaftHost : IAsyncDisposable
         ObjectDisposedException.ThrowIf(!_inbox.Writer.TryWrite(work), this);
     }
 
-    private async Task RunAsync(RaftNode node, CancellationToken stopping)
+    private async Task RunAsync(RaftNode node, ReadyPipeline pipeline, CancellationToken stopping)
     {
         try
         {
@@ -252,7 +251,7 @@ public sealed class RaftHost : IAsyncDisposable
                     Handle(node, work);
                 }
 
-                ProcessReady(node);
+                pipeline.Process();
                 PublishStatus(node);
             }
         }
@@ -310,156 +309,6 @@ public sealed class RaftHost : IAsyncDisposable
         ? $"This member is not the leader; {leader} is."
         : "This member is not the leader, and no leader is known (an election may be under way).";
 
-    /// <summary>Carries out each Ready in the order that makes Raft safe; see <see cref="Ready"/>.</summary>
-    private void ProcessReady(RaftNode node)
-    {
-        while (node.HasReady())
-        {
-            var ready = node.GetReady();
-
-            // A leader's appends leave first, so that followers make them durable while this member does
-            // (thesis §10.2.1); everything that vouches for our state waits below until it is durable.
-            SendAll(ready.EarlyMessages);
-            if (ready.Snapshot is not null)
-            {
-                _storage.SaveSnapshot(ready.Snapshot);
-            }
-
-            _storage.Append(ready.Entries);
-            if (ready.MustSync)
-            {
-                _storage.Sync();
-            }
-
-            if (ready.HardState is { } hardState)
-            {
-                _storage.SaveHardState(hardState);
-            }
-
-            // The rollback guard's mark goes to the token after our disk and before anyone hears from us.
-            if (ready.HighWaterMark is { } mark)
-            {
-                _highWaterMarks.Write(mark);
-            }
-
-            SendAll(ready.Messages);
-
-            if (ready.Snapshot is { } snapshot)
-            {
-                _stateMachine.RestoreSnapshot(snapshot.Index, snapshot.Data.Span);
-                _applied = snapshot.Index;
-                FailProposalsUpTo(snapshot.Index);
-                RaftHostLog.SnapshotInstalled(_logger, node.Id, snapshot.Index);
-            }
-
-            // One call per batch, so the state machine can commit the batch at once (see VaultStateMachine.ApplyBatch).
-            var results = ready.CommittedEntries.Count > 0 ? _stateMachine.ApplyBatch(ready.CommittedEntries) : [];
-            for (var i = 0; i < ready.CommittedEntries.Count; i++)
-            {
-                Applied(node, ready.CommittedEntries[i], results[i]);
-            }
-
-            foreach (var readState in ready.ReadStates)
-            {
-                if (_reads.Remove(readState.RequestId, out var completion))
-                {
-                    _waitingReads.Add((readState.Index, completion));
-                }
-            }
-
-            foreach (var dropped in ready.DroppedReads)
-            {
-                if (_reads.Remove(dropped, out var completion))
-                {
-                    completion.TrySetException(new NotLeaderException(node.LeaderId, "This member stopped leading before the read was confirmed."));
-                }
-            }
-
-            ReleaseReads();
-            node.Advance();
-            MaybeSnapshot(node);
-        }
-    }
-
-    private void SendAll(IReadOnlyList<RaftMessage> messages)
-    {
-        foreach (var message in messages)
-        {
-            try
-            {
-                _transport.Send(message);
-            }
-            catch (Exception exception) when (exception is not OutOfMemoryException)
-            {
-                // Raft tolerates a lost message; a broken transport must not stop the member.
-                RaftHostLog.SendFailed(_logger, message.GetType().Name, message.To, exception);
-            }
-        }
-    }
-
-    /// <summary>Completes the proposal at <paramref name="entry"/>'s index, if ours, with its applied result (null: not a command).</summary>
-    private void Applied(RaftNode node, LogEntry entry, byte[]? result)
-    {
-        _applied = entry.Index;
-        if (_proposals.Remove(entry.Index, out var proposal))
-        {
-            if (proposal.Term == entry.Term && result is not null)
-            {
-                proposal.Completion.TrySetResult(result);
-            }
-            else
-            {
-                // Another leader's entry took this index: ours was overwritten and never applied (Raft §5.3).
-                proposal.Completion.TrySetException(new NotLeaderException(
-                    node.LeaderId, "Leadership changed before the command committed; it was not applied."));
-            }
-        }
-    }
-
-    private void FailProposalsUpTo(ulong index)
-    {
-        foreach (var key in _proposals.Keys.Where(k => k <= index).ToArray())
-        {
-            _proposals.Remove(key, out var proposal);
-
-            // A snapshot jumped over the entry: we cannot tell whether ours or another leader's committed.
-            proposal.Completion.TrySetException(new QuorumUnavailableException(
-                "The command's outcome is unknown: this member caught up by snapshot."));
-        }
-    }
-
-    private void ReleaseReads()
-    {
-        for (var i = _waitingReads.Count - 1; i >= 0; i--)
-        {
-            if (_waitingReads[i].Index <= _applied)
-            {
-                _waitingReads[i].Completion.TrySetResult();
-                _waitingReads.RemoveAt(i);
-            }
-        }
-    }
-
-    private void MaybeSnapshot(RaftNode node)
-    {
-        if (_options.SnapshotInterval <= 0
-            || _stateMachine.AppliedIndex < node.SnapshotIndex + (ulong)_options.SnapshotInterval)
-        {
-            return;
-        }
-
-        var data = _stateMachine.CreateSnapshot(out var index);
-        if (index <= node.SnapshotIndex || index > node.AppliedIndex || node.TryGetTerm(index) is not { } term)
-        {
-            return;
-        }
-
-        var snapshot = new RaftSnapshot(index, term, node.Members, data);
-        _storage.SaveSnapshot(snapshot);
-        node.Compact(snapshot);
-        RaftHostLog.SnapshotTaken(_logger, node.Id, index);
-    }
-
     private void PublishStatus(RaftNode node)
     {
         var status = node.GetStatus();
@@ -502,14 +351,8 @@ public sealed class RaftHost : IAsyncDisposable
             read.TrySetException(exception);
         }
 
-        foreach (var (_, completion) in _waitingReads)
-        {
-            completion.TrySetException(exception);
-        }
-
         _proposals.Clear();
         _reads.Clear();
-        _waitingReads.Clear();
         while (_inbox.Reader.TryRead(out var work))
         {
             if (work is ProposeWork p)
@@ -519,6 +362,57 @@ public sealed class RaftHost : IAsyncDisposable
             else if (work is ReadWork r)
             {
                 r.Completion.TrySetException(exception);
+            }
+        }
+    }
+
+    /// <summary>Answers proposers and readers as the pipeline applies entries and confirms reads.</summary>
+    private sealed class Completions(RaftHost host, RaftNode node) : IReadyObserver
+    {
+        public void SnapshotRestored(RaftSnapshot snapshot)
+        {
+            foreach (var key in host._proposals.Keys.Where(k => k <= snapshot.Index).ToArray())
+            {
+                host._proposals.Remove(key, out var proposal);
+
+                // A snapshot jumped over the entry: we cannot tell whether ours or another leader's committed.
+                proposal.Completion.TrySetException(new QuorumUnavailableException(
+                    "The command's outcome is unknown: this member caught up by snapshot."));
+            }
+        }
+
+        public void Applied(LogEntry entry, byte[]? result)
+        {
+            if (!host._proposals.Remove(entry.Index, out var proposal))
+            {
+                return;
+            }
+
+            if (proposal.Term == entry.Term && result is not null)
+            {
+                proposal.Completion.TrySetResult(result);
+            }
+            else
+            {
+                // Another leader's entry took this index: ours was overwritten and never applied (Raft §5.3).
+                proposal.Completion.TrySetException(new NotLeaderException(
+                    node.LeaderId, "Leadership changed before the command committed; it was not applied."));
+            }
+        }
+
+        public void ReadReady(ReadState read)
+        {
+            if (host._reads.Remove(read.RequestId, out var completion))
+            {
+                completion.TrySetResult();
+            }
+        }
+
+        public void ReadDropped(ulong requestId)
+        {
+            if (host._reads.Remove(requestId, out var completion))
+            {
+                completion.TrySetException(new NotLeaderException(node.LeaderId, "This member stopped leading before the read was confirmed."));
             }
         }
     }

@@ -69,6 +69,7 @@ public static class FleetCeremony
         var keyType = from.Session.GetULong(keys.SigningKey, CKA.CKA_KEY_TYPE);
         var wrapped = new List<byte[]>();
         var created = new List<IObjectHandle>();
+        List<byte[]> wrappedHashes;
         try
         {
             wrapped.Add(Wrap(from, native, wrapMechanism, wrapOnSource, keys.OprfSeed, from.Labels.OprfSeed));
@@ -105,6 +106,9 @@ public static class FleetCeremony
         }
         finally
         {
+            // The blobs' digests link each wrap to its unwrap in the ceremony transcript; a digest
+            // of a ciphertext under a destroyed ephemeral key reveals nothing.
+            wrappedHashes = wrapped.Select(blob => SHA256.HashData(blob)).ToList();
             wrapped.ForEach(blob => CryptographicOperations.ZeroMemory(blob));
         }
 
@@ -123,7 +127,12 @@ public static class FleetCeremony
 
         // The target's own identity key is generated there, never copied.
         TokenProvisioner.EnsureMemberIdentityKey(to, logger);
-        return new FleetKeyCopyTranscript(from.Description, to.Description, sourcePoint, targetPoint, copied);
+        return new FleetKeyCopyTranscript(from.Description, to.Description, sourcePoint, targetPoint, copied)
+        {
+            WrapMechanism = wrapMechanism,
+            UnwrapMechanism = unwrapMechanism,
+            WrappedKeyDigests = wrappedHashes,
+        };
     }
 
     /// <summary>
@@ -316,4 +325,14 @@ public sealed record FleetKeyCopyTranscript(
     TokenDescription Target,
     byte[] SourceEphemeralPublicKey,
     byte[] TargetEphemeralPublicKey,
-    IReadOnlyList<string> CopiedKeys);
+    IReadOnlyList<string> CopiedKeys)
+{
+    /// <summary>The PKCS#11 mechanism the source wrapped with (its RFC 5649).</summary>
+    public ulong WrapMechanism { get; init; }
+
+    /// <summary>The PKCS#11 mechanism the target unwrapped with (its RFC 5649).</summary>
+    public ulong UnwrapMechanism { get; init; }
+
+    /// <summary>SHA-256 of each wrapped blob, in the order of <see cref="CopiedKeys"/>.</summary>
+    public IReadOnlyList<byte[]> WrappedKeyDigests { get; init; } = [];
+}

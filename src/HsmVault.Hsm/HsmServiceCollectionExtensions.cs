@@ -1,4 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -13,15 +14,18 @@ public static class HsmServiceCollectionExtensions
     /// </summary>
     public static IServiceCollection AddHsmVaultToken(this IServiceCollection services)
     {
-        services.AddOptions<TokenOptions>().BindConfiguration(TokenOptions.SectionName).ValidateDataAnnotations()
-            .Validate(o => !string.IsNullOrEmpty(o.TokenLabel) || !string.IsNullOrEmpty(o.TokenSerial),
-                "HsmVault:Token needs TokenLabel or TokenSerial to find the token")
-            .Validate(o => !string.IsNullOrEmpty(o.PinFile) || !string.IsNullOrEmpty(o.PinEnvironmentVariable),
-                "HsmVault:Token needs PinFile or PinEnvironmentVariable; the PIN is never taken from the command line")
-            .ValidateOnStart();
-        services.AddSingleton<IVaultToken>(sp => Pkcs11VaultToken.Open(
+        services.AddHsmVaultTokenOptions();
+        services.TryAddSingleton<IVaultToken>(sp => Pkcs11VaultToken.Open(
             sp.GetRequiredService<IOptions<TokenOptions>>().Value,
             sp.GetRequiredService<ILoggerFactory>().CreateLogger("HsmVault.Hsm")));
+        return services;
+    }
+
+    /// <summary>Binds <see cref="TokenOptions"/> from <c>HsmVault:Token</c>, checked at start-up by <see cref="TokenOptionsValidator"/>.</summary>
+    public static IServiceCollection AddHsmVaultTokenOptions(this IServiceCollection services)
+    {
+        services.AddOptions<TokenOptions>().BindConfiguration(TokenOptions.SectionName).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TokenOptions>, TokenOptionsValidator>());
         return services;
     }
 }

@@ -86,7 +86,7 @@ public sealed class Pkcs11VaultToken : IVaultToken
     internal static Pkcs11VaultToken OpenWithFaults(TokenOptions options, ILogger? logger, ITokenFaults? faults)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var copy = OptionsValidation.ValidatedCopy(options);
+        var copy = TokenOptionsValidator.Check(options);
         logger ??= NullLogger.Instance;
         var library = Pkcs11Modules.Get(copy.ModulePath, copy.ModuleInitArgs);
         var pin = Pin.Load(copy);
@@ -192,15 +192,8 @@ public sealed class Pkcs11VaultToken : IVaultToken
 
     private byte[] SignWith(SignatureAlgorithm algorithm, Func<FleetKeyHandles, IObjectHandle> key, ReadOnlySpan<byte> message)
     {
-        // SoftHSM2 has no CKM_ECDSA_SHA256: for P-256, hash here and sign the digest with raw CKM_ECDSA.
-        var (mechanismType, data) = algorithm == SignatureAlgorithm.Ed25519
-            ? (Pkcs11Constants.CkmEddsa, message.ToArray())
-            : ((ulong)CKM.CKM_ECDSA, SHA256.HashData(message));
-        return Execute("Sign", (session, keys) =>
-        {
-            using var mechanism = Mechanisms.Create(mechanismType);
-            return session.Sign(mechanism, key(keys), data);
-        });
+        var data = message.ToArray();
+        return Execute("Sign", (session, keys) => TokenSignatures.Sign(session, key(keys), algorithm, data));
     }
 
     /// <inheritdoc/>

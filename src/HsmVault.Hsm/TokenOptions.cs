@@ -1,11 +1,9 @@
-using System.ComponentModel.DataAnnotations;
-
 namespace HsmVault.Hsm;
 
 /// <summary>
 /// Where the token is and how to log in. Bound from the <c>HsmVault:Token</c> configuration
 /// section. The PIN never comes from the command line: only from a file or an environment
-/// variable.
+/// variable. Every rule is in <see cref="TokenOptionsValidator"/>.
 /// </summary>
 public sealed class TokenOptions
 {
@@ -13,7 +11,6 @@ public sealed class TokenOptions
     public const string SectionName = "HsmVault:Token";
 
     /// <summary>Path of the PKCS#11 module, e.g. <c>/usr/lib/softhsm/libsofthsm2.so</c>.</summary>
-    [Required]
     public string ModulePath { get; set; } = "/usr/lib/softhsm/libsofthsm2.so";
 
     /// <summary>Token label to use. Either this or <see cref="TokenSerial"/> (or both) must be set.</summary>
@@ -32,7 +29,6 @@ public sealed class TokenOptions
     /// Cap on token operations running at once. SoftHSM2 crashes with private-key operations
     /// from four or more threads (SoftHSM issue 688), so the default is 2.
     /// </summary>
-    [Range(1, 64)]
     public int MaxConcurrentOperations { get; set; } = 2;
 
     /// <summary>
@@ -40,11 +36,9 @@ public sealed class TokenOptions
     /// before the token is reported unavailable (gRPC UNAVAILABLE), so a hung token cannot pin
     /// every thread that calls it.
     /// </summary>
-    [Range(typeof(TimeSpan), "00:00:00.001", "01:00:00")]
     public TimeSpan OperationTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Prefix of the labels of the vault's objects in the token.</summary>
-    [Required]
     public string KeyLabelPrefix { get; set; } = "hsmvault";
 
     /// <summary>

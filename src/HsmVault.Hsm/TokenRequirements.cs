@@ -154,7 +154,7 @@ public static class TokenRequirements
     /// <exception cref="TokenConfigurationException">The module or token cannot be found.</exception>
     public static TokenCheckReport Check(TokenOptions options)
     {
-        var copy = OptionsValidation.ValidatedCopy(options);
+        var copy = TokenOptionsValidator.Check(options, logsIn: false);
         var library = Pkcs11Modules.Get(copy.ModulePath, copy.ModuleInitArgs);
         var (slot, description) = TokenLocator.Find(library, copy);
         return Check(slot.GetMechanismList().Select(m => (ulong)m), description);

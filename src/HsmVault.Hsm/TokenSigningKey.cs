@@ -66,7 +66,7 @@ public sealed class TokenSigningKey : IDisposable
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(keyLabel);
         logger ??= NullLogger.Instance;
-        var copy = OptionsValidation.ValidatedCopy(options);
+        var copy = TokenOptionsValidator.Check(options);
         var library = Pkcs11Modules.Get(copy.ModulePath, copy.ModuleInitArgs);
         var pin = Pin.Load(copy);
         try

@@ -9,7 +9,6 @@ using HsmVault.Vault;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.DataProtection;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -58,20 +57,6 @@ public static class HsmVaultServer
         // is noise: the Raft host logs leadership changes as its own events.
         builder.Logging.AddFilter("Microsoft.Extensions.Diagnostics.HealthChecks", LogLevel.Critical);
 
-        var peering = PeerEndpoint.FromConfiguration(builder.Configuration);
-        builder.WebHost.ConfigureKestrel(kestrel =>
-        {
-            // gRPC over HTTP/2 without TLS (h2c) unless the operator configures TLS endpoints.
-            kestrel.ConfigureEndpointDefaults(endpoint => endpoint.Protocols = HttpProtocols.Http2);
-            kestrel.AddServerHeader = false;
-            peering?.Listen(kestrel);
-        });
-        if (peering is not null)
-        {
-            builder.Services.AddSingleton(peering);
-            builder.Services.AddSingleton(peering.Certificates);
-        }
-
         builder.Services.AddHsmVaultDaemon();
         return builder;
     }
@@ -118,14 +103,21 @@ public static class HsmVaultServer
             app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ProcessHardening)));
     }
 
-    /// <summary>Registers the daemon's services.</summary>
+    /// <summary>Registers the daemon's services: everything a host needs to serve as a member, Kestrel's endpoints included.</summary>
     public static IServiceCollection AddHsmVaultDaemon(this IServiceCollection services)
     {
+        services.Configure<KestrelServerOptions>(kestrel =>
+        {
+            // gRPC over HTTP/2 without TLS (h2c) unless the operator configures TLS endpoints.
+            kestrel.ConfigureEndpointDefaults(endpoint => endpoint.Protocols = HttpProtocols.Http2);
+            kestrel.AddServerHeader = false;
+        });
         services.AddHsmVaultToken();
-        services.AddHsmVaultCore();
+        // Peering before the core: its fleet membership takes the place of the core's fleet of one.
         services.AddHsmVaultPeering();
+        services.AddHsmVaultCore();
         services.AddOptions<ProcessOptions>().BindConfiguration(ProcessOptions.SectionName);
-        services.AddSingleton<FleetInfoProvider>();
+        services.TryAddSingleton<FleetInfoProvider>();
         // Singletons: the API holds no per-call state, and grpc-dotnet then activates nothing per call.
         services.TryAddSingleton<VaultGrpcService>();
         services.TryAddSingleton<VaultEndpoints>();

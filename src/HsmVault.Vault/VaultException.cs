@@ -1,3 +1,5 @@
+using HsmVault.Protocol.V1;
+
 namespace HsmVault.Vault;
 
 /// <summary>Why a vault operation was refused; the server maps each to a gRPC status.</summary>
@@ -39,27 +41,8 @@ public sealed class VaultException(VaultError error, string message, Exception? 
     public VaultError Error { get; } = error;
 
     /// <summary>
-    /// A stable, machine-readable reason for refusals a client acts on (see <see cref="VaultErrorReasons"/>);
-    /// null for the rest.
+    /// Why, for refusals a client acts on (sent in the <see cref="RefusalTrailer"/>);
+    /// <see cref="RefusalReason.Unspecified"/> for the rest.
     /// </summary>
-    public string? Reason { get; init; }
-}
-
-/// <summary>Machine-readable reasons, sent in the <c>hsmvault-reason</c> trailer.</summary>
-public static class VaultErrorReasons
-{
-    /// <summary>The record was destroyed after its last allowed guess.</summary>
-    public const string RecordDestroyed = "RECORD_DESTROYED";
-
-    /// <summary>A live record exists and the registration did not ask to replace it.</summary>
-    public const string AlreadyRegistered = "ALREADY_REGISTERED";
-
-    /// <summary>FinishRecovery named a session this member does not have (finished, expired, or another member's).</summary>
-    public const string UnknownSession = "UNKNOWN_SESSION";
-
-    /// <summary>StartRecovery for a user with no record.</summary>
-    public const string NotRegistered = "NOT_REGISTERED";
-
-    /// <summary>FinishRegistration with a ticket that already registered once.</summary>
-    public const string TicketAlreadyUsed = "TICKET_ALREADY_USED";
+    public RefusalReason Reason { get; init; }
 }

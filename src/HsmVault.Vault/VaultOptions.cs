@@ -1,25 +1,18 @@
-using System.ComponentModel.DataAnnotations;
-
 namespace HsmVault.Vault;
 
-/// <summary>The vault's settings, bound from the <c>HsmVault</c> configuration section.</summary>
+/// <summary>The vault's settings, bound from the <c>HsmVault</c> configuration section; every rule is in <see cref="VaultOptionsValidator"/>.</summary>
 public sealed class VaultOptions
 {
     /// <summary>Configuration section these options bind from.</summary>
     public const string SectionName = "HsmVault";
 
     /// <summary>The fleet's identifier: the audience of callers' JWTs, and bound into every sealed record.</summary>
-    [Required]
-    [RegularExpression("^[A-Za-z0-9._-]{1,64}$", ErrorMessage = "FleetId must be 1-64 letters, digits, '.', '_' or '-'")]
     public string FleetId { get; set; } = "";
 
     /// <summary>This member's identifier within the fleet.</summary>
-    [Required]
-    [RegularExpression("^[A-Za-z0-9._-]{1,64}$", ErrorMessage = "MemberId must be 1-64 letters, digits, '.', '_' or '-'")]
     public string MemberId { get; set; } = "";
 
     /// <summary>Folder of the member's database and log. Keep it apart from the token folder.</summary>
-    [Required]
     public string DataDirectory { get; set; } = "";
 
     /// <summary>
@@ -29,53 +22,42 @@ public sealed class VaultOptions
     /// <c>@serenity-kit/opaque</c>) cannot use any other; a non-empty context is an operator's
     /// choice that every client must then be able to set.
     /// </summary>
-    [Required(AllowEmptyStrings = true)]
     public string OpaqueContext { get; set; } = "";
 
     /// <summary>Argon2id memory in KiB for the clients' KSF. Default: RFC 9106's memory-constrained choice.</summary>
-    [Range(8, 4 * 1024 * 1024)]
     public int Argon2MemoryKib { get; set; } = 65536;
 
     /// <summary>Argon2id passes.</summary>
-    [Range(1, 64)]
     public int Argon2Iterations { get; set; } = 3;
 
     /// <summary>Argon2id lanes.</summary>
-    [Range(1, 64)]
     public int Argon2Parallelism { get; set; } = 4;
 
     /// <summary>Guesses allowed when a registration asks for none.</summary>
-    [Range(RecordLimits.MinGuessLimit, RecordLimits.MaxGuessLimit)]
     public int DefaultGuessLimit { get; set; } = 10;
 
     /// <summary>How long a started recovery may wait for its KE3.</summary>
-    [Range(typeof(TimeSpan), "00:00:05", "01:00:00")]
     public TimeSpan RecoverySessionTimeout { get; set; } = TimeSpan.FromMinutes(2);
 
     /// <summary>How long a registration may take between StartRegistration and FinishRegistration.</summary>
-    [Range(typeof(TimeSpan), "00:00:05", "01:00:00")]
     public TimeSpan RegistrationTicketLifetime { get; set; } = TimeSpan.FromMinutes(10);
 
     /// <summary>Recovery sessions in flight at once on this member; more are refused with ResourceExhausted.</summary>
-    [Range(1, 1_000_000)]
     public int MaxRecoverySessions { get; set; } = 10_000;
 
     /// <summary>Recovery sessions one user may have in flight on this member at once.</summary>
-    [Range(1, 1_000)]
     public int MaxRecoverySessionsPerUser { get; set; } = 4;
 
     /// <summary>
     /// Recovery sessions one tenant may have in flight on this member at once, so that one
     /// tenant cannot fill the table for the others. Default: half of <see cref="MaxRecoverySessions"/>.
     /// </summary>
-    [Range(1, 1_000_000)]
     public int? MaxRecoverySessionsPerTenant { get; set; }
 
     /// <summary>How users appear in logs and audit events: a pseudonym (default) or their escaped ids.</summary>
     public UserLogForm LogUserIds { get; set; } = UserLogForm.Hashed;
 
     /// <summary>Every how many log entries the members compare digests of their state.</summary>
-    [Range(1, 1_000_000)]
     public int StateDigestInterval { get; set; } = 64;
 }
 
@@ -87,17 +69,4 @@ public enum UserLogForm
 
     /// <summary>tenant/user with everything outside printable ASCII escaped.</summary>
     Escaped,
-}
-
-/// <summary>Fixed limits of the vault protocol.</summary>
-public static class RecordLimits
-{
-    /// <summary>Fewest guesses a record may allow.</summary>
-    public const int MinGuessLimit = 1;
-
-    /// <summary>Most guesses a record may allow.</summary>
-    public const int MaxGuessLimit = 255;
-
-    /// <summary>Largest client-encrypted secret stored, in bytes.</summary>
-    public const int MaxEncryptedSecretBytes = 1024;
 }

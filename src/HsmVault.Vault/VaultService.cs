@@ -11,6 +11,7 @@ using HsmVault.Vault.Signing;
 using HsmVault.Vault.State;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using RefusalReason = HsmVault.Protocol.V1.RefusalReason;
 
 namespace HsmVault.Vault;
 
@@ -139,7 +140,7 @@ public sealed partial class VaultService : IDisposable
         byte[] registrationTicket,
         byte[] registrationRecord,
         byte[] encryptedSecret,
-        int guessLimit,
+        uint guessLimit,
         bool replaceExisting,
         CancellationToken cancellationToken)
     {
@@ -155,13 +156,13 @@ public sealed partial class VaultService : IDisposable
                 $"encrypted_secret must be 1 to {RecordLimits.MaxEncryptedSecretBytes} bytes; got {encryptedSecret.Length}");
         }
 
-        var limit = guessLimit == 0 ? _options.DefaultGuessLimit : guessLimit;
-        if (limit is < RecordLimits.MinGuessLimit or > RecordLimits.MaxGuessLimit)
+        if (guessLimit != 0 && !RecordLimits.IsGuessLimit(guessLimit))
         {
             throw new VaultException(VaultError.InvalidArgument,
                 $"guess_limit must be {RecordLimits.MinGuessLimit} to {RecordLimits.MaxGuessLimit}, or 0 for the default of {_options.DefaultGuessLimit}; got {guessLimit}");
         }
 
+        var limit = guessLimit == 0 ? _options.DefaultGuessLimit : (int)guessLimit;
         RequireServing();
         var nonce = OnToken(() => _tickets.Open(user, registrationTicket));
         var contents = new RecordContents(nonce, registrationRecord, limit, encryptedSecret);
@@ -189,7 +190,7 @@ public sealed partial class VaultService : IDisposable
                     throw new VaultException(VaultError.FailedPrecondition,
                         "registration_ticket was already used for a registration; each ticket registers once: call StartRegistration again")
                     {
-                        Reason = VaultErrorReasons.TicketAlreadyUsed,
+                        Reason = RefusalReason.TicketAlreadyUsed,
                     };
                 case CommandOutcome.VersionConflict when attempt < MaxVersionConflictRetries:
                     continue;
@@ -253,7 +254,7 @@ public sealed partial class VaultService : IDisposable
             ?? throw new VaultException(VaultError.FailedPrecondition,
                 "no recovery session with this id for the caller on this member: it was already finished, it expired, or it was started on another member; call StartRecovery again")
             {
-                Reason = VaultErrorReasons.UnknownSession,
+                Reason = RefusalReason.UnknownSession,
             };
 
         var keepSession = false;
@@ -571,19 +572,19 @@ public sealed partial class VaultService : IDisposable
     private static VaultException AlreadyRegistered(UserIdentity user) => new(VaultError.FailedPrecondition,
         $"{user} is already registered; set replace_existing to replace the record (this resets its guess count)")
     {
-        Reason = VaultErrorReasons.AlreadyRegistered,
+        Reason = RefusalReason.AlreadyRegistered,
     };
 
     private static VaultException NotRegistered(UserIdentity user) => new(VaultError.NotFound,
         $"{user} has no record to recover; register first")
     {
-        Reason = VaultErrorReasons.NotRegistered,
+        Reason = RefusalReason.NotRegistered,
     };
 
     private static VaultException Destroyed(UserIdentity user) => new(VaultError.FailedPrecondition,
         $"the record of {user} was destroyed after its last allowed guess; it cannot be recovered, register a new one")
     {
-        Reason = VaultErrorReasons.RecordDestroyed,
+        Reason = RefusalReason.RecordDestroyed,
     };
 
     private static VaultException Unexpected(UserIdentity user, CommandResult result) => result.Outcome switch

@@ -26,7 +26,8 @@ public static class VaultServiceCollectionExtensions
     /// </summary>
     public static IServiceCollection AddHsmVaultCore(this IServiceCollection services)
     {
-        services.AddOptions<VaultOptions>().BindConfiguration(VaultOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<VaultOptions>().BindConfiguration(VaultOptions.SectionName).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<VaultOptions>, VaultOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(sp => new FleetMembers(new HashSet<string>(StringComparer.Ordinal) { Options(sp).MemberId }));
         services.TryAddSingleton(sp => FleetKeys.LoadAkeKey(sp.GetRequiredService<IVaultToken>()));

@@ -74,8 +74,7 @@ public static class WitnessServer
     {
         services.AddOptions<WitnessOptions>().BindConfiguration(WitnessOptions.SectionName).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<WitnessOptions>, WitnessOptionsValidator>());
-        // TokenSigningKey.Open checks the token options itself, with the same messages as hsmvaultd.
-        services.AddOptions<TokenOptions>().BindConfiguration(TokenOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddHsmVaultTokenOptions();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(sp =>
         {

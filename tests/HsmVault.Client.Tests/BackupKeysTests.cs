@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using HsmVault.Protocol.V1;
 
 namespace HsmVault.Client.Tests;
 
@@ -52,7 +53,7 @@ public sealed class BackupKeysTests
         var trailers = new Grpc.Core.Metadata { { "hsmvault-reason", "NOT_REGISTERED" } };
         var refused = new Grpc.Core.RpcException(new Grpc.Core.Status(Grpc.Core.StatusCode.NotFound, "no record"), trailers);
 
-        Assert.Equal("NOT_REGISTERED", VaultClient.ReasonOf(refused));
-        Assert.Null(VaultClient.ReasonOf(new Grpc.Core.RpcException(new Grpc.Core.Status(Grpc.Core.StatusCode.NotFound, "no record"))));
+        Assert.Equal(RefusalReason.NotRegistered, VaultClient.ReasonOf(refused));
+        Assert.Equal(RefusalReason.Unspecified, VaultClient.ReasonOf(new Grpc.Core.RpcException(new Grpc.Core.Status(Grpc.Core.StatusCode.NotFound, "no record"))));
     }
 }

@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Logging.Abstractions;
+
 namespace HsmVault.Consensus.Tests;
 
 /// <summary>
@@ -19,7 +21,7 @@ internal sealed class TestNetwork
         var random = new Random(seed);
         foreach (var id in _ids)
         {
-            var peer = new Peer(id);
+            var peer = new Peer(id, _queue);
             if (initialState is not null)
             {
                 var state = initialState(id);
@@ -70,6 +72,8 @@ internal sealed class TestNetwork
         }
 
         peer.Node = new RaftNode(Options(id, seed), state, peer.Mark, peer.StateMachine.AppliedIndex);
+        peer.Pipeline = new ReadyPipeline(
+            peer.Node, peer.Storage, peer.StateMachine, peer, peer, peer, snapshotInterval: 0, NullLogger.Instance);
         Drain(peer);
     }
 
@@ -78,6 +82,7 @@ internal sealed class TestNetwork
     {
         Peers[id].Storage.Crash(new Random(0));
         Peers[id].Node = null;
+        Peers[id].Pipeline = null;
     }
 
     public void Cut(string a, string b)
@@ -167,60 +172,11 @@ internal sealed class TestNetwork
         Drain(target, enqueue: false);
     }
 
-    private void Drain(Peer peer, bool enqueue = true)
+    private static void Drain(Peer peer, bool enqueue = true)
     {
-        while (peer.Node is { } node && node.HasReady())
-        {
-            var ready = node.GetReady();
-            var messages = ready.EarlyMessages.Concat(ready.Messages).ToList();
-            if (ready.Snapshot is not null)
-            {
-                peer.Storage.SaveSnapshot(ready.Snapshot);
-            }
-
-            peer.Storage.Append(ready.Entries);
-            if (ready.MustSync)
-            {
-                peer.Storage.Sync();
-            }
-
-            if (ready.HardState is { } hardState)
-            {
-                peer.Storage.SaveHardState(hardState);
-            }
-
-            if (ready.HighWaterMark is not null)
-            {
-                peer.Mark = ready.HighWaterMark;
-            }
-
-            peer.Sent.AddRange(messages);
-            if (enqueue)
-            {
-                foreach (var message in messages)
-                {
-                    _queue.Enqueue(message);
-                }
-            }
-
-            if (ready.Snapshot is { } snapshot)
-            {
-                peer.StateMachine.RestoreSnapshot(snapshot.Index, snapshot.Data.Span);
-            }
-
-            foreach (var entry in ready.CommittedEntries)
-            {
-                peer.Applied.Add(entry);
-                if (entry.Kind == LogEntryKind.Command)
-                {
-                    peer.Results[entry.Index] = peer.StateMachine.Apply(entry.Index, entry.Data.Span);
-                }
-            }
-
-            peer.ReadStates.AddRange(ready.ReadStates);
-            peer.DroppedReads.AddRange(ready.DroppedReads);
-            node.Advance();
-        }
+        peer.Enqueue = enqueue;
+        peer.Pipeline?.Process();
+        peer.Enqueue = true;
     }
 
     /// <summary>Compacts <paramref name="id"/>'s log into a snapshot of its state machine.</summary>
@@ -234,7 +190,11 @@ internal sealed class TestNetwork
         return snapshot;
     }
 
-    internal sealed class Peer(string id)
+    /// <summary>
+    /// One member: its disk and application, and the seams of its <see cref="ReadyPipeline"/> — the mark store
+    /// (in memory), the transport (into the network's queue) and the observer (recording what it applied and read).
+    /// </summary>
+    internal sealed class Peer(string id, Queue<RaftMessage> network) : IHighWaterMarkStore, IRaftTransport, IReadyObserver
     {
         public string Id { get; } = id;
 
@@ -246,6 +206,11 @@ internal sealed class TestNetwork
 
         public RaftNode? Node { get; set; }
 
+        public ReadyPipeline? Pipeline { get; set; }
+
+        /// <summary>Whether sent messages go onto the network (false: only recorded in <see cref="Sent"/>).</summary>
+        public bool Enqueue { get; set; } = true;
+
         public List<LogEntry> Applied { get; } = [];
 
         public Dictionary<ulong, byte[]> Results { get; } = [];
@@ -255,5 +220,35 @@ internal sealed class TestNetwork
         public List<ulong> DroppedReads { get; } = [];
 
         public List<RaftMessage> Sent { get; } = [];
+
+        HighWaterMark? IHighWaterMarkStore.Read() => Mark;
+
+        void IHighWaterMarkStore.Write(HighWaterMark mark) => Mark = mark;
+
+        void IRaftTransport.Send(RaftMessage message)
+        {
+            Sent.Add(message);
+            if (Enqueue)
+            {
+                network.Enqueue(message);
+            }
+        }
+
+        void IReadyObserver.SnapshotRestored(RaftSnapshot snapshot)
+        {
+        }
+
+        void IReadyObserver.Applied(LogEntry entry, byte[]? result)
+        {
+            Applied.Add(entry);
+            if (result is not null)
+            {
+                Results[entry.Index] = result;
+            }
+        }
+
+        void IReadyObserver.ReadReady(ReadState read) => ReadStates.Add(read);
+
+        void IReadyObserver.ReadDropped(ulong requestId) => DroppedReads.Add(requestId);
     }
 }

@@ -1,7 +1,6 @@
 using System.Security.Cryptography;
 using Grpc.Core;
 using HsmVault.Cli.Commands;
-using HsmVault.EndToEnd.Tests.Support;
 using HsmVault.Protocol.V1;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;

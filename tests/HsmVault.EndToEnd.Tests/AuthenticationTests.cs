@@ -3,6 +3,7 @@ using Grpc.Core;
 using HsmVault.Cli.Commands;
 using HsmVault.EndToEnd.Tests.Support;
 using HsmVault.Protocol.V1;
+using HsmVault.Testing.Opaque;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 
@@ -82,7 +83,7 @@ public sealed class AuthenticationTests : DaemonTest
         Assert.Equal(DaemonSetup.FleetId, info.FleetId);
         Assert.Equal("member-1", info.MemberId);
         Assert.Equal("OPAQUE-3DH ristretto255-SHA512 Argon2id", info.OpaqueSuite);
-        Assert.Equal("HsmVault-v1", info.OpaqueContext.ToStringUtf8());
+        Assert.Equal(TestOpaqueSettings.Context, info.OpaqueContext.ToStringUtf8());
         Assert.Equal(32, info.ServerPublicKey.Length);
         Assert.Equal(new Argon2idParameters { MemoryKib = 1024, Iterations = 1, Parallelism = 2 }, info.Argon2Id);
         Assert.Equal(10u, info.DefaultGuessLimit);

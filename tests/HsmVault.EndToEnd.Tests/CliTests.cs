@@ -1,5 +1,4 @@
 using System.Text.RegularExpressions;
-using HsmVault.EndToEnd.Tests.Support;
 
 namespace HsmVault.EndToEnd.Tests;
 

@@ -19,7 +19,7 @@ public sealed class DaemonProcessTests(ITestOutputHelper output) : IDisposable
     private const string User = "crash-user";
     private readonly DaemonSetup _setup = DaemonSetup.Create();
     private readonly List<GrpcChannel> _channels = [];
-    private readonly List<DaemonProcess> _daemons = [];
+    private readonly List<ChildDaemon> _daemons = [];
 
     [Fact]
     public async Task Start_WithUnknownTokenLabel_ExitsNonZero_NamingTheSlotsPresent_WithoutStackTrace()
@@ -278,14 +278,10 @@ public sealed class DaemonProcessTests(ITestOutputHelper output) : IDisposable
     {
         await using var daemon = await StartDaemonAsync(config, waitUntilListening: false);
         var exitCode = await daemon.WaitForExitAsync();
-        var lines = daemon.Output.Split('\n');
-        return new ProcessResult(
-            exitCode,
-            string.Join('\n', lines.Where(l => l.StartsWith("out: ", StringComparison.Ordinal)).Select(l => l[5..])),
-            string.Join('\n', lines.Where(l => l.StartsWith("err: ", StringComparison.Ordinal)).Select(l => l[5..])));
+        return new ProcessResult(exitCode, daemon.StandardOutput, daemon.StandardError);
     }
 
-    private void AssertCleanOutput(DaemonProcess daemon)
+    private void AssertCleanOutput(ChildDaemon daemon)
     {
         var text = daemon.Output;
         Assert.Empty(_setup.SecretsIn(text));
@@ -293,25 +289,25 @@ public sealed class DaemonProcessTests(ITestOutputHelper output) : IDisposable
         Assert.True(errors.Count == 0, string.Join('\n', errors));
     }
 
-    private async Task<DaemonProcess> StartDaemonAsync(string config, IReadOnlyDictionary<string, string>? environment = null, bool waitUntilListening = true)
+    private async Task<ChildDaemon> StartDaemonAsync(string config, IReadOnlyDictionary<string, string>? environment = null, bool waitUntilListening = true)
     {
-        var daemon = await DaemonProcess.StartAsync(config, environment, waitUntilListening);
+        var daemon = await ChildDaemon.StartAsync(config, environment, waitUntilListening: waitUntilListening);
         _daemons.Add(daemon);
         return daemon;
     }
 
-    private GrpcChannel Channel(DaemonProcess daemon)
+    private GrpcChannel Channel(ChildDaemon daemon)
     {
         var channel = GrpcChannel.ForAddress(daemon.Address);
         _channels.Add(channel);
         return channel;
     }
 
-    private VaultClient Client(DaemonProcess daemon)
+    private VaultClient Client(ChildDaemon daemon)
     {
         var jwt = _setup.Mint(User);
         return new VaultClient(Channel(daemon).CreateCallInvoker(), _ => ValueTask.FromResult(jwt));
     }
 
-    private ProtoVault.VaultClient Raw(DaemonProcess daemon) => new(Channel(daemon));
+    private ProtoVault.VaultClient Raw(ChildDaemon daemon) => new(Channel(daemon));
 }

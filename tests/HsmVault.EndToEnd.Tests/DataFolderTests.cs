@@ -1,5 +1,4 @@
 using System.Runtime.Versioning;
-using HsmVault.EndToEnd.Tests.Support;
 
 namespace HsmVault.EndToEnd.Tests;
 

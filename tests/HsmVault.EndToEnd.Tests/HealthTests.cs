@@ -1,5 +1,4 @@
 using Grpc.Health.V1;
-using HsmVault.EndToEnd.Tests.Support;
 
 namespace HsmVault.EndToEnd.Tests;
 

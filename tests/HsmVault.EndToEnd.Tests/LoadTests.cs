@@ -1,7 +1,6 @@
 using Grpc.Core;
 using Grpc.Health.V1;
 using HsmVault.Client;
-using HsmVault.EndToEnd.Tests.Support;
 
 namespace HsmVault.EndToEnd.Tests;
 

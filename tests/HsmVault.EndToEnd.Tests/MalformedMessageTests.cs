@@ -150,7 +150,7 @@ public sealed class MalformedMessageTests : DaemonTest
         var recovered = await Daemon.CreateClient(Registered).RecoverAsync(_password);
 
         Assert.Equal(StatusCode.FailedPrecondition, error.StatusCode);
-        Assert.Equal("ALREADY_REGISTERED", VaultClient.ReasonOf(error));
+        Assert.Equal(RefusalReason.AlreadyRegistered, VaultClient.ReasonOf(error));
         Assert.Equal(_key, recovered.BackupKey);
     }
 
@@ -220,7 +220,7 @@ public sealed class MalformedMessageTests : DaemonTest
             new FinishRecoveryRequest { SessionId = Messages.Filled(16, 0x5A), Ke3 = Messages.Filled(64, 1) }, Setup.Headers(Registered)));
 
         Assert.Equal(StatusCode.FailedPrecondition, error.StatusCode);
-        Assert.Equal("UNKNOWN_SESSION", VaultClient.ReasonOf(error));
+        Assert.Equal(RefusalReason.UnknownSession, VaultClient.ReasonOf(error));
     }
 
     [Fact]
@@ -236,7 +236,7 @@ public sealed class MalformedMessageTests : DaemonTest
 
         Assert.Equal(RecoveryOutcome.Success, first.Outcome);
         Assert.Equal(StatusCode.FailedPrecondition, replay.StatusCode);
-        Assert.Equal("UNKNOWN_SESSION", VaultClient.ReasonOf(replay));
+        Assert.Equal(RefusalReason.UnknownSession, VaultClient.ReasonOf(replay));
     }
 
     [Fact]
@@ -252,7 +252,7 @@ public sealed class MalformedMessageTests : DaemonTest
             new FinishRecoveryRequest { SessionId = started.SessionId, Ke3 = ByteString.CopyFrom(finish.Ke3) }, Setup.Headers(Registered));
 
         Assert.Equal(StatusCode.FailedPrecondition, error.StatusCode);
-        Assert.Equal("UNKNOWN_SESSION", VaultClient.ReasonOf(error));
+        Assert.Equal(RefusalReason.UnknownSession, VaultClient.ReasonOf(error));
         Assert.Equal(RecoveryOutcome.Success, owner.Outcome);
     }
 

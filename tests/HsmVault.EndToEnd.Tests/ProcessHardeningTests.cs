@@ -20,7 +20,7 @@ public sealed partial class ProcessHardeningTests : IAsyncLifetime
     private const UnixFileMode PrivateFolder = Private | UnixFileMode.UserExecute;
 
     private readonly DaemonSetup _setup = DaemonSetup.Create();
-    private readonly List<DaemonProcess> _daemons = [];
+    private readonly List<ChildDaemon> _daemons = [];
     private readonly List<GrpcChannel> _channels = [];
 
     [Fact]
@@ -59,7 +59,7 @@ public sealed partial class ProcessHardeningTests : IAsyncLifetime
     [Fact]
     public async Task Daemon_WithoutCapIpcLock_WarnsAndServes()
     {
-        var daemon = await DaemonProcess.StartAsync(WithoutMemoryLocking(_setup.Configuration()));
+        var daemon = await ChildDaemon.StartAsync(WithoutMemoryLocking(_setup.Configuration()));
         _daemons.Add(daemon);
 
         var status = await Client(daemon).GetStatusAsync(new Protocol.V1.GetStatusRequest(), _setup.Headers("alice"));
@@ -74,7 +74,7 @@ public sealed partial class ProcessHardeningTests : IAsyncLifetime
     {
         var settings = _setup.Configuration();
         settings["HsmVault:Process:LockMemory"] = "Required";
-        var daemon = await DaemonProcess.StartAsync(WithoutMemoryLocking(settings), waitUntilListening: false);
+        var daemon = await ChildDaemon.StartAsync(WithoutMemoryLocking(settings), waitUntilListening: false);
         _daemons.Add(daemon);
 
         var exitCode = await daemon.WaitForExitAsync();
@@ -124,14 +124,14 @@ public sealed partial class ProcessHardeningTests : IAsyncLifetime
         return start;
     }
 
-    private async Task<DaemonProcess> StartAsync(Dictionary<string, string?> settings)
+    private async Task<ChildDaemon> StartAsync(Dictionary<string, string?> settings)
     {
-        var daemon = await DaemonProcess.StartAsync(_setup.WriteJsonConfig(settings));
+        var daemon = await ChildDaemon.StartAsync(_setup.WriteJsonConfig(settings));
         _daemons.Add(daemon);
         return daemon;
     }
 
-    private ProtoVault.VaultClient Client(DaemonProcess daemon)
+    private ProtoVault.VaultClient Client(ChildDaemon daemon)
     {
         var channel = GrpcChannel.ForAddress(daemon.Address);
         _channels.Add(channel);

@@ -1,6 +1,5 @@
 using Grpc.Core;
 using Grpc.Health.V1;
-using HsmVault.EndToEnd.Tests.Support;
 using HsmVault.Protocol.V1;
 
 namespace HsmVault.EndToEnd.Tests;

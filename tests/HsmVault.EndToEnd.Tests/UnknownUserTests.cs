@@ -21,7 +21,7 @@ public sealed class UnknownUserTests : DaemonTest
         var status = await raw.GetStatusAsync(new GetStatusRequest(), headers);
 
         Assert.Equal(StatusCode.NotFound, e.StatusCode);
-        Assert.Equal("NOT_REGISTERED", VaultClient.ReasonOf(e));
+        Assert.Equal(RefusalReason.NotRegistered, VaultClient.ReasonOf(e));
         Assert.Contains("register first", e.Status.Detail, StringComparison.Ordinal);
         Assert.False(status.Registered);
     }

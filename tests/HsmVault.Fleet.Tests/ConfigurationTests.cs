@@ -31,7 +31,7 @@ public sealed class ConfigurationTests
         var settings = new Dictionary<string, string?>(fleet[0].Settings, StringComparer.Ordinal);
         Break(settings, mistake);
 
-        var refused = await Assert.ThrowsAsync<OptionsValidationException>(() => FleetMember.StartInProcessAsync(settings, new LogCapture()));
+        var refused = await Assert.ThrowsAsync<OptionsValidationException>(() => InProcessHost.StartDaemonAsync(settings, new LogCapture()));
         Assert.Contains(message, refused.Message, StringComparison.Ordinal);
     }
 
@@ -41,7 +41,7 @@ public sealed class ConfigurationTests
         await using var fleet = await FleetFixture.CreateAsync(new FleetSettings { Start = false });
         var settings = new Dictionary<string, string?>(fleet[0].Settings, StringComparer.Ordinal);
         Break(settings, "even member count");
-        var config = FleetMember.WriteJsonConfig(settings, Path.Combine(fleet.WorkDirectory, "even.json"));
+        var config = DaemonConfigFile.Write(settings, Path.Combine(fleet.WorkDirectory, "even.json"));
 
         await using var daemon = await ChildDaemon.StartAsync(config, waitUntilListening: false);
         var exitCode = await daemon.WaitForExitAsync();

@@ -2,7 +2,7 @@ using System.Text;
 using System.Text.Json;
 using HsmVault.Client;
 using HsmVault.Crypto.Opaque;
-using HsmVault.EndToEnd.Tests.Support;
+using HsmVault.Testing.Opaque;
 
 namespace HsmVault.Interop.Tests;
 
@@ -116,11 +116,11 @@ public sealed class JavaScriptClientTests(NodeInterop node)
     [Fact]
     public async Task FleetWithOperatorChosenContext_PublishesIt_AndTheJsClientRefusesBeforeSpendingAGuess()
     {
-        // DaemonSetup's configuration names the context "HsmVault-v1", as an operator may.
+        // DaemonSetup configures a non-empty context (TestOpaqueSettings), as an operator may.
         await using var daemon = await TestDaemon.StartAsync();
         var address = AddressOf(daemon);
         var info = Ok(node.Call("vault.fleetInfo", ("address", address)));
-        Assert.Equal("HsmVault-v1", Encoding.UTF8.GetString(info.GetProperty("opaqueContext").GetBytesFromBase64()));
+        Assert.Equal(TestOpaqueSettings.Context, Encoding.UTF8.GetString(info.GetProperty("opaqueContext").GetBytesFromBase64()));
 
         // A client that can set the context (the reference client reads it from GetFleetInfo) works.
         const string user = "carol";

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using HsmVault.Vault.State;
+using RefusalReason = HsmVault.Protocol.V1.RefusalReason;
 
 namespace HsmVault.Vault.Tests;
 
@@ -27,7 +28,7 @@ public sealed class HardeningTests : IDisposable
             _vault.Service.FinishRegistrationAsync(Alice, ticket, record, encrypted, 10, replaceExisting: true, CancellationToken.None));
 
         Assert.Equal(VaultError.FailedPrecondition, e.Error);
-        Assert.Equal(VaultErrorReasons.TicketAlreadyUsed, e.Reason);
+        Assert.Equal(RefusalReason.TicketAlreadyUsed, e.Reason);
         Assert.Equal(8, (await _vault.StatusAsync(Alice)).GuessesRemaining);
     }
 

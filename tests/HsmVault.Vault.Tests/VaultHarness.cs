@@ -2,6 +2,7 @@ using System.Text;
 using HsmVault.Crypto;
 using HsmVault.Crypto.Opaque;
 using HsmVault.Hsm;
+using HsmVault.Testing.Opaque;
 using HsmVault.Vault.Audit;
 using HsmVault.Vault.Signing;
 using HsmVault.Vault.State;
@@ -30,9 +31,9 @@ internal sealed class VaultHarness : IDisposable
             FleetId = "test-fleet",
             MemberId = "member-1",
             DataDirectory = _directory.Path,
-            Argon2MemoryKib = 1024,
-            Argon2Iterations = 1,
-            Argon2Parallelism = 2,
+            Argon2MemoryKib = TestOpaqueSettings.Argon2.MemoryKib,
+            Argon2Iterations = TestOpaqueSettings.Argon2.Iterations,
+            Argon2Parallelism = TestOpaqueSettings.Argon2.Parallelism,
         };
         configure?.Invoke(Options);
         Token = openToken?.Invoke() ?? Tokens.OpenProvisioned();
@@ -73,7 +74,7 @@ internal sealed class VaultHarness : IDisposable
 
     /// <summary>A whole registration, as a client would do it. Returns the export key.</summary>
     public async Task<(RegistrationResult Result, byte[] ExportKey)> RegisterAsync(
-        UserIdentity user, string password, byte[] backupKey, int guessLimit = 0, bool replace = false)
+        UserIdentity user, string password, byte[] backupKey, uint guessLimit = 0, bool replace = false)
     {
         var start = Client.CreateRegistrationRequest(Password(password));
         var started = Service.StartRegistration(user, start.RegistrationRequest);

@@ -1,4 +1,5 @@
 using HsmVault.Crypto.Opaque;
+using RefusalReason = HsmVault.Protocol.V1.RefusalReason;
 
 namespace HsmVault.Vault.Tests;
 
@@ -74,7 +75,7 @@ public sealed class VaultServiceTests : IDisposable
         var login = _vault.Client.GenerateKe1(VaultHarness.Password(RightPassword));
         var e = await Assert.ThrowsAsync<VaultException>(() => _vault.Service.StartRecoveryAsync(Alice, login.Ke1, [], CancellationToken.None));
         Assert.Equal(VaultError.FailedPrecondition, e.Error);
-        Assert.Equal(VaultErrorReasons.RecordDestroyed, e.Reason);
+        Assert.Equal(RefusalReason.RecordDestroyed, e.Reason);
         login.State.Dispose();
     }
 
@@ -89,7 +90,7 @@ public sealed class VaultServiceTests : IDisposable
         // The attacker never sends KE3 for the last guess; the guess is spent anyway.
         var e = await Assert.ThrowsAsync<VaultException>(() => _vault.StartAsync(Alice, RightPassword));
 
-        Assert.Equal(VaultErrorReasons.RecordDestroyed, e.Reason);
+        Assert.Equal(RefusalReason.RecordDestroyed, e.Reason);
         Assert.True((await _vault.StatusAsync(Alice)).Destroyed);
     }
 
@@ -131,7 +132,7 @@ public sealed class VaultServiceTests : IDisposable
         var e = await Assert.ThrowsAsync<VaultException>(() => _vault.Service.StartRecoveryAsync(Bob, login.Ke1, [], CancellationToken.None));
 
         Assert.Equal(VaultError.NotFound, e.Error);
-        Assert.Equal(VaultErrorReasons.NotRegistered, e.Reason);
+        Assert.Equal(RefusalReason.NotRegistered, e.Reason);
         Assert.Equal(applied, _vault.State.AppliedIndex);
         Assert.Null(_vault.State.Read(Bob));
         Assert.Equal(new RecordStatus(false, 0, 0, false), await _vault.StatusAsync(Bob));
@@ -161,7 +162,7 @@ public sealed class VaultServiceTests : IDisposable
         var e = await Assert.ThrowsAsync<VaultException>(() => _vault.RegisterAsync(Alice, "new password", Bytes.Random(32)));
 
         Assert.Equal(VaultError.FailedPrecondition, e.Error);
-        Assert.Equal(VaultErrorReasons.AlreadyRegistered, e.Reason);
+        Assert.Equal(RefusalReason.AlreadyRegistered, e.Reason);
         Assert.Equal(applied, _vault.State.AppliedIndex);
         Assert.Equal(version, _vault.State.Read(Alice)!.Version);
         Assert.Equal(_backupKey, (await _vault.RecoverAsync(Alice, RightPassword)).BackupKey);
@@ -220,7 +221,7 @@ public sealed class VaultServiceTests : IDisposable
 
         Assert.Equal(new RecordStatus(false, 0, 0, false), await _vault.StatusAsync(Alice));
         var notFound = await Assert.ThrowsAsync<VaultException>(() => _vault.RecoverAsync(Alice, RightPassword));
-        Assert.Equal(VaultErrorReasons.NotRegistered, notFound.Reason);
+        Assert.Equal(RefusalReason.NotRegistered, notFound.Reason);
         var e = await Assert.ThrowsAsync<VaultException>(() => _vault.Service.DeleteAsync(Alice, CancellationToken.None));
         Assert.Equal(VaultError.NotFound, e.Error);
         await _vault.RegisterAsync(Alice, RightPassword, _backupKey);
@@ -228,10 +229,10 @@ public sealed class VaultServiceTests : IDisposable
     }
 
     [Theory]
-    [InlineData(0, 10)]
-    [InlineData(1, 1)]
-    [InlineData(255, 255)]
-    public async Task Register_GuessLimit_ZeroMeansDefault(int requested, int expected)
+    [InlineData(0u, 10)]
+    [InlineData(1u, 1)]
+    [InlineData(255u, 255)]
+    public async Task Register_GuessLimit_ZeroMeansDefault(uint requested, int expected)
     {
         var (result, _) = await _vault.RegisterAsync(Alice, RightPassword, _backupKey, guessLimit: requested);
 
@@ -240,10 +241,10 @@ public sealed class VaultServiceTests : IDisposable
     }
 
     [Theory]
-    [InlineData(256)]
-    [InlineData(-1)]
-    [InlineData(int.MaxValue)]
-    public async Task Register_GuessLimitOutOfRange_IsInvalidArgumentAndChangesNothing(int guessLimit)
+    [InlineData(256u)]
+    [InlineData(int.MaxValue + 1u)]
+    [InlineData(uint.MaxValue)]
+    public async Task Register_GuessLimitOutOfRange_IsInvalidArgumentAndChangesNothing(uint guessLimit)
     {
         var (ticket, record, secret) = _vault.PrepareRegistration(Alice, RightPassword, _backupKey);
 
@@ -369,7 +370,7 @@ public sealed class VaultServiceTests : IDisposable
         var e = await Assert.ThrowsAsync<VaultException>(() => _vault.Service.FinishRecoveryAsync(Alice, start.SessionId, client.Ke3, CancellationToken.None));
 
         Assert.Equal(VaultError.FailedPrecondition, e.Error);
-        Assert.Equal(VaultErrorReasons.UnknownSession, e.Reason);
+        Assert.Equal(RefusalReason.UnknownSession, e.Reason);
         Assert.Equal(applied, _vault.State.AppliedIndex);
         Assert.Equal(status, await _vault.StatusAsync(Alice));
     }
@@ -385,7 +386,7 @@ public sealed class VaultServiceTests : IDisposable
 
         var e = await Assert.ThrowsAsync<VaultException>(() => _vault.Service.FinishRecoveryAsync(Alice, start.SessionId, ke3, CancellationToken.None));
 
-        Assert.Equal(VaultErrorReasons.UnknownSession, e.Reason);
+        Assert.Equal(RefusalReason.UnknownSession, e.Reason);
         Assert.Equal(applied, _vault.State.AppliedIndex);
         Assert.Equal(9, (await _vault.StatusAsync(Alice)).GuessesRemaining);
     }
@@ -400,7 +401,7 @@ public sealed class VaultServiceTests : IDisposable
             _vault.Service.FinishRecoveryAsync(Alice, Bytes.Random(RecoverySessionIdLength), Bytes.Random(OpaqueSizes.Ke3), CancellationToken.None));
 
         Assert.Equal(VaultError.FailedPrecondition, e.Error);
-        Assert.Equal(VaultErrorReasons.UnknownSession, e.Reason);
+        Assert.Equal(RefusalReason.UnknownSession, e.Reason);
         Assert.Equal(applied, _vault.State.AppliedIndex);
         Assert.Equal(10, (await _vault.StatusAsync(Alice)).GuessesRemaining);
     }
@@ -417,7 +418,7 @@ public sealed class VaultServiceTests : IDisposable
         var e = await Assert.ThrowsAsync<VaultException>(() => _vault.Service.FinishRecoveryAsync(Bob, aliceStart.SessionId, aliceClient!.Ke3, CancellationToken.None));
 
         Assert.Equal(VaultError.FailedPrecondition, e.Error);
-        Assert.Equal(VaultErrorReasons.UnknownSession, e.Reason);
+        Assert.Equal(RefusalReason.UnknownSession, e.Reason);
         Assert.Equal(applied, _vault.State.AppliedIndex);
         Assert.Equal(10, (await _vault.StatusAsync(Bob)).GuessesRemaining);
         var finish = await _vault.Service.FinishRecoveryAsync(Alice, aliceStart.SessionId, aliceClient!.Ke3, CancellationToken.None);
@@ -435,7 +436,7 @@ public sealed class VaultServiceTests : IDisposable
         var e = await Assert.ThrowsAsync<VaultException>(() => _vault.Service.FinishRecoveryAsync(Alice, start.SessionId, client!.Ke3, CancellationToken.None));
 
         Assert.Equal(VaultError.FailedPrecondition, e.Error);
-        Assert.Equal(VaultErrorReasons.UnknownSession, e.Reason);
+        Assert.Equal(RefusalReason.UnknownSession, e.Reason);
         Assert.Equal(applied, _vault.State.AppliedIndex);
         Assert.Equal(9, (await _vault.StatusAsync(Alice)).GuessesRemaining);
     }
@@ -542,7 +543,7 @@ public sealed class VaultServiceTests : IDisposable
 
         var e = await Assert.ThrowsAsync<VaultException>(() => _vault.RecoverAsync(otherTenant, RightPassword));
 
-        Assert.Equal(VaultErrorReasons.NotRegistered, e.Reason);
+        Assert.Equal(RefusalReason.NotRegistered, e.Reason);
         Assert.Equal(10, (await _vault.StatusAsync(Alice)).GuessesRemaining);
     }
     [Fact]
@@ -588,7 +589,7 @@ public sealed class VaultServiceTests : IDisposable
         _vault.Restart();
 
         var e = await Assert.ThrowsAsync<VaultException>(() => _vault.Service.FinishRecoveryAsync(Alice, start.SessionId, client!.Ke3, CancellationToken.None));
-        Assert.Equal(VaultErrorReasons.UnknownSession, e.Reason);
+        Assert.Equal(RefusalReason.UnknownSession, e.Reason);
         Assert.Equal(9, (await _vault.StatusAsync(Alice)).GuessesRemaining);
     }
 

@@ -47,7 +47,7 @@ public sealed class WitnessCrashTests(ITestOutputHelper output) : IDisposable
         var killed = false;
         var clock = Stopwatch.StartNew();
 
-        await using (var child = await WitnessChild.StartAsync(config))
+        await using (var child = await ChildDaemon.StartWitnessAsync(config))
         {
             using var channel = GrpcChannel.ForAddress(child.Address);
             var client = new WitnessClient(channel);
@@ -81,7 +81,7 @@ public sealed class WitnessCrashTests(ITestOutputHelper output) : IDisposable
             var readers = Enumerable.Range(0, Readers).Select(r => Task.Run(async () =>
             {
                 // An empty log has no checkpoint yet (GetCheckpoint answers NOT_FOUND).
-                await firstAcknowledged.Task.WaitAsync(WitnessChild.Timeout);
+                await firstAcknowledged.Task.WaitAsync(ChildProcesses.Timeout);
                 Checkpoint? previous = null;
                 for (var i = 0; i < MaxReadsEach && !Volatile.Read(ref killed); i++)
                 {
@@ -118,17 +118,17 @@ public sealed class WitnessCrashTests(ITestOutputHelper output) : IDisposable
                 }
             })).ToList();
 
-            await Task.WhenAny(enough.Task, Task.WhenAll(submitters)).WaitAsync(WitnessChild.Timeout);
+            await Task.WhenAny(enough.Task, Task.WhenAll(submitters)).WaitAsync(ChildProcesses.Timeout);
             Volatile.Write(ref killed, true);
             await child.KillAsync();
-            await Task.WhenAll(submitters.Concat(readers)).WaitAsync(WitnessChild.Timeout);
+            await Task.WhenAll(submitters.Concat(readers)).WaitAsync(ChildProcesses.Timeout);
         }
 
         var loadSeconds = clock.Elapsed.TotalSeconds;
         Assert.Empty(failures);
         Assert.True(acknowledgedCount >= KillAfterAcknowledged, $"only {acknowledgedCount} submissions were acknowledged before the kill");
 
-        await using var restarted = await WitnessChild.StartAsync(config);
+        await using var restarted = await ChildDaemon.StartWitnessAsync(config);
         using var restartedChannel = GrpcChannel.ForAddress(restarted.Address);
         var after = new WitnessClient(restartedChannel);
         var latest = Checkpoint.Open((await after.GetCheckpointAsync(new GetCheckpointRequest())).Checkpoint, _setup.NoteKey, _setup.Origin);

@@ -24,7 +24,7 @@ public sealed class WitnessDaemonTests : IDisposable
         }
 
         var config = DaemonConfigFile.Write(settings, Path.Combine(_configDirectory, "witness.json"));
-        var refusal = await Assert.ThrowsAsync<InvalidOperationException>(() => WitnessChild.StartAsync(config));
+        var refusal = await Assert.ThrowsAsync<InvalidOperationException>(() => ChildDaemon.StartWitnessAsync(config));
         Assert.Contains("hsmvault-witness: ", refusal.Message, StringComparison.Ordinal);
         Assert.Contains(expected, refusal.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", refusal.Message, StringComparison.Ordinal);

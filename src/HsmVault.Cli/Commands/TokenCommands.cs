@@ -1,3 +1,5 @@
+using System.Globalization;
+using HsmVault.Evidence;
 using HsmVault.Hsm;
 using HsmVault.Vault;
 using Microsoft.Extensions.Configuration;
@@ -14,20 +16,60 @@ internal static class TokenCommands
     /// the originals non-extractable, whatever happened on the way: keys must never stay
     /// extractable. A re-run finishes what an interrupted one left (while the originals are still
     /// extractable); a fleet whose members all have their keys is left as it is.
+    /// With <c>--evidence-out FILE --daemon-build DIR [--epoch N] [--fleet F]</c> it records the
+    /// ceremony as deployment evidence (README, "Deployment evidence"): each step signed by the
+    /// acting member's token, the whole document by every member's.
     /// </summary>
     public static int InitFleet(Arguments args)
     {
-        var members = args.Many("config").Select(ReadTokenOptions).ToList();
+        var configs = args.Many("config");
+        var members = configs.Select(ReadTokenOptions).ToList();
+        var evidenceOut = args.Optional("evidence-out");
+        var daemonBuildDirectory = args.Optional("daemon-build");
+        var epoch = (ulong)args.Int("epoch", 1);
+        var fleet = args.Optional("fleet");
         args.RejectUnknown();
         if (members.Count == 0)
         {
             throw new UsageException("name each member's daemon configuration with --config FILE");
         }
 
+        if (evidenceOut is null && (daemonBuildDirectory is not null || fleet is not null))
+        {
+            throw new UsageException("--daemon-build and --fleet describe the deployment evidence: give --evidence-out FILE too");
+        }
+
+        CeremonyRecorder? recorder = null;
+        DaemonBuild? daemonBuild = null;
+        if (evidenceOut is not null)
+        {
+            if (daemonBuildDirectory is null)
+            {
+                throw new UsageException("deployment evidence names the daemon build: give --daemon-build DIR (the published daemon folder)");
+            }
+
+            if (epoch == 0)
+            {
+                throw new UsageException("--epoch must be 1 or more");
+            }
+
+            // Hash the build first: a missing folder must not cost a ceremony.
+            daemonBuild = DaemonBuildHash.Compute(daemonBuildDirectory);
+            fleet ??= ReadFleetId(configs[0]);
+            recorder = new CeremonyRecorder(fleet, epoch, members);
+        }
+
         // Each member's own identity key first: it is generated in that token, never copied, and
         // a token provisioned before identity keys existed gets one here.
         members.ForEach(member => TokenProvisioner.ProvisionMemberIdentityKey(member));
         var states = members.Select(ProvisioningOf).ToList();
+        if (recorder is not null && states.Any(state => state != MemberProvisioning.NoKeys))
+        {
+            throw new UsageException(
+                "deployment evidence records a whole ceremony, but some members already hold fleet keys; " +
+                "run `fleet init --evidence-out` on fresh tokens (a fleet's evidence is made once, when its keys are made)");
+        }
+
         if (states.All(state => state == MemberProvisioning.Complete))
         {
             Console.WriteLine($"all {members.Count} members already hold the fleet keys; nothing to do");
@@ -37,7 +79,8 @@ internal static class TokenCommands
         var origin = members[0];
         if (states[0] == MemberProvisioning.NoKeys)
         {
-            TokenProvisioner.ProvisionFleetKeys(origin, new FleetKeyGenerationOptions { ExtractableForCeremony = members.Count > 1 });
+            var generated = TokenProvisioner.ProvisionFleetKeys(origin, new FleetKeyGenerationOptions { ExtractableForCeremony = members.Count > 1 });
+            recorder?.Generated(0, generated.Created);
             Console.WriteLine($"generated the fleet keys in token '{Name(origin)}'");
         }
 
@@ -59,6 +102,7 @@ internal static class TokenCommands
                 if (states[i] == MemberProvisioning.NoKeys)
                 {
                     var transcript = FleetCeremony.CopyFleetKeys(origin, members[i]);
+                    recorder?.Copied(0, i, transcript);
                     Console.WriteLine($"copied {transcript.CopiedKeys.Count} fleet keys to token '{Name(members[i])}'");
                 }
 
@@ -74,13 +118,32 @@ internal static class TokenCommands
         }
         finally
         {
-            if (members.Count > 1 && FleetCeremony.LockFleetKeys(origin).Count > 0)
+            if (members.Count > 1 && FleetCeremony.LockFleetKeys(origin) is { Count: > 0 } locked)
             {
+                recorder?.Locked(0, locked);
                 Console.WriteLine($"made the fleet keys in '{Name(origin)}' non-extractable");
             }
         }
 
+        if (recorder is not null)
+        {
+            var evidence = recorder.Finish(daemonBuild!, DateTimeOffset.UtcNow);
+            File.WriteAllBytes(evidenceOut!, evidence.Encode());
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"wrote the deployment evidence of fleet '{evidence.Body.Fleet}' epoch {evidence.Body.Epoch} to {evidenceOut}; its digest (sha256sum) is {Convert.ToHexStringLower(evidence.Digest())}"));
+        }
+
         return 0;
+    }
+
+    /// <summary>The fleet id (<c>HsmVault:FleetId</c>) of a daemon configuration file.</summary>
+    private static string ReadFleetId(string configFile)
+    {
+        var configuration = new ConfigurationBuilder().AddJsonFile(Path.GetFullPath(configFile), optional: false).Build();
+        var fleet = configuration[$"{VaultOptions.SectionName}:FleetId"];
+        return string.IsNullOrWhiteSpace(fleet)
+            ? throw new UsageException($"'{configFile}' has no {VaultOptions.SectionName}:FleetId; name the fleet with --fleet F")
+            : fleet;
     }
 
     private enum MemberProvisioning

@@ -29,7 +29,7 @@ internal sealed class AdminSession : IDisposable
 
     public static AdminSession Open(TokenOptions options)
     {
-        var copy = OptionsValidation.ValidatedCopy(options);
+        var copy = TokenOptionsValidator.Check(options);
         var library = Pkcs11Modules.Get(copy.ModulePath, copy.ModuleInitArgs);
         var (slot, description) = TokenLocator.Find(library, copy);
         using var pin = Pin.Load(copy);

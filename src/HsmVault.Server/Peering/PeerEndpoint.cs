@@ -4,7 +4,6 @@ using HsmVault.Vault;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
-using Microsoft.Extensions.Configuration;
 
 namespace HsmVault.Server.Peering;
 
@@ -31,15 +30,14 @@ public sealed class PeerEndpoint
     public PeerCertificates Certificates { get; }
 
     /// <summary>
-    /// Reads the endpoint from configuration before the host is built (Kestrel needs it then).
-    /// Returns null for a fleet of one, or when the settings are incomplete: options validation
-    /// then refuses to start with a message naming what is missing.
+    /// The endpoint the bound options describe. Returns null for a fleet of one, or when the
+    /// settings are incomplete: options validation then refuses to start with a message naming
+    /// what is missing.
     /// </summary>
-    public static PeerEndpoint? FromConfiguration(IConfiguration configuration)
+    public static PeerEndpoint? From(PeerOptions peer, VaultOptions vault)
     {
-        ArgumentNullException.ThrowIfNull(configuration);
-        var peer = configuration.GetSection(PeerOptions.SectionName).Get<PeerOptions>() ?? new PeerOptions();
-        var vault = configuration.GetSection(VaultOptions.SectionName).Get<VaultOptions>() ?? new VaultOptions();
+        ArgumentNullException.ThrowIfNull(peer);
+        ArgumentNullException.ThrowIfNull(vault);
         var self = peer.Members.FirstOrDefault(m => m.Id == vault.MemberId);
         if (peer.Members.Count < 2 || self is null
             || !Uri.TryCreate(self.PeerAddress, UriKind.Absolute, out var uri)

@@ -69,7 +69,7 @@ public sealed partial class PeerGrpcService(
             }
             catch (InvalidDataException e)
             {
-                throw new RpcException(new Status(StatusCode.InvalidArgument, $"malformed Raft message from {peer}: {e.Message}"));
+                throw Refuse(PeerRefusal.Malformed, $"malformed Raft message from {peer}: {e.Message}");
             }
 
             if (!gate.IsOpen(peer))
@@ -81,7 +81,7 @@ public sealed partial class PeerGrpcService(
             if (message.From != peer || message.To != _self)
             {
                 Log.Impersonation(logger, peer, message.From, message.To);
-                throw new RpcException(new Status(StatusCode.PermissionDenied, $"member '{peer}' may only send its own messages to '{_self}'"));
+                throw Refuse(PeerRefusal.NotAllowed, $"member '{peer}' may only send its own messages to '{_self}'");
             }
 
             host.Deliver(message);
@@ -103,7 +103,7 @@ public sealed partial class PeerGrpcService(
         // again when it applies the entry, whoever proposed it.
         if (verifier.Verify(request.Command.Span, out var refusal) is null)
         {
-            throw new RpcException(new Status(StatusCode.PermissionDenied, $"forwarded command refused: {refusal!.Reason}"));
+            throw Refuse(PeerRefusal.NotAllowed, $"forwarded command refused: {refusal!.Reason}");
         }
 
         try
@@ -113,11 +113,11 @@ public sealed partial class PeerGrpcService(
         }
         catch (NotLeaderException e)
         {
-            throw new RpcException(new Status(StatusCode.Unavailable, $"leadership changed while committing; outcome unknown: {e.Message}"));
+            throw Refuse(PeerRefusal.Unavailable, $"leadership changed while committing; outcome unknown: {e.Message}");
         }
         catch (QuorumUnavailableException e)
         {
-            throw new RpcException(new Status(StatusCode.Unavailable, e.Message));
+            throw Refuse(PeerRefusal.Unavailable, e.Message);
         }
     }
 
@@ -141,7 +141,7 @@ public sealed partial class PeerGrpcService(
         }
         catch (QuorumUnavailableException e)
         {
-            throw new RpcException(new Status(StatusCode.Unavailable, e.Message));
+            throw Refuse(PeerRefusal.Unavailable, e.Message);
         }
 
         // Everything committed before the request is applied here by now; the follower
@@ -150,7 +150,38 @@ public sealed partial class PeerGrpcService(
     }
 
     private RpcException NotLeader() =>
-        new(new Status(StatusCode.FailedPrecondition, $"'{_self}' is not the leader (leader: {host.LeaderId ?? "unknown"})"));
+        Refuse(PeerRefusal.NotLeader, $"'{_self}' is not the leader (leader: {host.LeaderId ?? "unknown"})");
+
+    /// <summary>Why a peer call was refused; <see cref="Refuse"/> maps each to its one status.</summary>
+    private enum PeerRefusal
+    {
+        /// <summary>The message does not decode.</summary>
+        Malformed,
+
+        /// <summary>The caller is not a member of this fleet, speaks for another, or sent a command no member signed.</summary>
+        NotAllowed,
+
+        /// <summary>This member does not lead, so it did nothing: the caller may ask the leader.</summary>
+        NotLeader,
+
+        /// <summary>The link is down, there is no majority, or leadership moved mid-write (which may or may not have committed).</summary>
+        Unavailable,
+    }
+
+    /// <summary>
+    /// The one mapping of peer refusals to statuses. <see cref="ReplicatedVaultLog"/> relies on it:
+    /// FAILED_PRECONDITION means nothing was proposed (safe to ask again), anything else may have.
+    /// </summary>
+    private static RpcException Refuse(PeerRefusal refusal, string message) => new(new Status(
+        refusal switch
+        {
+            PeerRefusal.Malformed => StatusCode.InvalidArgument,
+            PeerRefusal.NotAllowed => StatusCode.PermissionDenied,
+            PeerRefusal.NotLeader => StatusCode.FailedPrecondition,
+            PeerRefusal.Unavailable => StatusCode.Unavailable,
+            _ => StatusCode.Internal,
+        },
+        message));
 
     /// <summary>The member id the caller's TLS certificate proves; refuses anyone else.</summary>
     private string Authenticate(ServerCallContext context)
@@ -161,18 +192,18 @@ public sealed partial class PeerGrpcService(
         if (peer is null || !_members.Contains(peer) || peer == _self)
         {
             Log.Refused(logger, http.Connection.RemoteIpAddress?.ToString() ?? "?", peer ?? "no valid peer certificate");
-            throw new RpcException(new Status(StatusCode.PermissionDenied, "the peer API is for members of this fleet only"));
+            throw Refuse(PeerRefusal.NotAllowed, "the peer API is for members of this fleet only");
         }
 
         if (!gate.IsOpen(peer))
         {
-            throw new RpcException(new Status(StatusCode.Unavailable, $"the link from '{peer}' is down"));
+            throw Refuse(PeerRefusal.Unavailable, $"the link from '{peer}' is down");
         }
 
         if (fleet != vaultOptions.Value.FleetId)
         {
             Log.WrongFleet(logger, peer, fleet ?? "none", vaultOptions.Value.FleetId);
-            throw new RpcException(new Status(StatusCode.PermissionDenied, $"member '{peer}' belongs to fleet '{fleet}', not '{vaultOptions.Value.FleetId}'"));
+            throw Refuse(PeerRefusal.NotAllowed, $"member '{peer}' belongs to fleet '{fleet}', not '{vaultOptions.Value.FleetId}'");
         }
 
         return peer;

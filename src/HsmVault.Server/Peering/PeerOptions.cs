@@ -1,3 +1,4 @@
+using HsmVault.Consensus;
 using HsmVault.Vault;
 using Microsoft.Extensions.Options;
 
@@ -35,16 +36,16 @@ public sealed class PeerOptions
     public string? CaFile { get; set; }
 
     /// <summary>Length of one Raft tick.</summary>
-    public TimeSpan TickInterval { get; set; } = TimeSpan.FromMilliseconds(50);
+    public TimeSpan TickInterval { get; set; } = RaftHostOptions.DefaultTickInterval;
 
     /// <summary>Ticks without a leader before a member campaigns (randomised up to twice this).</summary>
-    public int ElectionTicks { get; set; } = 10;
+    public int ElectionTicks { get; set; } = RaftHostOptions.DefaultElectionTicks;
 
     /// <summary>Applied entries between snapshots, after which the log prefix is dropped.</summary>
-    public int SnapshotEveryEntries { get; set; } = 1000;
+    public int SnapshotEveryEntries { get; set; } = RaftHostOptions.DefaultSnapshotInterval;
 
     /// <summary>How long a write or read barrier may wait for a majority before it is refused with Unavailable.</summary>
-    public TimeSpan CommitTimeout { get; set; } = TimeSpan.FromSeconds(5);
+    public TimeSpan CommitTimeout { get; set; } = RaftHostOptions.DefaultRequestTimeout;
 
     /// <summary>The member ids in configuration order (just this member for a fleet of one).</summary>
     public IReadOnlyList<string> MemberIds(string self) => Members.Count == 0 ? [self] : Members.Select(m => m.Id).ToList();

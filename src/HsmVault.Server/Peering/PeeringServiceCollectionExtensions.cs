@@ -3,7 +3,9 @@ using HsmVault.Hsm;
 using HsmVault.Vault;
 using HsmVault.Vault.Replication;
 using HsmVault.Vault.State;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -21,19 +23,25 @@ public static class PeeringServiceCollectionExtensions
     public static IServiceCollection AddHsmVaultPeering(this IServiceCollection services)
     {
         services.AddOptions<PeerOptions>().BindConfiguration(PeerOptions.SectionName).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<PeerOptions>, PeerOptionsValidation>();
-        services.AddSingleton(sp => new PeerConnections(
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<PeerOptions>, PeerOptionsValidation>());
+        // Null in a fleet of one (no peer endpoint, no peer certificates): GetService answers null.
+        services.TryAddSingleton(sp => PeerEndpoint.From(
+            sp.GetRequiredService<IOptions<PeerOptions>>().Value, sp.GetRequiredService<IOptions<VaultOptions>>().Value)!);
+        services.TryAddSingleton(sp => sp.GetService<PeerEndpoint>()?.Certificates!);
+        services.AddOptions<KestrelServerOptions>().Configure<IServiceProvider>((kestrel, sp) => sp.GetService<PeerEndpoint>()?.Listen(kestrel));
+        services.TryAddSingleton(sp => new PeerConnections(
             sp.GetRequiredService<IOptions<PeerOptions>>().Value,
             sp.GetRequiredService<IOptions<VaultOptions>>().Value.FleetId,
             sp.GetRequiredService<IOptions<VaultOptions>>().Value.MemberId,
             sp.GetService<PeerCertificates>()));
-        services.AddSingleton(sp => new FleetMembers(sp.GetRequiredService<IOptions<PeerOptions>>().Value
+        // Before AddHsmVaultCore's fleet of one, which it replaces (both TryAdd: the first wins).
+        services.TryAddSingleton(sp => new FleetMembers(sp.GetRequiredService<IOptions<PeerOptions>>().Value
             .MemberIds(sp.GetRequiredService<IOptions<VaultOptions>>().Value.MemberId).ToHashSet(StringComparer.Ordinal)));
-        services.AddSingleton<PeerLinkGate>();
-        services.AddSingleton<GrpcRaftTransport>();
-        services.AddSingleton(sp => new FileRaftStorage(Path.Combine(sp.GetRequiredService<IOptions<VaultOptions>>().Value.DataDirectory, "raft")));
-        services.AddSingleton(CreateRaftHost);
-        services.AddSingleton<IVaultLog, ReplicatedVaultLog>();
+        services.TryAddSingleton<PeerLinkGate>();
+        services.TryAddSingleton<GrpcRaftTransport>();
+        services.TryAddSingleton(sp => new FileRaftStorage(Path.Combine(sp.GetRequiredService<IOptions<VaultOptions>>().Value.DataDirectory, "raft")));
+        services.TryAddSingleton(CreateRaftHost);
+        services.TryAddSingleton<IVaultLog, ReplicatedVaultLog>();
         services.AddHostedService<RaftHostedService>();
         services.AddHostedService<StateDigestPublisher>();
         return services;

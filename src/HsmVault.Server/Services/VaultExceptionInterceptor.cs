@@ -1,18 +1,17 @@
 using Grpc.Core;
 using Grpc.Core.Interceptors;
+using HsmVault.Protocol.V1;
 using HsmVault.Vault;
 
 namespace HsmVault.Server.Services;
 
 /// <summary>
 /// Turns a refused vault operation into the gRPC status a client can act on, with the
-/// refusal's message and, where there is one, a machine-readable <c>hsmvault-reason</c> trailer.
+/// refusal's message and, where there is one, its <see cref="RefusalReason"/> in the
+/// <see cref="RefusalTrailer"/>.
 /// </summary>
 public sealed class VaultExceptionInterceptor : Interceptor
 {
-    /// <summary>Trailer carrying <see cref="VaultException.Reason"/>.</summary>
-    public const string ReasonTrailer = "hsmvault-reason";
-
     /// <inheritdoc/>
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
         TRequest request,
@@ -26,13 +25,7 @@ public sealed class VaultExceptionInterceptor : Interceptor
         }
         catch (VaultException e)
         {
-            var trailers = new Metadata();
-            if (e.Reason is not null)
-            {
-                trailers.Add(ReasonTrailer, e.Reason);
-            }
-
-            throw new RpcException(new Status(ToStatusCode(e.Error), e.Message), trailers);
+            throw new RpcException(new Status(ToStatusCode(e.Error), e.Message), RefusalTrailer.For(e.Reason));
         }
     }
 

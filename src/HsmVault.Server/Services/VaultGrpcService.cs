@@ -40,20 +40,12 @@ public sealed class VaultGrpcService(VaultService vault, FleetInfoProvider fleet
     {
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(context);
-        // The wire's uint32 does not fit the vault's int: refuse what no record can have here,
-        // naming the number the client sent (a clamp or cast would report another one).
-        if (request.GuessLimit > RecordLimits.MaxGuessLimit)
-        {
-            throw new VaultException(VaultError.InvalidArgument,
-                $"guess_limit must be at most {RecordLimits.MaxGuessLimit}, or 0 for the fleet's default; got {request.GuessLimit}");
-        }
-
         var result = await vault.FinishRegistrationAsync(
             Caller(context),
             request.RegistrationTicket.ToByteArray(),
             request.RegistrationRecord.ToByteArray(),
             request.EncryptedSecret.ToByteArray(),
-            (int)request.GuessLimit,
+            request.GuessLimit,
             request.ReplaceExisting,
             context.CancellationToken);
         return new FinishRegistrationResponse { GuessLimit = (uint)result.GuessLimit, Replaced = result.Replaced };

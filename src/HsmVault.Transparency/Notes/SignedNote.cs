@@ -102,6 +102,25 @@ public static class SignedNote
             : throw new TransparencyException($"note carries no signature by '{key.Name}' (key ID {key.KeyId:x8})");
     }
 
+    /// <summary>
+    /// The (key name, key ID) of each signature line of <paramref name="note"/>, unverified: for
+    /// finding which pinned key to verify it with, never as a proof.
+    /// </summary>
+    /// <exception cref="TransparencyException">The note is malformed.</exception>
+    public static IReadOnlyList<(string Name, uint KeyId)> Signers(string note)
+    {
+        ArgumentNullException.ThrowIfNull(note);
+        var split = note.LastIndexOf("\n\n", StringComparison.Ordinal);
+        if (split < 0 || !note.EndsWith('\n'))
+        {
+            throw new TransparencyException("note is malformed: no blank line before the signatures, or no final newline");
+        }
+
+        return [.. note[(split + 2)..^1].Split('\n').Select(ParseSignatureLine)
+            .Where(s => s.Blob.Length >= 4)
+            .Select(s => (s.Name, BinaryPrimitives.ReadUInt32BigEndian(s.Blob)))];
+    }
+
     /// <summary>Throws unless <paramref name="text"/> can be a note's text: non-empty, ending in a newline, no control characters but newlines.</summary>
     /// <exception cref="TransparencyException">It cannot.</exception>
     public static void ValidateText(string text)

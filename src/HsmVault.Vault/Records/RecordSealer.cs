@@ -38,7 +38,7 @@ public sealed class RecordSealer(IVaultToken token, string fleetId)
             payload[0] = PayloadFormat;
             contents.RegistrationNonce.CopyTo(payload, NonceOffset);
             contents.RegistrationRecord.CopyTo(payload, RecordOffset);
-            payload[LimitOffset] = (byte)contents.GuessLimit;
+            payload[LimitOffset] = RecordLimits.CountByte(contents.GuessLimit);
             BinaryPrimitives.WriteUInt16BigEndian(payload.AsSpan(LimitOffset + 1), (ushort)contents.EncryptedSecret.Length);
             contents.EncryptedSecret.CopyTo(payload, HeaderLength);
             return token.Seal(payload, AssociatedData(user, version));

@@ -41,7 +41,7 @@ public static class VaultCommandCodec
                     writer.Write((byte)Kind.Register);
                     WriteUser(writer, c.User);
                     writer.Write(c.ExpectedVersion);
-                    writer.Write((byte)c.GuessLimit);
+                    writer.Write(RecordLimits.CountByte(c.GuessLimit));
                     writer.Write(c.Replace);
                     WriteBytes(writer, c.RegistrationNonce);
                     WriteBytes(writer, c.SealedRecord);
@@ -127,7 +127,7 @@ public static class VaultCommandCodec
         ArgumentNullException.ThrowIfNull(result);
         var bytes = new byte[10];
         bytes[0] = (byte)result.Outcome;
-        bytes[1] = checked((byte)result.GuessesRemaining);
+        bytes[1] = RecordLimits.CountByte(result.GuessesRemaining);
         System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(bytes.AsSpan(2), result.AttemptSerial);
         return bytes;
     }
@@ -147,9 +147,9 @@ public static class VaultCommandCodec
     {
         var expectedVersion = reader.ReadInt64();
         int guessLimit = reader.ReadByte();
-        if (guessLimit < RecordLimits.MinGuessLimit)
+        if (!RecordLimits.IsGuessLimit(guessLimit))
         {
-            throw new InvalidDataException("vault command has a guess limit of 0");
+            throw new InvalidDataException($"vault command has a guess limit of {guessLimit}");
         }
 
         var replace = reader.ReadBoolean();

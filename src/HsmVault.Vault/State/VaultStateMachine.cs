@@ -561,8 +561,8 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
         writer.Write(record.User.UserId);
         writer.Write(record.Version);
         writer.Write((byte)record.State);
-        writer.Write(checked((byte)record.GuessLimit));
-        writer.Write(checked((byte)record.GuessesUsed));
+        writer.Write(RecordLimits.CountByte(record.GuessLimit));
+        writer.Write(RecordLimits.CountByte(record.GuessesUsed));
         writer.Write(record.AttemptSerial);
         writer.Write(record.LastResetSerial);
         writer.Write(record.RecentAttemptIds?.Length ?? 0);
@@ -605,7 +605,7 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
 
                 var attemptId = attemptIdLength == 0 ? null : ReadExactly(reader, attemptIdLength);
                 var length = reader.ReadInt32();
-                if (!Enum.IsDefined(state) || limit is < RecordLimits.MinGuessLimit or > RecordLimits.MaxGuessLimit || used > limit
+                if (!Enum.IsDefined(state) || !RecordLimits.IsGuessLimit(limit) || used > limit
                     || attemptSerial < 0 || lastResetSerial < 0 || lastResetSerial > attemptSerial
                     || length < -1 || length > stream.Length - stream.Position || (length < 0) != (state != RecordState.Live))
                 {

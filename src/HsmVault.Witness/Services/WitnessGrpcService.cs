@@ -8,13 +8,10 @@ namespace HsmVault.Witness.Services;
 /// <summary>
 /// The witness API of <c>witness.proto</c> over <see cref="WitnessLog"/>: converts messages, and
 /// turns every <see cref="WitnessException"/> into its one status code (and, for refused
-/// submissions, the <c>hsmvault-reason</c> trailer).
+/// submissions, the <see cref="RefusalTrailer"/> naming a <see cref="WitnessRefusal"/>).
 /// </summary>
 internal sealed class WitnessGrpcService(WitnessLog log) : Protocol.V1.Witness.WitnessBase
 {
-    /// <summary>Trailer naming the <see cref="WitnessRefusal"/> of a refused submission.</summary>
-    public const string ReasonTrailer = "hsmvault-reason";
-
     /// <summary>The proto names of <see cref="WitnessRefusal"/> values (e.g. WITNESS_REFUSAL_EQUIVOCATION).</summary>
     private static readonly Google.Protobuf.Reflection.EnumDescriptor RefusalNames =
         WitnessReflection.Descriptor.EnumTypes.Single(e => e.ClrType == typeof(WitnessRefusal));
@@ -108,7 +105,7 @@ internal sealed class WitnessGrpcService(WitnessLog log) : Protocol.V1.Witness.W
             var trailers = new Metadata();
             if (refusal is { } reason)
             {
-                trailers.Add(ReasonTrailer, RefusalNames.FindValueByNumber((int)reason).Name);
+                trailers.Add(RefusalTrailer.Name, RefusalNames.FindValueByNumber((int)reason).Name);
             }
 
             throw new RpcException(new Status(code, e.Message), trailers);

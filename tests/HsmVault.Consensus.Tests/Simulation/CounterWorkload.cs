@@ -19,15 +19,9 @@ internal sealed class CounterWorkload(Simulation simulation) : IWorkload
 
         var random = simulation.Random;
         var members = simulation.Members;
-        if (random.NextDouble() < simulation.Options.ProposeRate)
+        for (var i = 0; i < simulation.Options.ProposalsPerTick; i++)
         {
-            var member = members[random.Next(members.Count)];
-            var key = random.Next(CounterStateMachine.Keys - 1);
-            if (member.Node?.Propose(CounterStateMachine.Charge(key)) is { } ticket)
-            {
-                Of(member).Proposals[ticket.Index] = (ticket.Term, key);
-                simulation.Drain(member);
-            }
+            Propose(random, members);
         }
 
         if (random.NextDouble() < simulation.Options.ReadRate)
@@ -39,6 +33,20 @@ internal sealed class CounterWorkload(Simulation simulation) : IWorkload
             {
                 Of(member).Reads[id] = (key, simulation.Checker.AcknowledgedCount(key));
                 simulation.Drain(member);
+            }
+        }
+    }
+
+    private void Propose(Random random, IReadOnlyList<SimMember> members)
+    {
+        if (random.NextDouble() < simulation.Options.ProposeRate)
+        {
+            var member = members[random.Next(members.Count)];
+            var key = random.Next(CounterStateMachine.Keys - 1);
+            if (member.Node?.Propose(CounterStateMachine.Charge(key)) is { } ticket)
+            {
+                Of(member).Proposals[ticket.Index] = (ticket.Term, key);
+                simulation.Proposed(member);
             }
         }
     }
@@ -63,31 +71,16 @@ internal sealed class CounterWorkload(Simulation simulation) : IWorkload
         }
     }
 
-    public void ReadConfirmed(SimMember member, ReadState read)
+    public void ReadReady(SimMember member, ReadState read)
     {
-        var pending = Of(member);
-        if (pending.Reads.Remove(read.RequestId, out var request))
+        if (Of(member).Reads.Remove(read.RequestId, out var request))
         {
-            pending.WaitingReads.Add((read.Index, request.Key, request.Acknowledged));
+            var counter = (CounterStateMachine)member.StateMachine;
+            simulation.Checker.CheckRead(member.Id, request.Key, counter.Count(request.Key), request.Acknowledged);
         }
     }
 
     public void ReadDropped(SimMember member, ulong requestId) => Of(member).Reads.Remove(requestId);
-
-    public void ServeReads(SimMember member)
-    {
-        var waiting = Of(member).WaitingReads;
-        for (var i = waiting.Count - 1; i >= 0; i--)
-        {
-            var (index, key, acknowledged) = waiting[i];
-            if (member.Applied >= index)
-            {
-                var counter = (CounterStateMachine)member.StateMachine;
-                simulation.Checker.CheckRead(member.Id, key, counter.Count(key), acknowledged);
-                waiting.RemoveAt(i);
-            }
-        }
-    }
 
     public void Crashed(SimMember member) => _pending.Remove(member);
 
@@ -111,7 +104,5 @@ internal sealed class CounterWorkload(Simulation simulation) : IWorkload
         public Dictionary<ulong, (ulong Term, int Key)> Proposals { get; } = [];
 
         public Dictionary<ulong, (int Key, int Acknowledged)> Reads { get; } = [];
-
-        public List<(ulong Index, int Key, int Acknowledged)> WaitingReads { get; } = [];
     }
 }

@@ -18,14 +18,11 @@ internal interface IWorkload
     /// <summary><paramref name="member"/> applied <paramref name="entry"/>, a command, with <paramref name="result"/>.</summary>
     void Applied(SimMember member, LogEntry entry, byte[] result);
 
-    /// <summary>A quorum confirmed a ReadIndex request of <paramref name="member"/>.</summary>
-    void ReadConfirmed(SimMember member, ReadState read);
+    /// <summary>A quorum confirmed a ReadIndex request of <paramref name="member"/>, which has applied as far: serve the read.</summary>
+    void ReadReady(SimMember member, ReadState read);
 
     /// <summary>A ReadIndex request of <paramref name="member"/> will never be confirmed.</summary>
     void ReadDropped(SimMember member, ulong requestId);
-
-    /// <summary><paramref name="member"/> applied more entries: serve the reads that were waiting for them.</summary>
-    void ServeReads(SimMember member);
 
     /// <summary><paramref name="member"/> crashed: everything it had in flight is gone.</summary>
     void Crashed(SimMember member);

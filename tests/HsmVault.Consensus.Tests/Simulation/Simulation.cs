@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Logging.Abstractions;
+
 namespace HsmVault.Consensus.Tests.Simulation;
 
 /// <summary>Counters from one simulated run.</summary>
@@ -16,7 +18,9 @@ public sealed record SimulationResult(
     int UnknownOutcomes = 0);
 
 /// <summary>
-/// A deterministic fleet: members with <see cref="MemoryRaftStorage"/>, a seeded network that drops,
+/// A deterministic fleet running the daemon's <see cref="ReadyPipeline"/> on every member, with faults at its
+/// seams: disks (<see cref="MemoryRaftStorage"/>) that lose unsynced writes, power loss before and after the
+/// fsync, during the high-water mark's token write and between persisting and applying, a seeded network that drops,
 /// delays, duplicates and reorders messages and partitions members, crashes that lose unsynced writes,
 /// disk rollbacks and wipes, and clients charging guesses and reading. After every step the
 /// <see cref="SafetyChecker"/> checks Raft's safety properties; after the faults stop, a leader must be
@@ -38,6 +42,7 @@ internal sealed class Simulation
     private readonly string[] _ids;
     private readonly PriorityQueue<RaftMessage, (long Tick, long Sequence)> _network = new();
     private readonly Queue<string>? _trace;
+    private readonly Network _transport;
     private long _sequence;
     private long _now;
     private long _messages;
@@ -61,6 +66,7 @@ internal sealed class Simulation
         _ids = [.. Enumerable.Range(1, options.Members).Select(i => $"n{i}")];
         _members = [.. _ids.Select(id => new SimMember(id, _workload.CreateStateMachine()))];
         _trace = trace ? new Queue<string>() : null;
+        _transport = new Network(this);
         foreach (var member in _members)
         {
             Restart(member, allowDiskFaults: false);
@@ -104,6 +110,7 @@ internal sealed class Simulation
         {
             InjectFaults();
             _workload.Act(faultPhase: true);
+            DrainBatches();
             DeliverDue();
             TickAll();
         }
@@ -115,6 +122,7 @@ internal sealed class Simulation
         for (; _now < livenessEnd; _now++)
         {
             _workload.Act(faultPhase: false);
+            DrainBatches();
             DeliverDue();
             TickAll();
             if (marker is { } m && m.Member.Node is { } node && node.Term == m.Term && m.Member.Applied >= m.Index)
@@ -218,6 +226,18 @@ internal sealed class Simulation
         }
     }
 
+    /// <summary>With <see cref="SimulationOptions.BatchProposals"/>, the tick's proposals become durable together, in one Ready per member.</summary>
+    private void DrainBatches()
+    {
+        if (_options.BatchProposals)
+        {
+            foreach (var member in _members)
+            {
+                Drain(member);
+            }
+        }
+    }
+
     private void HealEverything()
     {
         _faultsActive = false;
@@ -235,6 +255,7 @@ internal sealed class Simulation
         _crashes++;
         member.Storage.Crash(_random);
         member.Node = null;
+        member.Pipeline = null;
         _workload.Crashed(member);
         member.RestartAt = _now + 5 + _random.Next(95);
         Log($"crash {member.Id}, restart at {member.RestartAt}");
@@ -277,11 +298,23 @@ internal sealed class Simulation
             MaxEntriesPerMessage = 16,
             Random = new Random(_random.Next()),
         };
-        var mark = _options.GuardEnabled ? member.Mark : null;
-        member.Node = new RaftNode(options, state, mark, member.StateMachine.AppliedIndex);
-        member.Applied = member.Node.AppliedIndex;
-        Log($"start {member.Id}: {member.Node.GetStatus()} mark {mark}");
+        var marks = new SimulatedMarkStore(member, _options, CrashNow);
+        var mark = marks.Read();
+        var node = new RaftNode(options, state, mark, member.StateMachine.AppliedIndex);
+        var disk = new SimulatedDisk(member.Storage, _options, CrashNow, entries => _checker.CheckPersisted(node, entries));
+        var application = new SimulatedApplication(member.StateMachine, _options, CrashNow);
+        member.Node = node;
+        member.Pipeline = new ReadyPipeline(
+            node, disk, application, _transport, marks, new MemberObserver(this, member), _options.SnapshotInterval, NullLogger.Instance);
+        member.Applied = node.AppliedIndex;
+        Log($"start {member.Id}: {node.GetStatus()} mark {mark}");
         Drain(member);
+    }
+
+    /// <summary>The seeded network, as every member's pipeline sends into it.</summary>
+    private sealed class Network(Simulation simulation) : IRaftTransport
+    {
+        public void Send(RaftMessage message) => simulation.Send(message);
     }
 
     private void Send(RaftMessage message)
@@ -342,131 +375,72 @@ internal sealed class Simulation
         }
     }
 
-    /// <summary>What the host does with each Ready, with a chance of crashing before the fsync.</summary>
+    /// <summary>
+    /// Runs <paramref name="member"/>'s <see cref="ReadyPipeline"/>, the daemon's own, until the core has nothing
+    /// more to do; a crash at one of its seams takes the member down there.
+    /// </summary>
     public void Drain(SimMember member)
     {
-        while (member.Node is { } node && node.HasReady())
-        {
-            var ready = node.GetReady();
-
-            // As RaftHost does: a leader's appends leave before its own fsync (thesis §10.2.1), so a crash
-            // before the sync below can leave followers holding entries the leader lost.
-            foreach (var message in ready.EarlyMessages)
-            {
-                Send(message);
-            }
-
-            if (ready.Snapshot is not null)
-            {
-                member.Storage.SaveSnapshot(ready.Snapshot);
-            }
-
-            member.Storage.Append(ready.Entries);
-            _checker.CheckPersisted(node, ready.Entries);
-            if (_faultsActive && ready.MustSync && _random.NextDouble() < _options.CrashBeforeSyncRate)
-            {
-                Crash(member);
-                return;
-            }
-
-            if (ready.MustSync)
-            {
-                member.Storage.Sync();
-            }
-
-            if (ready.HardState is { } hardState)
-            {
-                member.Storage.SaveHardState(hardState);
-            }
-            if (ready.HighWaterMark is { } mark)
-            {
-                member.Mark = _options.VouchAheadWindow > 0 ? VouchAhead(member.Mark, mark, (ulong)_options.VouchAheadWindow) : mark;
-            }
-
-            foreach (var message in ready.Messages)
-            {
-                Send(message);
-            }
-
-            if (ready.Snapshot is { } snapshot)
-            {
-                member.StateMachine.RestoreSnapshot(snapshot.Index, snapshot.Data.Span);
-                _checker.CheckSnapshotRestored(member.Id, member.StateMachine.AppliedIndex, member.StateMachine.Chain);
-                member.Applied = snapshot.Index;
-                Log($"{member.Id} installed snapshot ({snapshot.Index},{snapshot.Term})");
-            }
-
-            foreach (var entry in ready.CommittedEntries)
-            {
-                Apply(member, entry);
-            }
-
-            foreach (var readState in ready.ReadStates)
-            {
-                _workload.ReadConfirmed(member, readState);
-            }
-
-            foreach (var dropped in ready.DroppedReads)
-            {
-                _workload.ReadDropped(member, dropped);
-            }
-
-            _workload.ServeReads(member);
-            node.Advance();
-            _checker.CheckLeader(node);
-            MaybeSnapshot(member, node);
-        }
-    }
-
-    /// <summary>A store that vouches ahead: see <see cref="SimulationOptions.VouchAheadWindow"/>.</summary>
-    private static HighWaterMark VouchAhead(HighWaterMark? stored, HighWaterMark mark, ulong window)
-    {
-        var covered = stored is not null
-            && (mark.IndexTerm < stored.IndexTerm || (mark.IndexTerm == stored.IndexTerm && mark.Index <= stored.Index));
-        if (covered && stored!.Term == mark.Term && stored.Vote == mark.Vote)
-        {
-            return stored;
-        }
-
-        return covered
-            ? mark with { Index = stored!.Index, IndexTerm = stored.IndexTerm }
-            : mark with { Index = (mark.Index + window - 1) / window * window };
-    }
-
-    private void Apply(SimMember member, LogEntry entry)
-    {
-        if (entry.Index != member.Applied + 1)
-        {
-            _checker.Violation($"{member.Id} applied {entry.Index} after {member.Applied}.");
-        }
-
-        member.Applied = entry.Index;
-        ulong resultHash = 0;
-        if (entry.Kind == LogEntryKind.Command)
-        {
-            var result = member.StateMachine.Apply(entry.Index, entry.Data.Span);
-            resultHash = SafetyChecker.Hash(result);
-            _workload.Applied(member, entry, result);
-        }
-
-        _checker.CheckApplied(member.Id, entry, resultHash, member.StateMachine.Chain);
-    }
-
-    private void MaybeSnapshot(SimMember member, RaftNode node)
-    {
-        if (_options.SnapshotInterval <= 0 || member.Applied - node.SnapshotIndex < (ulong)_options.SnapshotInterval)
+        if (member.Pipeline is not { } pipeline)
         {
             return;
         }
 
-        var data = member.StateMachine.CreateSnapshot(out var index);
-        if (index <= node.SnapshotIndex)
+        try
         {
+            pipeline.Process();
+        }
+        catch (SimulatedCrashException crash)
+        {
+            Log($"{member.Id}: {crash.Message}");
+            Crash(member);
             return;
         }
 
-        var snapshot = new RaftSnapshot(index, node.TryGetTerm(index)!.Value, _ids, data);
-        member.Storage.SaveSnapshot(snapshot);
-        node.Compact(snapshot);
+        _checker.CheckLeader(member.Node!);
+    }
+
+    /// <summary>After a client proposed at <paramref name="member"/>: make it durable now, or let proposals batch until the tick's end.</summary>
+    public void Proposed(SimMember member)
+    {
+        if (!_options.BatchProposals)
+        {
+            Drain(member);
+        }
+    }
+
+    private bool CrashNow(double rate) => _faultsActive && rate > 0 && _random.NextDouble() < rate;
+
+    /// <summary>What the pipeline reports for one member: checked by the <see cref="SafetyChecker"/> and handed to the workload.</summary>
+    private sealed class MemberObserver(Simulation simulation, SimMember member) : IReadyObserver
+    {
+        public void SnapshotRestored(RaftSnapshot snapshot)
+        {
+            simulation._checker.CheckSnapshotRestored(member.Id, member.StateMachine.AppliedIndex, member.StateMachine.Chain);
+            member.Applied = snapshot.Index;
+            simulation.Log($"{member.Id} installed snapshot ({snapshot.Index},{snapshot.Term})");
+        }
+
+        public void Applied(LogEntry entry, byte[]? result)
+        {
+            if (entry.Index != member.Applied + 1)
+            {
+                simulation._checker.Violation($"{member.Id} applied {entry.Index} after {member.Applied}.");
+            }
+
+            member.Applied = entry.Index;
+            ulong resultHash = 0;
+            if (result is not null)
+            {
+                resultHash = SafetyChecker.Hash(result);
+                simulation._workload.Applied(member, entry, result);
+            }
+
+            simulation._checker.CheckApplied(member.Id, entry, resultHash, member.StateMachine.Chain);
+        }
+
+        public void ReadReady(ReadState read) => simulation._workload.ReadReady(member, read);
+
+        public void ReadDropped(ulong requestId) => simulation._workload.ReadDropped(member, requestId);
     }
 }

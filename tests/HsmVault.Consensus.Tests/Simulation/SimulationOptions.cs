@@ -62,8 +62,26 @@ public sealed record SimulationOptions
     /// <summary>Per tick: chance that a random member crashes (unsynced writes lost).</summary>
     public double CrashRate { get; init; } = 0.005;
 
-    /// <summary>Per Ready: chance of a crash after writing but before the fsync.</summary>
+    /// <summary>Per fsync: chance of a crash after writing but before the fsync (unsynced writes may be lost).</summary>
     public double CrashBeforeSyncRate { get; init; } = 0.002;
+
+    /// <summary>Per fsync: chance of a crash right after it, before the hard state, the mark or any message.</summary>
+    public double CrashAfterSyncRate { get; init; }
+
+    /// <summary>Per high-water mark write: chance that power goes during the (slow) token write, before the mark is stored.</summary>
+    public double CrashDuringMarkWriteRate { get; init; }
+
+    /// <summary>Per applied command: chance of a crash after the log is durable and before the command is applied.</summary>
+    public double CrashBeforeApplyRate { get; init; }
+
+    /// <summary>
+    /// Clients' proposals of a tick are made durable together at the tick's end (one Ready, one fsync, many entries),
+    /// as the daemon's loop batches what arrived while it was busy; otherwise each proposal is drained at once.
+    /// </summary>
+    public bool BatchProposals { get; init; }
+
+    /// <summary>Counter workload: up to this many proposals per tick (each with <see cref="ProposeRate"/>), to grow batches.</summary>
+    public int ProposalsPerTick { get; init; } = 1;
 
     /// <summary>Per tick: chance a client proposes at a random member.</summary>
     public double ProposeRate { get; init; } = 0.3;

@@ -22,6 +22,20 @@ internal static class SimulationRunner
         {
             Members = 3, CrashRate = 0.02, RollbackRate = 0.9, DiskFaultsOnFirstMemberOnly = false, RequireLiveness = false,
         },
+        // The pipeline's seams under power loss at every point of a Ready, with batches of several proposals:
+        // before and after the fsync, during the mark's token write, and between persisting and applying.
+        ["crash-points"] = new()
+        {
+            Members = 3, CrashBeforeSyncRate = 0.01, CrashAfterSyncRate = 0.01, CrashDuringMarkWriteRate = 0.01,
+            CrashBeforeApplyRate = 0.005, BatchProposals = true, ProposalsPerTick = 3, SnapshotInterval = 15,
+        },
+        ["rollback-crash-points"] = new()
+        {
+            Members = 3, CrashRate = 0.01, RollbackRate = 0.7, WipeRate = 0.2, SnapshotInterval = 25, CrashBeforeSyncRate = 0.01,
+            CrashAfterSyncRate = 0.01, CrashDuringMarkWriteRate = 0.01, CrashBeforeApplyRate = 0.005, BatchProposals = true,
+            ProposalsPerTick = 3,
+        },
+
         // Vouching ahead in windows of 8 (issue 8's proposal), run to show what it costs; see SimulationTests.
         ["single-vouch-ahead"] = new() { Members = 1, FaultTicks = 300, CrashRate = 0.02, VouchAheadWindow = 8 },
         ["three-vouch-ahead"] = new() { Members = 3, CrashRate = 0.02, VouchAheadWindow = 8 },
@@ -44,6 +58,12 @@ internal static class SimulationRunner
         ["vault-rollback"] = new()
         {
             Workload = SimulationWorkload.Vault, Members = 3, CrashRate = 0.02, RollbackRate = 0.7, WipeRate = 0.2, SnapshotInterval = 25,
+        },
+        ["vault-crash-points"] = new()
+        {
+            Workload = SimulationWorkload.Vault, Members = 3, DropRate = 0.1, CrashRate = 0.005, SnapshotInterval = 20,
+            CrashBeforeSyncRate = 0.01, CrashAfterSyncRate = 0.01, CrashDuringMarkWriteRate = 0.01, CrashBeforeApplyRate = 0.005,
+            BatchProposals = true,
         },
         ["vault-rollback5"] = new()
         {

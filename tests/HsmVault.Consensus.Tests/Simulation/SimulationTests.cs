@@ -15,12 +15,14 @@ public sealed class SimulationTests(ITestOutputHelper output)
     private static readonly int Scale = int.TryParse(Environment.GetEnvironmentVariable("HSMVAULT_SIM_SCALE"), out var s) ? s : 1;
 
     [Theory]
-    [InlineData("three", 4000)]
+    [InlineData("three", 3500)]
     [InlineData("five", 2000)]
     [InlineData("single", 1000)]
     [InlineData("snapshots", 3000)]
     [InlineData("lossy", 1500)]
-    [InlineData("rollback", 4000)]
+    [InlineData("rollback", 3000)]
+    [InlineData("crash-points", 1500)]
+    [InlineData("rollback-crash-points", 1000)]
     [InlineData("rollback5", 1500)]
     [InlineData("rollback-any", 3000)]
     public void Simulation_ManySeeds_HoldSafetyAndLiveness(string scenario, int seeds)
@@ -62,6 +64,7 @@ public sealed class SimulationTests(ITestOutputHelper output)
     [InlineData("vault3", 800)]
     [InlineData("vault5", 400)]
     [InlineData("vault-rollback", 1000)]
+    [InlineData("vault-crash-points", 400)]
     [InlineData("vault-rollback5", 400)]
     public void VaultSimulation_ManySeeds_HistoriesAreLinearizableWithinGuessBudget(string scenario, int seeds)
     {

@@ -9,7 +9,6 @@ using Grpc.Health.V1;
 using HsmVault.Cli.Commands;
 using HsmVault.Client;
 using HsmVault.Protocol.V1;
-using HsmVault.Vault;
 using ProtoVault = HsmVault.Protocol.V1.Vault;
 
 namespace HsmVault.Containers.Tests.Support;
@@ -161,7 +160,7 @@ public sealed class ContainerFleet : IAsyncDisposable
                 refused = true;
                 await SettledAsync();
             }
-            catch (RpcException e) when (refused && VaultClient.ReasonOf(e) == VaultErrorReasons.AlreadyRegistered)
+            catch (RpcException e) when (refused && VaultClient.ReasonOf(e) == RefusalReason.AlreadyRegistered)
             {
                 // An attempt refused as Unavailable did take effect after all.
                 return;

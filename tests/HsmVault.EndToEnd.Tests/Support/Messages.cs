@@ -1,9 +1,9 @@
-using System.Text;
 using Google.Protobuf;
 using Grpc.Core;
 using HsmVault.Crypto;
 using HsmVault.Crypto.Opaque;
 using HsmVault.Protocol.V1;
+using HsmVault.Testing.Opaque;
 using ProtoVault = HsmVault.Protocol.V1.Vault;
 
 namespace HsmVault.EndToEnd.Tests.Support;
@@ -14,14 +14,10 @@ namespace HsmVault.EndToEnd.Tests.Support;
 /// </summary>
 public static class Messages
 {
-    /// <summary>The OPAQUE configuration of <see cref="DaemonSetup"/>'s daemons (context and cheap Argon2id).</summary>
-    public static OpaqueConfiguration Configuration { get; } =
-        new(Encoding.UTF8.GetBytes("HsmVault-v1"), new Argon2idKsf(new Crypto.Opaque.Argon2idParameters(1024, 1, 2)));
-
     /// <summary>A valid KE1 for <paramref name="password"/> (its state is thrown away).</summary>
     public static ByteString Ke1(byte[] password)
     {
-        var start = new OpaqueClient(Configuration).GenerateKe1(password);
+        var start = new OpaqueClient(TestOpaqueSettings.Configuration).GenerateKe1(password);
         start.State.Dispose();
         return ByteString.CopyFrom(start.Ke1);
     }
@@ -29,7 +25,7 @@ public static class Messages
     /// <summary>A valid RegistrationRequest (its state is thrown away).</summary>
     public static ByteString RegistrationRequest(byte[] password)
     {
-        var start = new OpaqueClient(Configuration).CreateRegistrationRequest(password);
+        var start = new OpaqueClient(TestOpaqueSettings.Configuration).CreateRegistrationRequest(password);
         start.State.Dispose();
         return ByteString.CopyFrom(start.RegistrationRequest);
     }
@@ -41,7 +37,7 @@ public static class Messages
     public static async Task<PreparedRegistration> RegistrationRecordAsync(ProtoVault.VaultClient client, Metadata headers, byte[] password)
     {
         ArgumentNullException.ThrowIfNull(client);
-        var opaque = new OpaqueClient(Configuration);
+        var opaque = new OpaqueClient(TestOpaqueSettings.Configuration);
         var start = opaque.CreateRegistrationRequest(password);
         using var state = start.State;
         var response = await client.StartRegistrationAsync(
@@ -74,7 +70,7 @@ public static class Messages
         ProtoVault.VaultClient client, Metadata headers, byte[] password)
     {
         ArgumentNullException.ThrowIfNull(client);
-        var opaque = new OpaqueClient(Configuration);
+        var opaque = new OpaqueClient(TestOpaqueSettings.Configuration);
         var start = opaque.GenerateKe1(password);
         using var state = start.State;
         var started = await client.StartRecoveryAsync(new StartRecoveryRequest { Ke1 = ByteString.CopyFrom(start.Ke1) }, headers);

@@ -10,9 +10,11 @@ using HsmVault.Cli.Commands;
 using HsmVault.Client;
 using HsmVault.Hsm;
 using HsmVault.Testing;
+using HsmVault.Testing.Opaque;
 using HsmVault.Vault;
 using Microsoft.Extensions.Logging;
 using ProtoVault = HsmVault.Protocol.V1.Vault;
+using RefusalReason = HsmVault.Protocol.V1.RefusalReason;
 
 using HsmVault.Testing.Daemons;
 
@@ -277,7 +279,7 @@ public sealed class FleetFixture : IAsyncDisposable
                 await LeaderAsync();
                 await Task.Delay(200);
             }
-            catch (RpcException e) when (failures.Count > 0 && VaultClient.ReasonOf(e) == VaultErrorReasons.AlreadyRegistered)
+            catch (RpcException e) when (failures.Count > 0 && VaultClient.ReasonOf(e) == RefusalReason.AlreadyRegistered)
             {
                 // An earlier attempt that was refused as Unavailable did take effect after all.
                 return new RegisterResult(guessLimit, Replaced: false);
@@ -371,11 +373,6 @@ public sealed class FleetFixture : IAsyncDisposable
         var common = new Dictionary<string, string?>(StringComparer.Ordinal)
         {
             ["HsmVault:FleetId"] = FleetId,
-            // A non-empty context, as an operator may choose: RecordingClient.Opaque uses the same one.
-            ["HsmVault:OpaqueContext"] = "HsmVault-v1",
-            ["HsmVault:Argon2MemoryKib"] = "1024",
-            ["HsmVault:Argon2Iterations"] = "1",
-            ["HsmVault:Argon2Parallelism"] = "2",
             ["HsmVault:Auth:Tenants:0:Issuer"] = Tenant,
             ["HsmVault:Auth:Tenants:0:PublicKeyFile"] = TenantPublicKeyFile,
             ["HsmVault:Peer:CaFile"] = Path.Combine(CertificateDirectory, "peer-ca.pem"),
@@ -384,6 +381,7 @@ public sealed class FleetFixture : IAsyncDisposable
             ["HsmVault:Peer:CommitTimeout"] = "00:00:03",
             ["HsmVault:Peer:SnapshotEveryEntries"] = settings.SnapshotEveryEntries.ToString(CultureInfo.InvariantCulture),
         };
+        TestOpaqueSettings.AddTo(common);
         for (var i = 0; i < _members.Count; i++)
         {
             common[$"HsmVault:Peer:Members:{i}:Id"] = _members[i].Id;

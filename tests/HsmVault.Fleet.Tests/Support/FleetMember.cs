@@ -2,12 +2,8 @@ using System.Globalization;
 using System.Text.RegularExpressions;
 using HsmVault.Consensus;
 using HsmVault.Hsm;
-using HsmVault.Server;
 using HsmVault.Server.Peering;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 using HsmVault.Testing.Daemons;
 
@@ -16,7 +12,7 @@ namespace HsmVault.Fleet.Tests.Support;
 /// <summary>How a member's daemon runs.</summary>
 public enum MemberHosting
 {
-    /// <summary>In this process (<see cref="HsmVaultServer.Build"/>): stopped cleanly, partitioned through its <see cref="PeerLinkGate"/>.</summary>
+    /// <summary>In this process (an <see cref="InProcessHost"/>): stopped cleanly, partitioned through its <see cref="PeerLinkGate"/>.</summary>
     InProcess,
 
     /// <summary>As a <c>hsmvaultd</c> child process: stopped by kill -9.</summary>
@@ -37,7 +33,7 @@ public sealed partial class FleetMember : IAsyncDisposable
 {
     private readonly Lock _lock = new();
     private readonly List<string> _childLines = [];
-    private WebApplication? _app;
+    private InProcessHost? _host;
     private ChildDaemon? _child;
     private LeaderView? _childView;
 
@@ -88,7 +84,7 @@ public sealed partial class FleetMember : IAsyncDisposable
     public LogCapture Logs { get; } = new();
 
     /// <summary>Whether the daemon is running.</summary>
-    public bool IsRunning => _app is not null || _child is { HasExited: false };
+    public bool IsRunning => _host is not null || _child is { HasExited: false };
 
     /// <summary>Lines every child-process run of this member printed.</summary>
     public string ChildOutput
@@ -103,7 +99,7 @@ public sealed partial class FleetMember : IAsyncDisposable
     }
 
     /// <summary>The running in-process daemon's services.</summary>
-    public IServiceProvider Services => (_app ?? throw new InvalidOperationException($"{Id} is not running in this process")).Services;
+    public IServiceProvider Services => (_host ?? throw new InvalidOperationException($"{Id} is not running in this process")).Services;
 
     /// <summary>The running in-process daemon's Raft host.</summary>
     public RaftHost Raft => Services.GetRequiredService<RaftHost>();
@@ -121,7 +117,7 @@ public sealed partial class FleetMember : IAsyncDisposable
     /// </summary>
     public LeaderView? View()
     {
-        if (_app is not null)
+        if (_host is not null)
         {
             var status = Raft.Status;
             return status is null ? null : new LeaderView(status.Term, status.LeaderId);
@@ -151,7 +147,7 @@ public sealed partial class FleetMember : IAsyncDisposable
 
         if (Hosting == MemberHosting.InProcess)
         {
-            _app = await StartInProcessAsync(Settings, Logs);
+            _host = await InProcessHost.StartDaemonAsync(Settings, Logs);
         }
         else
         {
@@ -164,38 +160,14 @@ public sealed partial class FleetMember : IAsyncDisposable
         }
     }
 
-    /// <summary>Builds and starts an in-process daemon with <paramref name="settings"/> (for start-up failures too).</summary>
-    public static async Task<WebApplication> StartInProcessAsync(IReadOnlyDictionary<string, string?> settings, LogCapture logs)
-    {
-        var builder = HsmVaultServer.CreateBuilder([], configuration => configuration.AddInMemoryCollection(settings));
-        builder.Logging.ClearProviders();
-        builder.Logging.AddProvider(logs);
-        builder.Logging.AddFilter("HsmVault", LogLevel.Information);
-        var app = HsmVaultServer.Build(builder);
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        try
-        {
-            await app.StartAsync(timeout.Token);
-        }
-        catch
-        {
-            await app.DisposeAsync();
-            throw;
-        }
-
-        return app;
-    }
-
     /// <summary>Stops the daemon: a clean stop in this process, kill -9 of a child.</summary>
     public async Task StopAsync()
     {
-        var app = _app;
-        _app = null;
-        if (app is not null)
+        var host = _host;
+        _host = null;
+        if (host is not null)
         {
-            using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
-            await app.StopAsync(timeout.Token);
-            await app.DisposeAsync();
+            await host.DisposeAsync();
         }
 
         var child = _child;
@@ -212,10 +184,7 @@ public sealed partial class FleetMember : IAsyncDisposable
         : throw new InvalidOperationException($"{Id} runs in this process; it can be stopped but not killed");
 
     /// <summary>Writes <see cref="Settings"/> as the nested JSON file an operator would write; returns its path.</summary>
-    public string WriteJsonConfig(string name = "hsmvaultd.json") => WriteJsonConfig(Settings, Path.Combine(WorkDirectory, name));
-
-    /// <summary>Writes flat configuration keys as nested JSON; returns the path.</summary>
-    public static string WriteJsonConfig(IReadOnlyDictionary<string, string?> settings, string path) => DaemonConfigFile.Write(settings, path);
+    public string WriteJsonConfig(string name = "hsmvaultd.json") => DaemonConfigFile.Write(Settings, Path.Combine(WorkDirectory, name));
 
     /// <inheritdoc/>
     public async ValueTask DisposeAsync() => await StopAsync();

@@ -1,13 +1,12 @@
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
-using System.Text;
 using Google.Protobuf;
 using Grpc.Core;
 using HsmVault.Crypto;
 using HsmVault.Crypto.Opaque;
 using HsmVault.Protocol.V1;
 using HsmVault.Testing.Linearizability;
-using HsmVault.Vault;
+using HsmVault.Testing.Opaque;
 
 namespace HsmVault.Fleet.Tests.Support;
 
@@ -41,10 +40,6 @@ public sealed class RecordingClient(
     int clientId,
     bool exactWrongPasswordCounts = true)
 {
-    /// <summary>The OPAQUE configuration of <see cref="FleetFixture"/>'s members.</summary>
-    public static readonly OpaqueConfiguration Opaque =
-        new(Encoding.UTF8.GetBytes("HsmVault-v1"), new Argon2idKsf(new Crypto.Opaque.Argon2idParameters(1024, 1, 2)));
-
     // Session numbers pair each start with its finish in the history; unique in the process, so
     // across every client that shares a history.
     private static int s_lastSession;
@@ -64,7 +59,7 @@ public sealed class RecordingClient(
     public async Task<VaultOutput?> RegisterAsync(FleetMember member, string user, byte[] password, int limit, bool replace = false)
     {
         var client = fleet.RawClient(member);
-        var opaque = new OpaqueClient(Opaque);
+        var opaque = new OpaqueClient(TestOpaqueSettings.Configuration);
         var start = opaque.CreateRegistrationRequest(password);
         using var state = start.State;
         StartRegistrationResponse response;
@@ -98,7 +93,7 @@ public sealed class RecordingClient(
             await client.FinishRegistrationAsync(request, fleet.Headers(user), Deadline());
             return Return(op, new VaultOutput.Registered());
         }
-        catch (RpcException e) when (e.StatusCode == StatusCode.FailedPrecondition && Reason(e) == VaultErrorReasons.AlreadyRegistered)
+        catch (RpcException e) when (e.StatusCode == StatusCode.FailedPrecondition && Reason(e) == RefusalReason.AlreadyRegistered)
         {
             return Return(op, new VaultOutput.AlreadyRegistered());
         }
@@ -135,7 +130,7 @@ public sealed class RecordingClient(
     /// <summary>StartRecovery on <paramref name="member"/>: the output (null when unknown) and, when charged, what FinishRecovery needs.</summary>
     public async Task<(VaultOutput? Output, RecoveryAttempt? Attempt)> StartRecoveryAsync(FleetMember member, string user, byte[] password)
     {
-        var opaque = new OpaqueClient(Opaque);
+        var opaque = new OpaqueClient(TestOpaqueSettings.Configuration);
         var start = opaque.GenerateKe1(password);
         using var state = start.State;
         var session = Interlocked.Increment(ref s_lastSession);
@@ -146,7 +141,7 @@ public sealed class RecordingClient(
             started = await fleet.RawClient(member).StartRecoveryAsync(
                 new StartRecoveryRequest { Ke1 = ByteString.CopyFrom(start.Ke1) }, fleet.Headers(user), Deadline());
         }
-        catch (RpcException e) when (e.StatusCode == StatusCode.FailedPrecondition && Reason(e) == VaultErrorReasons.RecordDestroyed)
+        catch (RpcException e) when (e.StatusCode == StatusCode.FailedPrecondition && Reason(e) == RefusalReason.RecordDestroyed)
         {
             return (Return(op, new VaultOutput.Destroyed()), null);
         }
@@ -241,7 +236,7 @@ public sealed class RecordingClient(
 
     private static DateTime Deadline() => DateTime.UtcNow + FleetFixture.CallTimeout;
 
-    private static string? Reason(RpcException e) => e.Trailers.GetValue("hsmvault-reason");
+    private static RefusalReason Reason(RpcException e) => RefusalTrailer.Of(e);
 
     private static VaultOutput Return(RecordedOperation<VaultInput, VaultOutput> op, VaultOutput output)
     {

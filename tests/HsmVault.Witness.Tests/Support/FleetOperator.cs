@@ -44,6 +44,10 @@ public sealed class FleetOperator : IDisposable
         _key.SignData(WitnessSubmission.SignedMessage(ns ?? Namespace, epoch, SHA256.HashData(bundle)), HashAlgorithmName.SHA256,
             DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
 
+    /// <summary>The operator's signature of any message, as the bundle publisher asks for it.</summary>
+    public HsmVault.Transparency.Bundles.BundleSignature SignMessage(byte[] message) =>
+        new(SignatureAlgorithm.EcdsaP256Sha256, _key.SignData(message, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation));
+
     /// <summary>A signed submission.</summary>
     public BundleSubmission Submission(ulong epoch, byte[] bundle) =>
         new(Namespace, epoch, bundle, SignatureAlgorithm.EcdsaP256Sha256, Sign(epoch, bundle));

@@ -1,11 +1,7 @@
 using Grpc.Net.Client;
 using HsmVault.Testing.Daemons;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using WitnessClient = HsmVault.Protocol.V1.Witness.WitnessClient;
 
 namespace HsmVault.Witness.Tests.Support;
@@ -13,15 +9,15 @@ namespace HsmVault.Witness.Tests.Support;
 /// <summary>The witness host (<see cref="WitnessServer"/>) in this process, on real Kestrel at 127.0.0.1 port 0, with its logs captured.</summary>
 public sealed class InProcessWitness : IAsyncDisposable
 {
-    private readonly WebApplication _app;
+    private readonly InProcessHost _host;
     private readonly GrpcChannel _channel;
 
-    private InProcessWitness(WebApplication app, Uri address, LogCapture logs)
+    private InProcessWitness(InProcessHost host, LogCapture logs)
     {
-        _app = app;
-        Address = address;
+        _host = host;
+        Address = host.Address;
         Logs = logs;
-        _channel = GrpcChannel.ForAddress(address);
+        _channel = GrpcChannel.ForAddress(Address);
         Client = new WitnessClient(_channel);
     }
 
@@ -35,25 +31,19 @@ public sealed class InProcessWitness : IAsyncDisposable
     public WitnessClient Client { get; }
 
     /// <summary>The log behind the API.</summary>
-    public WitnessLog Log => _app.Services.GetRequiredService<WitnessLog>();
+    public WitnessLog Log => _host.Services.GetRequiredService<WitnessLog>();
 
     /// <summary>Starts the witness with <paramref name="settings"/>.</summary>
     public static async Task<InProcessWitness> StartAsync(IReadOnlyDictionary<string, string?> settings, LogCapture? logs = null)
     {
         logs ??= new LogCapture();
-        var builder = WitnessServer.CreateBuilder([], configuration => configuration.AddInMemoryCollection(settings));
-        builder.Logging.ClearProviders();
-        builder.Logging.AddProvider(logs);
-        var app = WitnessServer.Build(builder);
-        await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
-        return new InProcessWitness(app, new Uri(address), logs);
+        var host = await InProcessHost.StartAsync(WitnessServer.CreateBuilder([], configuration => configuration.AddInMemoryCollection(settings)), WitnessServer.Build, logs);
+        return new InProcessWitness(host, logs);
     }
 
     public async ValueTask DisposeAsync()
     {
         _channel.Dispose();
-        await _app.StopAsync();
-        await _app.DisposeAsync();
+        await _host.DisposeAsync();
     }
 }

@@ -115,11 +115,11 @@ internal sealed class VaultWorkload : IWorkload
         Answered(proposal.Operation, decoded, (InMemoryVaultStateMachine)member.StateMachine);
     }
 
-    public void ReadConfirmed(SimMember member, ReadState read)
+    public void ReadReady(SimMember member, ReadState read)
     {
         if (_inFlight.TryGetValue(member, out var inFlight) && inFlight.Reads.Remove(read.RequestId, out var op))
         {
-            inFlight.WaitingReads.Add((read.Index, op));
+            Read(op, (InMemoryVaultStateMachine)member.StateMachine);
         }
     }
 
@@ -128,21 +128,6 @@ internal sealed class VaultWorkload : IWorkload
         if (_inFlight.TryGetValue(member, out var inFlight) && inFlight.Reads.Remove(requestId, out var op))
         {
             End(op, Ending.NoEffect);
-        }
-    }
-
-    public void ServeReads(SimMember member)
-    {
-        if (!_inFlight.TryGetValue(member, out var inFlight))
-        {
-            return;
-        }
-
-        var ready = inFlight.WaitingReads.Where(w => member.Applied >= w.Index).ToList();
-        inFlight.WaitingReads.RemoveAll(w => member.Applied >= w.Index);
-        foreach (var (_, op) in ready)
-        {
-            Read(op, (InMemoryVaultStateMachine)member.StateMachine);
         }
     }
 
@@ -158,7 +143,7 @@ internal sealed class VaultWorkload : IWorkload
             End(op, Ending.Unknown);
         }
 
-        foreach (var op in inFlight.Reads.Values.Concat(inFlight.WaitingReads.Select(w => w.Operation)))
+        foreach (var op in inFlight.Reads.Values)
         {
             End(op, Ending.NoEffect);
         }
@@ -267,7 +252,7 @@ internal sealed class VaultWorkload : IWorkload
         op.Proposed = true;
         op.AttemptEnds = _simulation.Now + AttemptTicks;
         At(member).Proposals[ticket.Index] = (ticket.Term, op);
-        _simulation.Drain(member);
+        _simulation.Proposed(member);
     }
 
     /// <summary>What the serving member does with its state once the barrier is passed.</summary>
@@ -451,7 +436,6 @@ internal sealed class VaultWorkload : IWorkload
                 inFlight.Reads.Remove(id);
             }
 
-            inFlight.WaitingReads.RemoveAll(w => w.Operation == op);
         }
 
         _toPropose.Remove(op);
@@ -510,6 +494,5 @@ internal sealed class VaultWorkload : IWorkload
 
         public Dictionary<ulong, ClientOperation> Reads { get; } = [];
 
-        public List<(ulong Index, ClientOperation Operation)> WaitingReads { get; } = [];
     }
 }

@@ -1,10 +1,13 @@
+using Google.Protobuf;
 using Grpc.Core;
-using HsmVault.Client;
-using HsmVault.EndToEnd.Tests.Support;
+using HsmVault.Crypto.Opaque;
+using HsmVault.Testing.Daemons;
+using HsmVault.Testing.Opaque;
+using HsmVault.Protocol.V1;
 
-namespace HsmVault.EndToEnd.Tests;
+namespace HsmVault.Client.Tests;
 
-/// <summary>Register, recover, wrong passwords, reset, status and delete through the client library.</summary>
+/// <summary>Register, recover, wrong passwords, reset, status and delete through the client library, against a real daemon.</summary>
 public sealed class RecoveryTests : DaemonTest
 {
     [Fact]
@@ -72,6 +75,7 @@ public sealed class RecoveryTests : DaemonTest
         Assert.Equal(0u, status.GuessesRemaining);
     }
 
+    /// <summary>The refusal <see cref="VaultClient.RecoverAsync"/> turns into <see cref="RecoveryStatus.RecordDestroyed"/>.</summary>
     [Fact]
     public async Task StartRecovery_OnDestroyedRecord_FailsWithRecordDestroyedReason()
     {
@@ -81,10 +85,10 @@ public sealed class RecoveryTests : DaemonTest
         var raw = Daemon.CreateRawClient();
 
         var refused = await Assert.ThrowsAsync<RpcException>(async () =>
-            await raw.StartRecoveryAsync(new() { Ke1 = Messages.Ke1(Setup.NewPassword()) }, Setup.Headers("alice")));
+            await raw.StartRecoveryAsync(new() { Ke1 = Ke1(Setup.NewPassword()) }, Setup.Headers("alice")));
 
         Assert.Equal(StatusCode.FailedPrecondition, refused.StatusCode);
-        Assert.Equal("RECORD_DESTROYED", VaultClient.ReasonOf(refused));
+        Assert.Equal(RefusalReason.RecordDestroyed, VaultClient.ReasonOf(refused));
     }
 
     [Fact]
@@ -164,7 +168,7 @@ public sealed class RecoveryTests : DaemonTest
         Assert.False(status.Registered);
         Assert.False(status.Destroyed);
         Assert.Equal(StatusCode.NotFound, recovery.StatusCode);
-        Assert.Equal("NOT_REGISTERED", VaultClient.ReasonOf(recovery));
+        Assert.Equal(RefusalReason.NotRegistered, VaultClient.ReasonOf(recovery));
         Assert.Equal(StatusCode.NotFound, secondDelete.StatusCode);
     }
 
@@ -222,5 +226,12 @@ public sealed class RecoveryTests : DaemonTest
 
         Assert.Equal(9u, status.GuessesRemaining);
         Assert.Equal(key, recovered.BackupKey);
+    }
+
+    private static ByteString Ke1(byte[] password)
+    {
+        var start = new OpaqueClient(TestOpaqueSettings.Configuration).GenerateKe1(password);
+        start.State.Dispose();
+        return ByteString.CopyFrom(start.Ke1);
     }
 }

@@ -5,18 +5,17 @@ using System.Text;
 using Grpc.Core;
 using HsmVault.Cli.Commands;
 using HsmVault.Hsm;
-using HsmVault.Testing;
+using HsmVault.Testing.Opaque;
 using HsmVault.Vault;
 
-using HsmVault.Testing.Daemons;
 
-namespace HsmVault.EndToEnd.Tests.Support;
+namespace HsmVault.Testing.Daemons;
 
 /// <summary>
 /// Everything one daemon member needs on disk, made for real: a provisioned SoftHSM2 token
 /// with its OPAQUE server key, two tenants' ES256 key pairs (public halves trusted by the
 /// daemon), and a data folder. The in-process <see cref="TestDaemon"/> and the child-process
-/// <see cref="DaemonProcess"/> both start from one of these, so a test can stop one kind and
+/// <see cref="ChildDaemon"/> both start from one of these, so a test can stop one kind and
 /// start the other over the same token and data.
 /// </summary>
 public sealed class DaemonSetup : IDisposable
@@ -97,29 +96,29 @@ public sealed class DaemonSetup : IDisposable
     }
 
     /// <summary>
-    /// The daemon's configuration as flat keys. Cheap Argon2id parameters keep the clients fast;
-    /// the listening URL defaults to an ephemeral loopback port.
+    /// The daemon's configuration as flat keys, with <see cref="TestOpaqueSettings"/>'s OPAQUE
+    /// configuration; the listening URL defaults to an ephemeral loopback port.
     /// </summary>
-    public Dictionary<string, string?> Configuration(string url = "http://127.0.0.1:0") => new(StringComparer.Ordinal)
+    public Dictionary<string, string?> Configuration(string url = "http://127.0.0.1:0")
     {
-        ["HsmVault:FleetId"] = FleetId,
-        ["HsmVault:MemberId"] = "member-1",
-        ["HsmVault:DataDirectory"] = DataDirectory,
-        // A non-empty context, as an operator may choose: Messages.Configuration uses the same one.
-        ["HsmVault:OpaqueContext"] = "HsmVault-v1",
-        ["HsmVault:Argon2MemoryKib"] = "1024",
-        ["HsmVault:Argon2Iterations"] = "1",
-        ["HsmVault:Argon2Parallelism"] = "2",
-        ["HsmVault:Token:ModulePath"] = Token.ModulePath,
-        ["HsmVault:Token:TokenLabel"] = Token.TokenLabel,
-        ["HsmVault:Token:PinFile"] = Token.PinFile,
-        ["HsmVault:Token:MaxConcurrentOperations"] = Token.MaxConcurrentOperations.ToString(CultureInfo.InvariantCulture),
-        ["HsmVault:Auth:Tenants:0:Issuer"] = Tenant,
-        ["HsmVault:Auth:Tenants:0:PublicKeyFile"] = TenantPublicKeyFile,
-        ["HsmVault:Auth:Tenants:1:Issuer"] = OtherTenant,
-        ["HsmVault:Auth:Tenants:1:PublicKeyFile"] = OtherTenantPublicKeyFile,
-        ["Kestrel:Endpoints:Grpc:Url"] = url,
-    };
+        var settings = new Dictionary<string, string?>(StringComparer.Ordinal)
+        {
+            ["HsmVault:FleetId"] = FleetId,
+            ["HsmVault:MemberId"] = "member-1",
+            ["HsmVault:DataDirectory"] = DataDirectory,
+            ["HsmVault:Token:ModulePath"] = Token.ModulePath,
+            ["HsmVault:Token:TokenLabel"] = Token.TokenLabel,
+            ["HsmVault:Token:PinFile"] = Token.PinFile,
+            ["HsmVault:Token:MaxConcurrentOperations"] = Token.MaxConcurrentOperations.ToString(CultureInfo.InvariantCulture),
+            ["HsmVault:Auth:Tenants:0:Issuer"] = Tenant,
+            ["HsmVault:Auth:Tenants:0:PublicKeyFile"] = TenantPublicKeyFile,
+            ["HsmVault:Auth:Tenants:1:Issuer"] = OtherTenant,
+            ["HsmVault:Auth:Tenants:1:PublicKeyFile"] = OtherTenantPublicKeyFile,
+            ["Kestrel:Endpoints:Grpc:Url"] = url,
+        };
+        TestOpaqueSettings.AddTo(settings);
+        return settings;
+    }
 
     /// <summary>Writes flat configuration keys as the nested JSON file an operator would write; returns its path.</summary>
     public string WriteJsonConfig(IReadOnlyDictionary<string, string?> settings, string name = "hsmvaultd.json") =>

@@ -1,20 +1,13 @@
 using Grpc.Net.Client;
 using HsmVault.Client;
-using HsmVault.Server;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Xunit;
 using ProtoVault = HsmVault.Protocol.V1.Vault;
 
-using HsmVault.Testing.Daemons;
-
-namespace HsmVault.EndToEnd.Tests.Support;
+namespace HsmVault.Testing.Daemons;
 
 /// <summary>
-/// A real hsmvaultd in this process: the host <see cref="HsmVaultServer"/> builds, Kestrel on an
+/// A real hsmvaultd in this process (an <see cref="InProcessHost"/>): Kestrel on an
 /// ephemeral loopback port, a real SoftHSM2 token and SQLite state. Every log event is
 /// captured; <see cref="AssertCleanLogs"/> fails on an unexpected error and on any secret
 /// (the PIN, a test's password or backup key) in the text.
@@ -24,7 +17,7 @@ public sealed class TestDaemon : IAsyncDisposable
     private readonly List<GrpcChannel> _channels = [];
     private readonly List<Func<CapturedLog, bool>> _expectedErrors = [];
     private readonly Lock _lock = new();
-    private WebApplication? _app;
+    private InProcessHost? _host;
 
     private TestDaemon(DaemonSetup setup, Action<Dictionary<string, string?>>? configure)
     {
@@ -46,7 +39,7 @@ public sealed class TestDaemon : IAsyncDisposable
     public Uri Address { get; private set; } = null!;
 
     /// <summary>Whether the daemon is running.</summary>
-    public bool IsRunning => _app is not null;
+    public bool IsRunning => _host is not null;
 
     /// <summary>Provisions a token and starts a daemon on it.</summary>
     /// <param name="configure">Changes to the configuration before the start.</param>
@@ -61,16 +54,12 @@ public sealed class TestDaemon : IAsyncDisposable
     /// <summary>Stops the host and releases the token, as a clean shutdown does.</summary>
     public async Task StopAsync()
     {
-        var app = _app;
-        if (app is null)
+        var host = _host;
+        _host = null;
+        if (host is not null)
         {
-            return;
+            await host.DisposeAsync();
         }
-
-        _app = null;
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
-        await app.StopAsync(timeout.Token);
-        await app.DisposeAsync();
     }
 
     /// <summary>Stops and starts again over the same token and data folder (on a new port).</summary>
@@ -151,25 +140,9 @@ public sealed class TestDaemon : IAsyncDisposable
 
     private async Task StartAgainAsync()
     {
-        var builder = HsmVaultServer.CreateBuilder([], configuration => configuration.AddInMemoryCollection(Settings));
-        builder.Logging.ClearProviders();
-        builder.Logging.AddProvider(Logs);
-        builder.Logging.AddFilter("HsmVault", LogLevel.Trace);
-        var app = HsmVaultServer.Build(builder);
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        try
-        {
-            await app.StartAsync(timeout.Token);
-        }
-        catch
-        {
-            await app.DisposeAsync();
-            throw;
-        }
-
-        var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses
-            ?? throw new InvalidOperationException("the server reports no addresses");
-        Address = new Uri(addresses.Single());
-        _app = app;
+        // Trace: the secrets check then covers every message the daemon can write.
+        var host = await InProcessHost.StartDaemonAsync(Settings, Logs, LogLevel.Trace);
+        Address = host.Address;
+        _host = host;
     }
 }

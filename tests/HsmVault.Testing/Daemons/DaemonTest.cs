@@ -1,4 +1,6 @@
-namespace HsmVault.EndToEnd.Tests.Support;
+using Xunit;
+
+namespace HsmVault.Testing.Daemons;
 
 /// <summary>
 /// Base of tests that each get a fresh in-process daemon (xunit makes one instance per

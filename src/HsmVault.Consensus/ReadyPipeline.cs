@@ -1,0 +1,210 @@
+using HsmVault.Consensus.Internal;
+using Microsoft.Extensions.Logging;
+
+namespace HsmVault.Consensus;
+
+/// <summary>
+/// What a <see cref="ReadyPipeline"/> tells its owner as it carries out a <see cref="Ready"/>: the results of
+/// applied entries (to answer proposers) and the reads that may now be served. Called on the pipeline's thread.
+/// </summary>
+public interface IReadyObserver
+{
+    /// <summary>The application was replaced by <paramref name="snapshot"/>: entries up to its index were not applied one by one.</summary>
+    void SnapshotRestored(RaftSnapshot snapshot);
+
+    /// <summary><paramref name="entry"/> was applied; <paramref name="result"/> is the application's answer, null for a non-command entry.</summary>
+    void Applied(LogEntry entry, byte[]? result);
+
+    /// <summary>A quorum confirmed <paramref name="read"/> and everything up to its index is applied: the read may be served now.</summary>
+    void ReadReady(ReadState read);
+
+    /// <summary>The ReadIndex request <paramref name="requestId"/> will never be confirmed (this member stopped leading).</summary>
+    void ReadDropped(ulong requestId);
+}
+
+/// <summary>
+/// Carries out a <see cref="RaftNode"/>'s Readies, in the order that makes Raft safe (see <see cref="Ready"/>):
+/// persist and fsync, write the rollback guard's high-water mark, send, restore a snapshot, apply, release reads,
+/// advance, and take a snapshot every <c>snapshotInterval</c> applied commands. The one implementation of that
+/// order: <see cref="RaftHost"/> runs it on its loop, and the deterministic simulator and test network run it
+/// between their seeded steps, injecting crashes and lost writes at its seams (the storage, the mark store, the
+/// state machine, the transport) rather than copying it.
+/// </summary>
+/// <remarks>
+/// An exception from the storage, the mark store or the state machine leaves the pipeline where it was: the caller
+/// must treat the member as crashed (the daemon stops its loop; the simulator restarts the member from its disk).
+/// A transport failure is logged and the message lost, which Raft tolerates.
+/// </remarks>
+public sealed class ReadyPipeline
+{
+    private readonly RaftNode _node;
+    private readonly IRaftStorage _storage;
+    private readonly IReplicatedStateMachine _stateMachine;
+    private readonly IRaftTransport _transport;
+    private readonly IHighWaterMarkStore _highWaterMarks;
+    private readonly IReadyObserver _observer;
+    private readonly int _snapshotInterval;
+    private readonly ILogger _logger;
+    private readonly List<ReadState> _waitingReads = [];
+
+    /// <summary>Creates the pipeline of a node just recovered from <paramref name="storage"/> and <paramref name="stateMachine"/>.</summary>
+    /// <param name="node">The core whose Readies this carries out.</param>
+    /// <param name="storage">The member's durable Raft storage.</param>
+    /// <param name="stateMachine">The replicated application.</param>
+    /// <param name="transport">Sends messages to other members.</param>
+    /// <param name="highWaterMarks">The rollback guard's store.</param>
+    /// <param name="observer">Told of results and servable reads.</param>
+    /// <param name="snapshotInterval">Snapshot and compact after this many applied commands (0: never).</param>
+    /// <param name="logger">Logger.</param>
+    public ReadyPipeline(
+        RaftNode node,
+        IRaftStorage storage,
+        IReplicatedStateMachine stateMachine,
+        IRaftTransport transport,
+        IHighWaterMarkStore highWaterMarks,
+        IReadyObserver observer,
+        int snapshotInterval,
+        ILogger logger)
+    {
+        ArgumentNullException.ThrowIfNull(node);
+        ArgumentNullException.ThrowIfNull(storage);
+        ArgumentNullException.ThrowIfNull(stateMachine);
+        ArgumentNullException.ThrowIfNull(transport);
+        ArgumentNullException.ThrowIfNull(highWaterMarks);
+        ArgumentNullException.ThrowIfNull(observer);
+        ArgumentNullException.ThrowIfNull(logger);
+        _node = node;
+        _storage = storage;
+        _stateMachine = stateMachine;
+        _transport = transport;
+        _highWaterMarks = highWaterMarks;
+        _observer = observer;
+        _snapshotInterval = snapshotInterval;
+        _logger = logger;
+        Applied = node.AppliedIndex;
+    }
+
+    /// <summary>Index of the last entry applied (or restored by snapshot), commands and others.</summary>
+    public ulong Applied { get; private set; }
+
+    /// <summary>Carries out every pending Ready of the node.</summary>
+    public void Process()
+    {
+        while (_node.HasReady())
+        {
+            var ready = _node.GetReady();
+
+            // A leader's appends leave first, so that followers make them durable while this member does
+            // (thesis §10.2.1); everything that vouches for our state waits below until it is durable.
+            SendAll(ready.EarlyMessages);
+            Persist(ready);
+            SendAll(ready.Messages);
+            ApplyAll(ready);
+            ReleaseReads(ready);
+            _node.Advance();
+            MaybeSnapshot();
+        }
+    }
+
+    private void Persist(Ready ready)
+    {
+        if (ready.Snapshot is not null)
+        {
+            _storage.SaveSnapshot(ready.Snapshot);
+        }
+
+        _storage.Append(ready.Entries);
+        if (ready.MustSync)
+        {
+            _storage.Sync();
+        }
+
+        // After the fsync, so that a durable commit index never covers entries a crash could still take away.
+        if (ready.HardState is { } hardState)
+        {
+            _storage.SaveHardState(hardState);
+        }
+
+        // The rollback guard's mark goes to the token after our disk and before anyone hears from us.
+        if (ready.HighWaterMark is { } mark)
+        {
+            _highWaterMarks.Write(mark);
+        }
+    }
+
+    private void ApplyAll(Ready ready)
+    {
+        if (ready.Snapshot is { } snapshot)
+        {
+            _stateMachine.RestoreSnapshot(snapshot.Index, snapshot.Data.Span);
+            Applied = snapshot.Index;
+            _observer.SnapshotRestored(snapshot);
+            RaftHostLog.SnapshotInstalled(_logger, _node.Id, snapshot.Index);
+        }
+
+        // One call per batch, so the state machine can make the batch durable at once (see VaultStateMachine.ApplyBatch);
+        // proposers hear of their results only after the whole batch is applied.
+        var results = ready.CommittedEntries.Count > 0 ? _stateMachine.ApplyBatch(ready.CommittedEntries) : [];
+        for (var i = 0; i < ready.CommittedEntries.Count; i++)
+        {
+            Applied = ready.CommittedEntries[i].Index;
+            _observer.Applied(ready.CommittedEntries[i], results[i]);
+        }
+    }
+
+    private void ReleaseReads(Ready ready)
+    {
+        _waitingReads.AddRange(ready.ReadStates);
+        foreach (var dropped in ready.DroppedReads)
+        {
+            _observer.ReadDropped(dropped);
+        }
+
+        // A confirmed read waits until this member has applied as far as the commit index it was confirmed at
+        // (thesis §6.4, step 4).
+        for (var i = 0; i < _waitingReads.Count; i++)
+        {
+            if (_waitingReads[i].Index <= Applied)
+            {
+                var read = _waitingReads[i];
+                _waitingReads.RemoveAt(i--);
+                _observer.ReadReady(read);
+            }
+        }
+    }
+
+    private void SendAll(IReadOnlyList<RaftMessage> messages)
+    {
+        foreach (var message in messages)
+        {
+            try
+            {
+                _transport.Send(message);
+            }
+            catch (Exception exception) when (exception is not OutOfMemoryException)
+            {
+                // Raft tolerates a lost message; a broken transport must not stop the member.
+                RaftHostLog.SendFailed(_logger, message.GetType().Name, message.To, exception);
+            }
+        }
+    }
+
+    private void MaybeSnapshot()
+    {
+        if (_snapshotInterval <= 0 || _stateMachine.AppliedIndex < _node.SnapshotIndex + (ulong)_snapshotInterval)
+        {
+            return;
+        }
+
+        var data = _stateMachine.CreateSnapshot(out var index);
+        if (index <= _node.SnapshotIndex || index > _node.AppliedIndex || _node.TryGetTerm(index) is not { } term)
+        {
+            return;
+        }
+
+        var snapshot = new RaftSnapshot(index, term, _node.Members, data);
+        _storage.SaveSnapshot(snapshot);
+        _node.Compact(snapshot);
+        RaftHostLog.SnapshotTaken(_logger, _node.Id, index);
+    }
+}
