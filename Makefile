@@ -45,8 +45,10 @@ test: prerequisites
 
 # Recoveries per second and p50/p99 latency, and single-write commit latency, for a fleet of
 # one and a fleet of three started for the purpose (under .bench/), with the machine's cores.
+# `make bench USERS=100000`: the same with fleets whose state holds that many registered users.
+USERS ?= 0
 bench: build
-	softhsm/bench-fleets.sh .bench 10 8
+	softhsm/bench-fleets.sh .bench 10 8 $(if $(filter-out 0,$(USERS)),--users $(USERS))
 
 # The hsmvaultd image (docker/): dockerd started and the base image made without a registry
 # when missing, the daemon and the CLI published self-contained, then `docker build`.

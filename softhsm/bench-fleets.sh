@@ -5,25 +5,52 @@
 # directory, under which DIR lies) and, through `--pids`, their CPU time per recovery beside a same-run
 # micro-benchmark of KE2.
 #
-#   softhsm/bench-fleets.sh DIR [SECONDS] [CONCURRENCY]
+# With --users N, both fleets are new ones (under DIR/users-N/) whose members' states are seeded, before their
+# first start, with N synthetic registered users (`hsmvault member seed-bench-users`), so the figures are those
+# of a vault holding N users.
+#
+#   softhsm/bench-fleets.sh DIR [SECONDS] [CONCURRENCY] [--users N]
 set -euo pipefail
 
-dir=$1
-seconds=${2:-10}
-concurrency=${3:-8}
+users=0
+positional=()
+while (( $# > 0 )); do
+    case $1 in
+        --users) users=${2:?--users needs a count}; shift 2 ;;
+        --users=*) users=${1#--users=}; shift ;;
+        *) positional+=("$1"); shift ;;
+    esac
+done
+dir=${positional[0]:?usage: bench-fleets.sh DIR [SECONDS] [CONCURRENCY] [--users N]}
+seconds=${positional[1]:-10}
+concurrency=${positional[2]:-8}
+if (( users > 0 )); then
+    dir=$dir/users-$users
+    rm -rf "$dir"
+fi
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 daemon="$root/src/HsmVault.Daemon/bin/Release/net10.0/hsmvaultd.dll"
 cli="$root/src/HsmVault.Cli/bin/Release/net10.0/hsmvault.dll"
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 
+# The benchmark's few users call far more often than a person does: lift the per-user and per-tenant limits.
+unlimited=(--HsmVault:RateLimits:UserOpsPerSec=1000000 --HsmVault:RateLimits:UserBurstOps=1000000
+    --HsmVault:Auth:Tenants:0:CapacityOpsPerSec=1000000 --HsmVault:Auth:Tenants:0:BurstOps=1000000)
+
 start_fleet() {  # name members base-port
     local name=$1 members=$2 port=$3
     HSMVAULT_BASE_PORT=$port "$root/softhsm/dev-fleet.sh" "$dir/$name" "$members" >/dev/null 2>&1
     mkdir -p "$dir/$name/logs"
+    if (( users > 0 )); then
+        for i in $(seq 1 "$members"); do
+            SOFTHSM2_CONF=$dir/$name/softhsm/softhsm2.conf dotnet "$cli" member seed-bench-users \
+                --config "$dir/$name/member-$i.json" --users "$users" --tenant dev-tenant
+        done
+    fi
     for i in $(seq 1 "$members"); do
         SOFTHSM2_CONF=$dir/$name/softhsm/softhsm2.conf dotnet "$daemon" --config "$dir/$name/member-$i.json" \
-            --Logging:LogLevel:Default=Warning > "$dir/$name/logs/member-$i.log" 2>&1 &
+            --Logging:LogLevel:Default=Warning "${unlimited[@]}" > "$dir/$name/logs/member-$i.log" 2>&1 &
         pids+=($!)
     done
 }
@@ -62,7 +89,7 @@ three_pids=("${pids[@]:1:3}")
 wait_ready one "$(servers 1 7301)"
 wait_ready three "$(servers 3 7501)"
 
-echo "HsmVault benchmark: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), SoftHSM2 $(dpkg-query -W -f='${Version}' softhsm2 2>/dev/null)"
+echo "HsmVault benchmark: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), SoftHSM2 $(dpkg-query -W -f='${Version}' softhsm2 2>/dev/null)$( (( users > 0 )) && echo ", $users seeded users per member")"
 echo "inotify watches held by the daemons: fleet of 1: $(inotify_watches "${one_pids[@]}"), fleet of 3: $(inotify_watches "${three_pids[@]}")"
 dotnet "$cli" bench --server "$(servers 1 7301)" --tenant-key "$dir/one/dev-tenant.key.pem" \
     --seconds "$seconds" --concurrency "$concurrency" --label "fleet of 1 (no peers)" \

@@ -16,6 +16,23 @@ public interface IReplicatedStateMachine
     /// <returns>The result handed to the proposer on this member.</returns>
     byte[] Apply(ulong index, ReadOnlySpan<byte> command);
 
+    /// <summary>
+    /// Applies a batch of consecutive committed entries, in order, as <see cref="Apply"/> would one by one; an
+    /// implementation may make them durable together (one transaction per batch rather than per entry).
+    /// </summary>
+    /// <returns>Per entry, <see cref="Apply"/>'s result for a command, null for any other kind.</returns>
+    IReadOnlyList<byte[]?> ApplyBatch(IReadOnlyList<LogEntry> entries)
+    {
+        ArgumentNullException.ThrowIfNull(entries);
+        var results = new byte[]?[entries.Count];
+        for (var i = 0; i < entries.Count; i++)
+        {
+            results[i] = entries[i].Kind == LogEntryKind.Command ? Apply(entries[i].Index, entries[i].Data.Span) : null;
+        }
+
+        return results;
+    }
+
     /// <summary>Serializes the state as of <see cref="AppliedIndex"/>, returned in <paramref name="index"/>.</summary>
     byte[] CreateSnapshot(out ulong index);
 

@@ -142,11 +142,13 @@ public sealed class ReadyPipeline
             RaftHostLog.SnapshotInstalled(_logger, _node.Id, snapshot.Index);
         }
 
-        foreach (var entry in ready.CommittedEntries)
+        // One call per batch, so the state machine can make the batch durable at once (see VaultStateMachine.ApplyBatch);
+        // proposers hear of their results only after the whole batch is applied.
+        var results = ready.CommittedEntries.Count > 0 ? _stateMachine.ApplyBatch(ready.CommittedEntries) : [];
+        for (var i = 0; i < ready.CommittedEntries.Count; i++)
         {
-            var result = entry.Kind == LogEntryKind.Command ? _stateMachine.Apply(entry.Index, entry.Data.Span) : null;
-            Applied = entry.Index;
-            _observer.Applied(entry, result);
+            Applied = ready.CommittedEntries[i].Index;
+            _observer.Applied(ready.CommittedEntries[i], results[i]);
         }
     }
 

@@ -41,6 +41,10 @@ public sealed class Pkcs11VaultToken : IVaultToken
     private readonly NativeCalls _native;
     private readonly Lock _reconnectLock = new();
     private readonly Lock _dataObjectLock = new();
+
+    // Where each data object's latest copy is, as this process last read or wrote it, and for which connection:
+    // object handles belong to a login, so a reconnect makes them unknown again. Guarded by _dataObjectLock.
+    private readonly Dictionary<string, (FleetKeyHandles Connection, StoredObject Location)> _dataObjectLocations = new(StringComparer.Ordinal);
     private volatile TokenConnection _connection;
     private volatile bool _disposed;
     private int _inFlight;
@@ -217,7 +221,15 @@ public sealed class Pkcs11VaultToken : IVaultToken
     public byte[]? ReadDataObject(string name)
     {
         var label = DataObjectLabel(name);
-        return Execute("ReadDataObject", (session, _) => DataObjects.Read(session, label));
+        return Execute("ReadDataObject", (session, connection) =>
+        {
+            lock (_dataObjectLock)
+            {
+                var (value, location) = DataObjects.Read(session, label);
+                Remember(label, connection, location);
+                return value;
+            }
+        });
     }
 
     /// <inheritdoc/>
@@ -225,22 +237,44 @@ public sealed class Pkcs11VaultToken : IVaultToken
     /// The new value replaces the old without a moment in which neither exists (see
     /// <c>Internal.DataObjects</c>), and is as durable as the module makes C_CreateObject when
     /// this returns: SoftHSM2 has written its object file (without fsync), a hardware token has
-    /// committed to its storage.
+    /// committed to its storage. After the first read or write of a name the token is not searched
+    /// again: this process is the only writer of its token's data objects (the daemon holds the
+    /// token; the operator's commands that write one run while it is stopped), so the copy it made
+    /// last is the latest, and a write costs one object created and one destroyed. Should the
+    /// remembered copy be gone nevertheless, the write searches and numbers past whatever is there.
     /// </remarks>
     public void WriteDataObject(string name, ReadOnlySpan<byte> value)
     {
         var label = DataObjectLabel(name);
         var data = value.ToArray();
-        Execute<object?>("WriteDataObject", (session, _) =>
+        Execute<object?>("WriteDataObject", (session, connection) =>
         {
             // One writer at a time per token object, so two writes to one name cannot pick the
             // same sequence number.
             lock (_dataObjectLock)
             {
-                DataObjects.Write(session, label, data);
+                var known = _dataObjectLocations.TryGetValue(label, out var entry) && ReferenceEquals(entry.Connection, connection)
+                    ? entry.Location
+                    : (StoredObject?)null;
+
+                // Forgotten first: if the write fails half-way, the next one searches.
+                _dataObjectLocations.Remove(label);
+                Remember(label, connection, DataObjects.Write(session, label, data, known));
                 return null;
             }
         });
+    }
+
+    private void Remember(string label, FleetKeyHandles connection, StoredObject? location)
+    {
+        if (location is { } found)
+        {
+            _dataObjectLocations[label] = (connection, found);
+        }
+        else
+        {
+            _dataObjectLocations.Remove(label);
+        }
     }
 
     /// <summary>Closes this token's sessions and wipes the PIN it kept for re-login. The module stays loaded.</summary>

@@ -29,7 +29,10 @@ public static class WitnessServer
     /// </summary>
     public static WebApplicationBuilder CreateBuilder(string[] args, Action<IConfigurationBuilder>? configure = null)
     {
-        var builder = WebApplication.CreateSlimBuilder(args);
+        // As hsmvaultd does (HsmVaultServer.CreateBuilder): ASP.NET's default reload-on-change configuration watches the
+        // content root (the working directory) recursively, and every write beneath it (the log, the token folder)
+        // would wake the witness. Configuration is read once at start.
+        var builder = WebApplication.CreateSlimBuilder([.. args, "--hostBuilder:reloadConfigOnChange=false"]);
         var configFile = builder.Configuration["config"];
         if (!string.IsNullOrEmpty(configFile))
         {

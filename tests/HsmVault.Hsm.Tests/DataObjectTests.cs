@@ -127,4 +127,51 @@ public class DataObjectTests
         using var check = AdminSession.Open(options);
         Assert.Single(check.Session.FindByLabel(CKO.CKO_DATA, "hsmvault-mark"));
     }
+
+    [Fact]
+    public void WriteDataObject_ManyTimes_KeepsOneObjectWithTheLastValue()
+    {
+        // After the first write the token is not searched again; the remembered copy must be the one replaced.
+        var options = Env.CreateProvisionedToken();
+        using var token = Pkcs11VaultToken.Open(options);
+
+        for (byte i = 1; i <= 20; i++)
+        {
+            token.WriteDataObject("raft-high-water-mark", [i]);
+        }
+
+        using var reopened = Pkcs11VaultToken.Open(options);
+        Assert.Equal([20], reopened.ReadDataObject("raft-high-water-mark"));
+        using var admin = AdminSession.Open(options);
+        Assert.Single(admin.Session.FindByLabel(CKO.CKO_DATA, "hsmvault-raft-high-water-mark"));
+    }
+
+    [Fact]
+    public void WriteDataObject_RememberedObjectDestroyedBehindItsBack_StillWritesTheLatest()
+    {
+        // Someone else replaced the object (its own copy, a higher sequence): the remembered handle is stale, and the
+        // write must neither fail nor leave the other copy winning.
+        var options = Env.CreateProvisionedToken();
+        using var token = Pkcs11VaultToken.Open(options);
+        token.WriteDataObject("mark", [1]);
+        using (var admin = AdminSession.Open(options))
+        {
+            admin.Session.DestroyObject(admin.Session.FindSingle(CKO.CKO_DATA, "hsmvault-mark", admin.TokenLabel)!);
+            using var template = new AttributeList()
+                .Add(CKA.CKA_CLASS, CKO.CKO_DATA)
+                .Add(CKA.CKA_TOKEN, true)
+                .Add(CKA.CKA_PRIVATE, true)
+                .Add(CKA.CKA_LABEL, "hsmvault-mark")
+                .Add(CKA.CKA_APPLICATION, "hsmvault")
+                .Add(CKA.CKA_VALUE, [0, 0, 0, 0, 0, 0, 0, 9, 9]);
+            admin.Session.CreateObject(template.Items);
+        }
+
+        token.WriteDataObject("mark", [3]);
+
+        using var reopened = Pkcs11VaultToken.Open(options);
+        Assert.Equal([3], reopened.ReadDataObject("mark"));
+        using var check = AdminSession.Open(options);
+        Assert.Single(check.Session.FindByLabel(CKO.CKO_DATA, "hsmvault-mark"));
+    }
 }

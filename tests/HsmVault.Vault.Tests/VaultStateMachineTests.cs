@@ -1,3 +1,4 @@
+using HsmVault.Consensus;
 using System.Text;
 using HsmVault.Crypto.Opaque;
 using HsmVault.Vault.Records;
@@ -52,6 +53,100 @@ public sealed class VaultStateMachineTests
 
         Assert.Empty(state.Apply(1, []));
         Assert.Equal(1UL, state.AppliedIndex);
+    }
+
+    [Fact]
+    public void ApplyBatch_GivesTheSameResultsAndStateAsApplyingOneByOne()
+    {
+        // One transaction per batch must change nothing but when the state reaches the disk.
+        using var oneByOneDir = new TempDirectory();
+        using var batchDir = new TempDirectory();
+        using var oneByOne = Members.OpenState(oneByOneDir.Path);
+        using var batched = Members.OpenState(batchDir.Path);
+        var entries = new List<LogEntry>();
+        var results = new List<byte[]?>();
+        void Add(LogEntry entry)
+        {
+            entries.Add(entry);
+            results.Add(entry.Kind == LogEntryKind.Command ? oneByOne.Apply(entry.Index, entry.Data.Span) : null);
+        }
+
+        Add(new LogEntry(1, 1, LogEntryKind.NoOp, Array.Empty<byte>()));
+        Add(Command(2, Commands.Register(Alice, 0, 5, [1, 2], false)));
+        Add(Command(3, Commands.Register(Bob, 0, 3, [9], false)));
+        Add(Command(4, Commands.Charge(oneByOne, Alice, 1)));
+        Add(Command(5, Commands.Delete(oneByOne, Bob)));
+        Add(Command(6, Commands.Charge(oneByOne, Bob, 1)));
+
+        var batchResults = batched.ApplyBatch(entries);
+
+        Assert.Equal(results.Count, batchResults.Count);
+        for (var i = 0; i < results.Count; i++)
+        {
+            Assert.Equal(results[i], batchResults[i]);
+        }
+
+        Assert.Null(batchResults[0]);
+        Assert.Equal(6UL, batched.AppliedIndex);
+        AssertSameRow(oneByOne.Read(Alice), batched.Read(Alice));
+        AssertSameRow(oneByOne.Read(Bob), batched.Read(Bob));
+        Assert.Equal(oneByOne.CreateSnapshot(out _), batched.CreateSnapshot(out _));
+    }
+
+    [Fact]
+    public void ApplyBatch_ReplayedAfterReopen_SkipsWhatWasAppliedAndAppliesTheRest()
+    {
+        using var dir = new TempDirectory();
+        LogEntry register;
+        LogEntry charge;
+        using (var state = Members.OpenState(dir.Path))
+        {
+            register = Command(1, Commands.Register(Alice, 0, 5, [1], false));
+            state.ApplyBatch([register]);
+            charge = Command(2, Commands.Charge(state, Alice, 1));
+        }
+
+        using var reopened = Members.OpenState(dir.Path);
+        var results = reopened.ApplyBatch([register, charge]);
+
+        Assert.Empty(results[0]!);
+        Assert.Equal(CommandOutcome.Charged, VaultCommandCodec.DecodeResult(results[1]!).Outcome);
+        Assert.Equal(2UL, reopened.AppliedIndex);
+        Assert.Equal(1, reopened.Read(Alice)!.GuessesUsed);
+    }
+
+    [Fact]
+    public void SeedSyntheticUsers_SameOnEveryMember_AndReadable()
+    {
+        using var first = new TempDirectory();
+        using var second = new TempDirectory();
+
+        VaultStateMachine.SeedSyntheticUsers(first.Path, "tenant", 500);
+        VaultStateMachine.SeedSyntheticUsers(second.Path, "tenant", 500);
+
+        using var a = Members.OpenState(first.Path);
+        using var b = Members.OpenState(second.Path);
+        var user = a.Read(new UserIdentity("tenant", "seeded-499"))!;
+        Assert.Equal((RecordState.Live, 10, 0), (user.State, user.GuessLimit, user.GuessesUsed));
+        Assert.Null(a.Read(new UserIdentity("tenant", "seeded-500")));
+        Assert.Equal(0UL, a.AppliedIndex);
+        Assert.Equal(a.CreateSnapshot(out _), b.CreateSnapshot(out _));
+    }
+
+    [Fact]
+    public void SeedSyntheticUsers_IntoAStateThatHasApplied_IsRefused()
+    {
+        using var dir = new TempDirectory();
+        using (var state = Members.OpenState(dir.Path))
+        {
+            state.Apply(1, Encode(Commands.Register(Alice, 0, 5, [1], false)));
+        }
+
+        var refused = Assert.Throws<InvalidOperationException>(() => VaultStateMachine.SeedSyntheticUsers(dir.Path, "tenant", 10));
+
+        Assert.Contains("before their first start", refused.Message, StringComparison.Ordinal);
+        using var reopened = Members.OpenState(dir.Path);
+        Assert.Null(reopened.Read(new UserIdentity("tenant", "seeded-0")));
     }
 
     [Fact]
@@ -246,6 +341,8 @@ public sealed class VaultStateMachineTests
     }
 
     private static byte[] Encode(VaultCommand command) => Members.Sign(command);
+
+    private static LogEntry Command(ulong index, VaultCommand command) => new(index, 1, LogEntryKind.Command, Encode(command));
 
     private static string[] DatabaseFiles(string directory) => Directory.GetFiles(directory, "vault.db*");
 

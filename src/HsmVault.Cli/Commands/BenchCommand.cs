@@ -18,6 +18,11 @@ namespace HsmVault.Cli.Commands;
 /// <c>/proc/PID/stat</c> before and after the recoveries, and prints it per recovery beside a same-run
 /// micro-benchmark of the server's KE2, so the ratio holds on a noisy machine.
 /// </para>
+/// <para>
+/// After the saturated run (closed loop: every client starts its next recovery when one ends) it offers
+/// recoveries at half the throughput just measured, open loop at a fixed rate, and prints their latency:
+/// each one measured from when it was due, so time spent queueing behind a slow one is counted.
+/// </para>
 /// </summary>
 internal static class BenchCommand
 {
@@ -40,8 +45,9 @@ internal static class BenchCommand
         try
         {
             var runId = Convert.ToHexString(RandomNumberGenerator.GetBytes(4)).ToLowerInvariant();
+            // Twice as many users as concurrent clients: the paced run must never wait for a free one.
             var clients = new List<(VaultClient Client, byte[] Password)>();
-            for (var i = 0; i < concurrency; i++)
+            for (var i = 0; i < 2 * concurrency; i++)
             {
                 var client = NewClient(channels[i % channels.Count], tenantKey, tenant, $"bench-{runId}-{i}");
                 var password = Encoding.UTF8.GetBytes($"bench password {i}");
@@ -51,13 +57,16 @@ internal static class BenchCommand
 
             var writeLatencies = await MeasureSingleWritesAsync(NewClient(channels[0], tenantKey, tenant, $"bench-{runId}-writer"), writes, cancellationToken);
             var cpuBefore = pids.Sum(ProcessCpuSeconds);
-            var (recoveries, elapsed, latencies) = await MeasureRecoveriesAsync(clients, TimeSpan.FromSeconds(seconds), cancellationToken);
+            var (recoveries, elapsed, latencies) = await MeasureRecoveriesAsync(clients[..concurrency], TimeSpan.FromSeconds(seconds), cancellationToken);
             var cpuSeconds = pids.Sum(ProcessCpuSeconds) - cpuBefore;
+            var halfRate = recoveries / elapsed.TotalSeconds / 2;
+            var paced = await MeasurePacedRecoveriesAsync(clients, halfRate, TimeSpan.FromSeconds(seconds), cancellationToken);
 
             Console.WriteLine($"hsmvault bench: {label} ({string.Join(", ", servers)})");
             Console.WriteLine($"  machine: {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}");
             Console.WriteLine($"  recoveries: {recoveries} in {elapsed.TotalSeconds:F1} s with {concurrency} concurrent clients = {recoveries / elapsed.TotalSeconds:F1} recoveries/s");
             Console.WriteLine($"  recovery latency: p50 {Percentile(latencies, 0.50):F2} ms, p99 {Percentile(latencies, 0.99):F2} ms");
+            Console.WriteLine($"  at half that throughput ({halfRate:F1} recoveries/s offered at a fixed rate, {paced.Count} recoveries): p50 {Percentile(paced, 0.50):F2} ms, p99 {Percentile(paced, 0.99):F2} ms");
             Console.WriteLine($"  single committed write (DeleteRecord, 1 client, {writes} in a row): p50 {Percentile(writeLatencies, 0.50):F2} ms, p99 {Percentile(writeLatencies, 0.99):F2} ms");
             Console.WriteLine("  (a recovery is StartRecovery + FinishRecovery: two round trips, two committed writes, token HMAC/unseal; client KSF: identity)");
             if (pids.Length > 0 && recoveries > 0)
@@ -130,6 +139,57 @@ internal static class BenchCommand
         }));
         var all = latencies.SelectMany(l => l).ToList();
         return (all.Count, Stopwatch.GetElapsedTime(started), all);
+    }
+
+    /// <summary>
+    /// Recoveries started at <paramref name="rate"/> per second for <paramref name="duration"/> (open loop), each
+    /// by a free client; latency counts from when a recovery was due, not from when it could start.
+    /// </summary>
+    private static async Task<List<double>> MeasurePacedRecoveriesAsync(
+        List<(VaultClient Client, byte[] Password)> clients, double rate, TimeSpan duration, CancellationToken cancellationToken)
+    {
+        var free = System.Threading.Channels.Channel.CreateUnbounded<(VaultClient Client, byte[] Password)>();
+        foreach (var client in clients)
+        {
+            free.Writer.TryWrite(client);
+        }
+
+        var latencies = new System.Collections.Concurrent.ConcurrentBag<double>();
+        var running = new List<Task>();
+        var interval = Stopwatch.Frequency / Math.Max(rate, 0.1);
+        var started = Stopwatch.GetTimestamp();
+        var end = started + (long)(duration.TotalSeconds * Stopwatch.Frequency);
+        for (long n = 0; !cancellationToken.IsCancellationRequested; n++)
+        {
+            var due = started + (long)(n * interval);
+            if (due >= end)
+            {
+                break;
+            }
+
+            var wait = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), due);
+            if (wait > TimeSpan.Zero)
+            {
+                await Task.Delay(wait, cancellationToken);
+            }
+
+            var c = await free.Reader.ReadAsync(cancellationToken);
+            running.Add(Task.Run(async () =>
+            {
+                var result = await c.Client.RecoverAsync(c.Password, cancellationToken);
+                latencies.Add(Stopwatch.GetElapsedTime(due).TotalMilliseconds);
+                free.Writer.TryWrite(c);
+                if (result.Status != RecoveryStatus.Recovered)
+                {
+                    throw new InvalidOperationException($"bench recovery failed: {result.Status}");
+                }
+
+                CryptographicOperations.ZeroMemory(result.BackupKey);
+            }, cancellationToken));
+        }
+
+        await Task.WhenAll(running);
+        return [.. latencies];
     }
 
     private const int Ke2Iterations = 2000;

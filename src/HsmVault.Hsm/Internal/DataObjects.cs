@@ -36,18 +36,56 @@ internal static class DataObjects
     /// <summary>Marks a carrier key's CKA_ID as a vault data object, so no real key is ever read as one.</summary>
     private static ReadOnlySpan<byte> CarrierMagic => "HsmVault data v1\0"u8;
 
-    public static byte[]? Read(ISession session, string label)
+    /// <summary>
+    /// The latest value under <paramref name="label"/> (null when there is none), and where it is stored when it is
+    /// the only copy; after an interrupted write there are two, and the next write must find and remove both.
+    /// </summary>
+    public static (byte[]? Value, StoredObject? Location) Read(ISession session, string label)
     {
-        var latest = Latest(FindAll(session, label));
-        return latest?.Value[SequenceLength..];
+        var all = FindAll(session, label);
+        var latest = Latest(all);
+        return latest is { } found
+            ? (found.Value[SequenceLength..], all.Count == 1 ? new StoredObject(found.Handle, found.Sequence) : null)
+            : (null, null);
     }
 
-    public static void Write(ISession session, string label, ReadOnlySpan<byte> value)
+    /// <summary>
+    /// Replaces the value under <paramref name="label"/>. With <paramref name="latest"/> — where this process last
+    /// read or wrote it, through handles of the same login — the write is one C_CreateObject and one C_DestroyObject;
+    /// without it, or when that object is gone (someone else changed the token's objects), every copy is found first.
+    /// </summary>
+    /// <returns>Where the new value is stored, for the next write.</returns>
+    public static StoredObject Write(ISession session, string label, ReadOnlySpan<byte> value, StoredObject? latest)
     {
+        if (latest is { } known)
+        {
+            var created = Create(session, label, known.Sequence + 1, value);
+            try
+            {
+                session.DestroyObject(known.Handle);
+                return created;
+            }
+            catch (Pkcs11Exception ex) when (ex.RV == CKR.CKR_OBJECT_HANDLE_INVALID)
+            {
+                // Our picture of the token is stale, so the sequence just used may not be the highest: write again
+                // the slow way, which numbers past every copy present (ours included) and removes them all.
+            }
+        }
+
         var existing = FindAll(session, label);
-        var next = (Latest(existing)?.Sequence ?? 0) + 1;
+        var written = Create(session, label, (Latest(existing)?.Sequence ?? 0) + 1, value);
+        foreach (var old in existing)
+        {
+            session.DestroyObject(old.Handle);
+        }
+
+        return written;
+    }
+
+    private static StoredObject Create(ISession session, string label, ulong sequence, ReadOnlySpan<byte> value)
+    {
         var stored = new byte[SequenceLength + value.Length];
-        BinaryPrimitives.WriteUInt64BigEndian(stored, next);
+        BinaryPrimitives.WriteUInt64BigEndian(stored, sequence);
         value.CopyTo(stored.AsSpan(SequenceLength));
 
         try
@@ -59,16 +97,11 @@ internal static class DataObjects
                 .Add(CKA.CKA_LABEL, label)
                 .Add(CKA.CKA_APPLICATION, Pkcs11Constants.Application)
                 .Add(CKA.CKA_VALUE, stored);
-            session.CreateObject(template.Items);
+            return new StoredObject(session.CreateObject(template.Items), sequence);
         }
         catch (Pkcs11Exception ex) when (ex.RV is CKR.CKR_ATTRIBUTE_VALUE_INVALID or CKR.CKR_TEMPLATE_INCONSISTENT)
         {
-            WriteCarrier(session, label, stored);
-        }
-
-        foreach (var old in existing)
-        {
-            session.DestroyObject(old.Handle);
+            return new StoredObject(WriteCarrier(session, label, stored), sequence);
         }
     }
 
@@ -105,7 +138,7 @@ internal static class DataObjects
         return result;
     }
 
-    private static void WriteCarrier(ISession session, string label, byte[] stored)
+    private static IObjectHandle WriteCarrier(ISession session, string label, byte[] stored)
     {
         var filler = RandomNumberGenerator.GetBytes(32);
         using var template = new AttributeList()
@@ -125,7 +158,7 @@ internal static class DataObjects
             .Add(CKA.CKA_UNWRAP, false)
             .Add(CKA.CKA_DERIVE, false)
             .Add(CKA.CKA_VALUE, filler);
-        session.CreateObject(template.Items);
+        return session.CreateObject(template.Items);
     }
 
     private static (IObjectHandle Handle, ulong Sequence, byte[] Value) Parse(IObjectHandle handle, byte[] value, string label)
@@ -142,3 +175,6 @@ internal static class DataObjects
     private static (IObjectHandle Handle, ulong Sequence, byte[] Value)? Latest(List<(IObjectHandle Handle, ulong Sequence, byte[] Value)> objects) =>
         objects.Count == 0 ? null : objects.MaxBy(o => o.Sequence);
 }
+
+/// <summary>Where the latest copy of a data object is: its handle (valid for the login that found or made it) and sequence number.</summary>
+internal readonly record struct StoredObject(IObjectHandle Handle, ulong Sequence);

@@ -32,6 +32,11 @@ public static partial class JwtAuthentication
                 var fleetId = vault.Value.FleetId;
                 var clockSkew = auth.Value.ClockSkew;
                 var issuers = tenants.Select(t => t.Options.Issuer).ToList();
+                // Accepted tokens are remembered until their expiry, so a recovery's second call (and every later
+                // call with the same token) skips the signature check; see CachingJsonWebTokenHandler for why that
+                // weakens nothing. Set before MapInboundClaims, which applies to the handlers present.
+                jwt.TokenHandlers.Clear();
+                jwt.TokenHandlers.Add(new CachingJsonWebTokenHandler(TimeProvider.System));
                 jwt.MapInboundClaims = false;
                 jwt.TokenValidationParameters = new TokenValidationParameters
                 {

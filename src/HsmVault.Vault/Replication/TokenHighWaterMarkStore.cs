@@ -12,13 +12,23 @@ namespace HsmVault.Vault.Replication;
 /// which must therefore be kept apart from the data folder.
 /// </summary>
 /// <remarks>
-/// A token write costs milliseconds (SoftHSM2 finds every copy, creates a new object attribute by attribute,
-/// then destroys the old one; a hardware token's non-volatile memory is slow and wears). RaftNode asks for a
-/// write only when term, vote or vouched position changed, at most once per batch; the store also keeps the last
-/// mark it read or wrote and never rewrites an equal one (e.g. the mark it started from). It does not vouch ahead: a mark above what
-/// the log durably holds makes every crash look like a rollback, and a fleet of one (or a fleet that crashed
-/// together) could then never elect a leader again; see <c>RaftNode.RestoreFromHighWaterMark</c>. The store is
-/// used by the Raft loop alone.
+/// A token write costs milliseconds (SoftHSM2 creates a new object attribute by attribute, then destroys the old
+/// one; a hardware token's non-volatile memory is slow and wears). So: RaftNode asks for a write only when term,
+/// vote or vouched position changed, at most once per batch (a batch grows with load, so one write vouches for
+/// every entry in it); the store keeps the last mark it read or wrote and never rewrites an equal one (e.g. the
+/// mark it started from); and the token remembers where the object is (<c>IVaultToken.WriteDataObject</c>), so a
+/// write is one object created and one destroyed, without searching the token and reading every copy back.
+/// <para>
+/// It does not vouch ahead in windows (write a mark N entries beyond the batch so most batches need none), though
+/// that would amortize writes further: the guarantee would hold — the mark would still be at or above every
+/// position vouched for — but the mark would be above what the log durably holds, so every plain crash would look
+/// like a rollback, and a fleet of one, or members that crashed within one window, could then never elect a leader
+/// again (no log in the fleet reaches the bound, and only the dead term's leader could have written it). The
+/// simulator shows both halves (<c>Simulation_MarkVouchedAheadInWindows_StaysSafeButStallsAfterCrashes</c>); see
+/// <c>RaftNode.RestoreFromHighWaterMark</c>. For the same reason the write is not overlapped with the log's
+/// fsync: a mark durable before the entries it covers is a window of one batch. The store is used by the Raft loop
+/// alone.
+/// </para>
 /// </remarks>
 public sealed class TokenHighWaterMarkStore(IVaultToken token) : IHighWaterMarkStore
 {
