@@ -6,6 +6,7 @@ using HsmVault.Vault.State;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -69,7 +70,10 @@ public static class PeeringServiceCollectionExtensions
             services.GetRequiredService<FileRaftStorage>(),
             services.GetRequiredService<VaultStateMachine>(),
             services.GetRequiredService<GrpcRaftTransport>(),
-            new TokenHighWaterMarkStore(services.GetRequiredService<IVaultToken>()),
+            new TokenHighWaterMarkStore(
+                services.GetRequiredService<IVaultToken>(),
+                services.GetRequiredService<ILogger<TokenHighWaterMarkStore>>(),
+                services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping),
             services.GetRequiredService<TimeProvider>(),
             new Random(),
             services.GetRequiredService<ILogger<RaftHost>>());

@@ -2,6 +2,8 @@ using System.Buffers.Binary;
 using System.Text;
 using HsmVault.Consensus;
 using HsmVault.Hsm;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace HsmVault.Vault.Replication;
 
@@ -29,9 +31,23 @@ namespace HsmVault.Vault.Replication;
 /// fsync: a mark durable before the entries it covers is a window of one batch. The store is used by the Raft loop
 /// alone.
 /// </para>
+/// <para>
+/// A token that is unreachable when a mark must be written (pulled out, its session or login lost beyond the
+/// token's own retry) makes <see cref="Write"/> wait for it, retrying with backoff, instead of failing: the member
+/// may not send, acknowledge or apply anything the mark does not cover, so it stands still — followers elect
+/// another leader, its clients' writes wait — and carries on where it stopped once the token answers, with
+/// nothing lost. Failing instead would stop the whole daemon over a token that comes back a second later.
+/// </para>
 /// </remarks>
-public sealed class TokenHighWaterMarkStore(IVaultToken token) : IHighWaterMarkStore
+/// <param name="token">The member's token.</param>
+/// <param name="logger">Where waiting for the token is reported.</param>
+/// <param name="stopping">Ends a wait for the token when the member shuts down (the write then throws).</param>
+public sealed partial class TokenHighWaterMarkStore(IVaultToken token, ILogger? logger = null, CancellationToken stopping = default) : IHighWaterMarkStore
 {
+    private static readonly TimeSpan FirstRetryDelay = TimeSpan.FromMilliseconds(50);
+    private static readonly TimeSpan LongestRetryDelay = TimeSpan.FromSeconds(2);
+
+    private readonly ILogger _logger = logger ?? NullLogger.Instance;
     private HighWaterMark? _last;
 
     /// <summary>Name of the token data object holding the mark.</summary>
@@ -81,7 +97,50 @@ public sealed class TokenHighWaterMarkStore(IVaultToken token) : IHighWaterMarkS
         BinaryPrimitives.WriteUInt64BigEndian(span[16..], mark.IndexTerm);
         BinaryPrimitives.WriteUInt16BigEndian(span[24..], (ushort)vote.Length);
         vote.CopyTo(span[26..]);
-        token.WriteDataObject(ObjectName, bytes);
+        WriteUntilTheTokenAnswers(bytes);
         _last = mark;
+    }
+
+    private void WriteUntilTheTokenAnswers(byte[] bytes)
+    {
+        var delay = FirstRetryDelay;
+        for (var failures = 0; ; failures++)
+        {
+            try
+            {
+                token.WriteDataObject(ObjectName, bytes);
+                if (failures > 0)
+                {
+                    Log.TokenBack(_logger, token.Description.Label, failures);
+                }
+
+                return;
+            }
+            catch (TokenUnavailableException exception)
+            {
+                if (failures == 0)
+                {
+                    Log.WaitingForToken(_logger, token.Description.Label, exception.Message);
+                }
+
+                if (stopping.WaitHandle.WaitOne(delay))
+                {
+                    throw new OperationCanceledException("the member is stopping while its token is unavailable; the rollback guard's mark was not written", exception, stopping);
+                }
+
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, LongestRetryDelay.Ticks));
+            }
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 3120, EventName = "HighWaterMarkWaitingForToken", Level = LogLevel.Error,
+            Message = "Token '{Token}' is unavailable ({Reason}): this member cannot vouch for new log entries and stands still until the token answers again")]
+        public static partial void WaitingForToken(ILogger logger, string token, string reason);
+
+        [LoggerMessage(EventId = 3121, EventName = "HighWaterMarkTokenBack", Level = LogLevel.Warning,
+            Message = "Token '{Token}' answers again after {Failures} failed attempts; this member carries on")]
+        public static partial void TokenBack(ILogger logger, string token, int failures);
     }
 }

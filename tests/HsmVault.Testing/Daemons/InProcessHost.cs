@@ -44,9 +44,21 @@ public sealed class InProcessHost : IAsyncDisposable
     /// <param name="settings">The daemon's configuration.</param>
     /// <param name="logs">Where its log events go.</param>
     /// <param name="minimumLevel">The lowest level logged for HsmVault's own categories.</param>
+    /// <param name="services">
+    /// Services registered after the daemon's own, so that they replace its defaults (the last
+    /// registration of a service is the one resolved), e.g. an <c>IVaultToken</c> behind test faults.
+    /// </param>
     /// <exception cref="Microsoft.Extensions.Options.OptionsValidationException">The configuration is refused at start-up.</exception>
-    public static Task<InProcessHost> StartDaemonAsync(IReadOnlyDictionary<string, string?> settings, LogCapture logs, LogLevel minimumLevel = LogLevel.Information) =>
-        StartAsync(HsmVaultServer.CreateBuilder([], configuration => configuration.AddInMemoryCollection(settings)), HsmVaultServer.Build, logs, minimumLevel);
+    public static Task<InProcessHost> StartDaemonAsync(
+        IReadOnlyDictionary<string, string?> settings,
+        LogCapture logs,
+        LogLevel minimumLevel = LogLevel.Information,
+        Action<IServiceCollection>? services = null)
+    {
+        var builder = HsmVaultServer.CreateBuilder([], configuration => configuration.AddInMemoryCollection(settings));
+        services?.Invoke(builder.Services);
+        return StartAsync(builder, HsmVaultServer.Build, logs, minimumLevel);
+    }
 
     /// <summary>Routes <paramref name="builder"/>'s logs to <paramref name="logs"/>, builds the host with <paramref name="build"/> and starts it.</summary>
     /// <param name="builder">The host's builder, with its configuration.</param>

@@ -1,5 +1,6 @@
 using Grpc.Net.Client;
 using HsmVault.Client;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Xunit;
 using ProtoVault = HsmVault.Protocol.V1.Vault;
@@ -17,13 +18,15 @@ public sealed class TestDaemon : IAsyncDisposable
     private readonly List<GrpcChannel> _channels = [];
     private readonly List<Func<CapturedLog, bool>> _expectedErrors = [];
     private readonly Lock _lock = new();
+    private readonly Action<IServiceCollection>? _services;
     private InProcessHost? _host;
 
-    private TestDaemon(DaemonSetup setup, Action<Dictionary<string, string?>>? configure)
+    private TestDaemon(DaemonSetup setup, Action<Dictionary<string, string?>>? configure, Action<IServiceCollection>? services)
     {
         Setup = setup;
         Settings = setup.Configuration();
         configure?.Invoke(Settings);
+        _services = services;
     }
 
     /// <summary>The member's token, keys and folders.</summary>
@@ -44,9 +47,16 @@ public sealed class TestDaemon : IAsyncDisposable
     /// <summary>Provisions a token and starts a daemon on it.</summary>
     /// <param name="configure">Changes to the configuration before the start.</param>
     /// <param name="maxConcurrentOperations">The token's cap on concurrent operations.</param>
-    public static async Task<TestDaemon> StartAsync(Action<Dictionary<string, string?>>? configure = null, int maxConcurrentOperations = 2)
+    /// <param name="services">
+    /// Services registered before the daemon's own, which it then uses instead of its defaults
+    /// (its registrations are TryAdd*): e.g. an <c>IVaultToken</c> behind <c>TokenFaults</c>.
+    /// </param>
+    public static async Task<TestDaemon> StartAsync(
+        Action<Dictionary<string, string?>>? configure = null,
+        int maxConcurrentOperations = 2,
+        Action<IServiceCollection>? services = null)
     {
-        var daemon = new TestDaemon(DaemonSetup.Create(maxConcurrentOperations), configure);
+        var daemon = new TestDaemon(DaemonSetup.Create(maxConcurrentOperations), configure, services);
         await daemon.StartAgainAsync();
         return daemon;
     }
@@ -141,7 +151,7 @@ public sealed class TestDaemon : IAsyncDisposable
     private async Task StartAgainAsync()
     {
         // Trace: the secrets check then covers every message the daemon can write.
-        var host = await InProcessHost.StartDaemonAsync(Settings, Logs, LogLevel.Trace);
+        var host = await InProcessHost.StartDaemonAsync(Settings, Logs, LogLevel.Trace, _services);
         Address = host.Address;
         _host = host;
     }
