@@ -10,16 +10,28 @@ using Net.Pkcs11Interop.Common;
 namespace HsmVault.Tokens.Tests;
 
 /// <summary>
-/// What real HSMs do and SoftHSM2 never does, raised inside a real SoftHSM2 token's
+/// What real HSMs do and SoftHSM2 never does, raised inside a real token's
 /// <see cref="Pkcs11VaultToken"/> by <see cref="TokenFaults"/>: the token recovers by itself, or
-/// the call is refused as unavailable; no answer is wrong and no guess is refunded.
+/// the call is refused as unavailable; no answer is wrong and no guess is refunded. Run over
+/// both PKCS#11 implementations (<see cref="SoftHsm2FaultInjectionTests"/>,
+/// <see cref="NssFaultInjectionTests"/>), whose session and login handling differ.
 /// </summary>
-public sealed class FaultInjectionTests : IDisposable
+public abstract class FaultInjectionTests : IDisposable
 {
     private static readonly UserIdentity Alice = new("tenant", "alice");
     private readonly TokenFaults _faults = new();
 
-    public void Dispose() => _faults.Dispose();
+    public void Dispose()
+    {
+        _faults.Dispose();
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>A new token of this implementation, without fleet keys.</summary>
+    protected abstract TokenOptions CreateToken();
+
+    /// <summary>A new token of this implementation with fleet keys.</summary>
+    protected abstract TokenOptions CreateProvisionedToken();
 
     public static TheoryData<CKR> LostSessionFaults =>
     [
@@ -35,7 +47,7 @@ public sealed class FaultInjectionTests : IDisposable
     [MemberData(nameof(LostSessionFaults))]
     public void Operation_FaultOnce_TokenReconnectsAndAnswersCorrectly(CKR fault)
     {
-        using var token = _faults.Open(SoftHsmEnvironment.Shared.CreateProvisionedToken());
+        using var token = _faults.Open(CreateProvisionedToken());
         var blob = token.Seal("secret"u8, "ad"u8);
         var generation = token.Generation;
 
@@ -49,7 +61,7 @@ public sealed class FaultInjectionTests : IDisposable
     [Fact]
     public void Operation_FaultTwice_IsRefusedAsUnavailable_ThenTheTokenServesAgain()
     {
-        using var token = _faults.Open(SoftHsmEnvironment.Shared.CreateProvisionedToken());
+        using var token = _faults.Open(CreateProvisionedToken());
         var blob = token.Seal("secret"u8, "ad"u8);
         _faults.FailNext(CKR.CKR_SESSION_HANDLE_INVALID);
         _faults.FailNext(CKR.CKR_SESSION_HANDLE_INVALID);
@@ -63,7 +75,7 @@ public sealed class FaultInjectionTests : IDisposable
     [Fact]
     public void TokenRemoved_CallsAreRefused_ThenReinserted_TheTokenIsFoundAgain()
     {
-        using var token = _faults.Open(SoftHsmEnvironment.Shared.CreateProvisionedToken());
+        using var token = _faults.Open(CreateProvisionedToken());
         var blob = token.Seal("secret"u8, []);
 
         _faults.RemoveToken();
@@ -78,7 +90,7 @@ public sealed class FaultInjectionTests : IDisposable
     [Fact]
     public async Task HungToken_CallsWaitingForASlotAreRefusedAsUnavailable_NotBlockedForever()
     {
-        var options = SoftHsmEnvironment.Shared.CreateProvisionedToken();
+        var options = CreateProvisionedToken();
         options.OperationTimeout = TimeSpan.FromMilliseconds(200);
         using var token = _faults.Open(options);
         var blob = token.Seal("secret"u8, []);
@@ -105,7 +117,7 @@ public sealed class FaultInjectionTests : IDisposable
     [Fact]
     public void RandomFaultsUnderLoad_EveryAnswerIsRightOrRefused()
     {
-        var options = SoftHsmEnvironment.Shared.CreateToken();
+        var options = CreateToken();
         var seed = RandomNumberGenerator.GetBytes(64);
         TokenProvisioner.ImportOprfSeed(options, seed);
         TokenProvisioner.ProvisionFleetKeys(options, new FleetKeyGenerationOptions { KeepExisting = true });
@@ -154,7 +166,7 @@ public sealed class FaultInjectionTests : IDisposable
     [InlineData(CKR.CKR_USER_NOT_LOGGED_IN)]
     public async Task Recovery_TokenFaultDuringStartAndFinish_SucceedsAndCountsOnce(CKR fault)
     {
-        using var vault = new VaultHarness(openToken: () => _faults.Open(SoftHsmEnvironment.Shared.CreateProvisionedToken()));
+        using var vault = new VaultHarness(openToken: () => _faults.Open(CreateProvisionedToken()));
         var backupKey = Bytes.Random(32);
         await vault.RegisterAsync(Alice, "password", backupKey);
         var (start, client) = await FaultOnNextAsync(fault, () => vault.StartAsync(Alice, "password"));
@@ -171,7 +183,7 @@ public sealed class FaultInjectionTests : IDisposable
     [Fact]
     public async Task Recovery_TokenRemoved_IsRefusedUnavailable_AndNoGuessIsRefunded()
     {
-        using var vault = new VaultHarness(openToken: () => _faults.Open(SoftHsmEnvironment.Shared.CreateProvisionedToken()));
+        using var vault = new VaultHarness(openToken: () => _faults.Open(CreateProvisionedToken()));
         await vault.RegisterAsync(Alice, "password", Bytes.Random(32));
         Assert.Equal(RecoveryOutcome.WrongPassword, (await vault.RecoverAsync(Alice, "wrong")).Finish.Outcome);
         Assert.Equal(9, (await vault.StatusAsync(Alice)).GuessesRemaining);
@@ -195,7 +207,7 @@ public sealed class FaultInjectionTests : IDisposable
     [Fact]
     public async Task Recovery_WrongGuessThenTokenRemovedBeforeFinish_GuessStaysCharged()
     {
-        using var vault = new VaultHarness(openToken: () => _faults.Open(SoftHsmEnvironment.Shared.CreateProvisionedToken()));
+        using var vault = new VaultHarness(openToken: () => _faults.Open(CreateProvisionedToken()));
         await vault.RegisterAsync(Alice, "password", Bytes.Random(32));
         var (start, _) = await vault.StartAsync(Alice, "wrong");
         Assert.Equal(9, start.GuessesRemaining);
@@ -220,4 +232,20 @@ public sealed class FaultInjectionTests : IDisposable
         _faults.FailNext(fault);
         return await work();
     }
+}
+
+/// <summary>The fault tests over SoftHSM2.</summary>
+public sealed class SoftHsm2FaultInjectionTests : FaultInjectionTests
+{
+    protected override TokenOptions CreateToken() => SoftHsmEnvironment.Shared.CreateToken();
+
+    protected override TokenOptions CreateProvisionedToken() => SoftHsmEnvironment.Shared.CreateProvisionedToken();
+}
+
+/// <summary>The fault tests over NSS softoken.</summary>
+public sealed class NssFaultInjectionTests : FaultInjectionTests
+{
+    protected override TokenOptions CreateToken() => NssEnvironment.Shared.CreateToken();
+
+    protected override TokenOptions CreateProvisionedToken() => NssEnvironment.Shared.CreateProvisionedToken();
 }
