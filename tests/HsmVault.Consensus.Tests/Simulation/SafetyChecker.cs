@@ -17,7 +17,7 @@ internal sealed class SafetyChecker(ulong initialChain, bool stopAtFirstViolatio
     private readonly List<string> _violations = [];
     private readonly Dictionary<ulong, string> _leaders = [];
     private readonly Dictionary<(ulong Index, ulong Term), (ulong Hash, ulong PreviousTerm)> _entries = [];
-    private readonly Dictionary<ulong, (ulong Term, ulong Hash, ulong ResultHash, ulong Chain)> _committed = [];
+    private readonly Dictionary<ulong, (ulong Term, ulong Hash, ulong ResultHash, ulong? Chain)> _committed = [];
     private readonly int[] _acknowledgedCounts = new int[CounterStateMachine.Keys];
 
     public ulong MaxCommitted { get; private set; }
@@ -108,15 +108,25 @@ internal sealed class SafetyChecker(ulong initialChain, bool stopAtFirstViolatio
         }
     }
 
-    /// <summary>State Machine Safety (Raft §5.4.3): every member applies the same entry at each index, with the same result.</summary>
-    public void CheckApplied(string member, LogEntry entry, ulong resultHash, ulong chain)
+    /// <summary>
+    /// State Machine Safety (Raft §5.4.3): every member applies the same entry at each index, with the same result,
+    /// and reaches the same state. <paramref name="chain"/> is the state after the entry where the member knows it
+    /// (at the end of an applied batch), else null; the first member to report it for an index sets it.
+    /// </summary>
+    public void CheckApplied(string member, LogEntry entry, ulong resultHash, ulong? chain)
     {
         var value = (entry.Term, Hash(entry), resultHash, chain);
         if (_committed.TryGetValue(entry.Index, out var existing))
         {
-            if (existing != value)
+            if ((existing.Term, existing.Hash, existing.ResultHash) != (value.Term, value.Item2, value.resultHash)
+                || (existing.Chain is { } known && chain is { } reported && known != reported))
             {
                 Violation($"{member} applied {entry.Index} as {value}, but it was committed as {existing}.");
+            }
+
+            if (existing.Chain is null && chain is not null)
+            {
+                _committed[entry.Index] = existing with { Chain = chain };
             }
 
             return;
@@ -136,7 +146,14 @@ internal sealed class SafetyChecker(ulong initialChain, bool stopAtFirstViolatio
         }
         else if (_committed.TryGetValue(lastCommandIndex, out var c))
         {
-            expected = c.Chain;
+            if (c.Chain is not { } known)
+            {
+                // Nobody ended a batch there: the snapshot is the first word on that state.
+                _committed[lastCommandIndex] = c with { Chain = chain };
+                return;
+            }
+
+            expected = known;
         }
         else
         {

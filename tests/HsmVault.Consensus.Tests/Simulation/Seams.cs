@@ -99,6 +99,30 @@ internal sealed class SimulatedApplication(ISimulatedStateMachine application, S
         return application.Apply(index, command);
     }
 
+    /// <summary>
+    /// The pipeline applies a batch at once, and the state machine's <see cref="ISimulatedStateMachine.Chain"/>
+    /// then describes the state after the batch's last entry only (the last index applied by the last batch).
+    /// </summary>
+    public ulong LastBatchEnd { get; private set; }
+
+    /// <summary>The application's own batch (the production state machine makes a batch durable as one transaction).</summary>
+    public IReadOnlyList<byte[]?> ApplyBatch(IReadOnlyList<LogEntry> entries)
+    {
+        ArgumentNullException.ThrowIfNull(entries);
+        if (entries.Count > 0 && crash(options.CrashBeforeApplyRate))
+        {
+            throw new SimulatedCrashException($"before applying {entries[0].Index}..{entries[^1].Index}");
+        }
+
+        var results = application.ApplyBatch(entries);
+        if (entries.Count > 0)
+        {
+            LastBatchEnd = entries[^1].Index;
+        }
+
+        return results;
+    }
+
     public byte[] CreateSnapshot(out ulong index) => application.CreateSnapshot(out index);
 
     public void RestoreSnapshot(ulong index, ReadOnlySpan<byte> data) => application.RestoreSnapshot(index, data);

@@ -311,7 +311,7 @@ internal sealed class Simulation : IDisposable
         var application = new SimulatedApplication(member.StateMachine, _options, CrashNow);
         member.Node = node;
         member.Pipeline = new ReadyPipeline(
-            node, disk, application, _transport, marks, new MemberObserver(this, member), _options.SnapshotInterval, NullLogger.Instance);
+            node, disk, application, _transport, marks, new MemberObserver(this, member, application), _options.SnapshotInterval, NullLogger.Instance);
         member.Applied = node.AppliedIndex;
         Log($"start {member.Id}: {node.GetStatus()} mark {mark}");
         Drain(member);
@@ -418,7 +418,7 @@ internal sealed class Simulation : IDisposable
     private bool CrashNow(double rate) => _faultsActive && rate > 0 && _random.NextDouble() < rate;
 
     /// <summary>What the pipeline reports for one member: checked by the <see cref="SafetyChecker"/> and handed to the workload.</summary>
-    private sealed class MemberObserver(Simulation simulation, SimMember member) : IReadyObserver
+    private sealed class MemberObserver(Simulation simulation, SimMember member, SimulatedApplication application) : IReadyObserver
     {
         public void SnapshotRestored(RaftSnapshot snapshot)
         {
@@ -442,7 +442,8 @@ internal sealed class Simulation : IDisposable
                 simulation._workload.Applied(member, entry, result);
             }
 
-            simulation._checker.CheckApplied(member.Id, entry, resultHash, member.StateMachine.Chain);
+            // The state's chain is known after a batch's last entry, not between its entries.
+            simulation._checker.CheckApplied(member.Id, entry, resultHash, entry.Index == application.LastBatchEnd ? member.StateMachine.Chain : null);
         }
 
         public void ReadReady(ReadState read) => simulation._workload.ReadReady(member, read);

@@ -62,6 +62,15 @@ internal sealed class ProductionVaultState : ISimulatedStateMachine, IDisposable
         return _state.Apply(index, command);
     }
 
+    /// <summary>
+    /// The daemon's batched apply (one transaction per batch). The planted bug needs the state before each
+    /// charge, so with it the batch is applied entry by entry.
+    /// </summary>
+    public IReadOnlyList<byte[]?> ApplyBatch(IReadOnlyList<LogEntry> entries) =>
+        _bug == PlantedBug.None
+            ? _state.ApplyBatch(entries)
+            : [.. entries.Select(e => e.Kind == LogEntryKind.Command ? Apply(e.Index, e.Data.Span) : null)];
+
     public byte[] CreateSnapshot(out ulong index) => _state.CreateSnapshot(out index);
 
     public void RestoreSnapshot(ulong index, ReadOnlySpan<byte> data) => _state.RestoreSnapshot(index, data);
