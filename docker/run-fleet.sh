@@ -97,7 +97,8 @@ cat <<TEXT
 the CLI inside a member, e.g.:
   docker run --rm -it --network $network -e HSMVAULT_SERVER=http://member-1:7101 \\
     --mount type=volume,src=hsmvault-client,dst=/client $image \\
-    hsmvault register --user alice --tenant-key /client/dev-tenant.key.pem
+    hsmvault register --user alice --tenant-key /client/dev-tenant.key.pem --unverified-fleet
+(the container fleet serves no validation bundle yet: publish one with `hsmvault fleet bundle` to verify it)
 a witness's latest checkpoint (NOT_FOUND until something is logged) with curl, e.g.:
   printf '\\0\\0\\0\\0\\0' | curl -s --http2-prior-knowledge -H 'content-type: application/grpc' \\
     -H 'te: trailers' --data-binary @- -D - http://$(docker port hsmvault-witness-1 7301/tcp)/hsmvault.v1.Witness/GetCheckpoint

@@ -14,6 +14,11 @@ const string Usage = """
         identity: --jwt-file FILE (HSMVAULT_JWT_FILE), or for development --tenant-key FILE
                   (HSMVAULT_TENANT_KEY_FILE) and --tenant T (HSMVAULT_TENANT, default dev-tenant)
         password: asked at the terminal, or --password-file FILE, or --password-stdin; never an argument
+        trust:    the fleet's validation bundle is verified before a password-derived byte is sent, with
+                  --witness-key VKEY ... (HSMVAULT_WITNESS_KEYS), --operator-key KEY|FILE ... (HSMVAULT_OPERATOR_KEYS),
+                  --witness-policy K (HSMVAULT_WITNESS_POLICY, default all) and --trust-state FILE
+                  (HSMVAULT_TRUST_STATE, default ~/.config/hsmvault/trust-state.json); --unverified-fleet skips
+                  it (a development fleet without a bundle)
 
     recovery codes (never contact the vault):
       recovery-code new                      a new 64-digit code and its key's fingerprint
@@ -27,7 +32,7 @@ const string Usage = """
           [--evidence-out FILE --daemon-build DIR [--epoch N] [--fleet F]]   and record it as deployment evidence
       fleet certs --out DIR --fleet F --member ID ...     members' mutual-TLS certificates (CA key not kept)
       fleet bundle --config M1.json ... --namespace NS --epoch N --operator-key FILE --witness URL ... --out FILE
-                   [--evidence FILE | --evidence-digest HEX] [--days N]
+                   [--evidence FILE | --evidence-digest HEX] [--days N (30) | --minutes N]
                                                           log the fleet's validation bundle at the witnesses,
                                                           countersigned by member 1's token
       operator-key new --private FILE --public FILE       the operator's ECDSA P-256 key (private file 0600)

@@ -3,7 +3,9 @@ using Google.Protobuf;
 using Grpc.Core;
 using HsmVault.Crypto;
 using HsmVault.Crypto.Opaque;
+using HsmVault.Crypto.Signatures;
 using HsmVault.Protocol.V1;
+using HsmVault.Transparency.Bundles;
 using ProtoVault = HsmVault.Protocol.V1.Vault;
 
 namespace HsmVault.Client;
@@ -40,7 +42,9 @@ public sealed class VaultClient
     private readonly ProtoVault.VaultClient _rpc;
     private readonly Func<CancellationToken, ValueTask<string>> _bearerToken;
     private readonly IKeyStretchingFunction? _ksfOverride;
+    private readonly FleetTrust? _trust;
     private GetFleetInfoResponse? _fleetInfo;
+    private VerifiedBundle? _verified;
 
     /// <summary>Creates a client over a call invoker (usually a <c>GrpcChannel</c>).</summary>
     /// <param name="callInvoker">Where the member is.</param>
@@ -49,16 +53,36 @@ public sealed class VaultClient
     /// Replaces the fleet's Argon2id. The KSF runs only on the client, so the server cannot
     /// tell; only benchmarks and tests use this, to measure the server rather than Argon2.
     /// </param>
-    public VaultClient(CallInvoker callInvoker, Func<CancellationToken, ValueTask<string>> bearerToken, IKeyStretchingFunction? ksfOverride = null)
+    /// <param name="trust">
+    /// The pinned witness and operator keys: the client then verifies the fleet's validation
+    /// bundle before it sends a password-derived byte, takes the OPAQUE configuration from it, and
+    /// checks the server's key in every RegistrationResponse (and its fleet signature) and KE2
+    /// against it. Null trusts GetFleetInfo as it comes: for development fleets only.
+    /// </param>
+    public VaultClient(
+        CallInvoker callInvoker, Func<CancellationToken, ValueTask<string>> bearerToken, IKeyStretchingFunction? ksfOverride = null, FleetTrust? trust = null)
     {
         _rpc = new ProtoVault.VaultClient(callInvoker);
         _bearerToken = bearerToken;
         _ksfOverride = ksfOverride;
+        _trust = trust;
     }
 
-    /// <summary>The fleet's OPAQUE parameters (fetched once).</summary>
+    /// <summary>The fleet's OPAQUE parameters (fetched once). Unauthenticated: with a <see cref="FleetTrust"/>, the client uses <see cref="VerifyFleetAsync"/>'s bundle instead.</summary>
     public async Task<GetFleetInfoResponse> GetFleetInfoAsync(CancellationToken cancellationToken = default) =>
         _fleetInfo ??= await _rpc.GetFleetInfoAsync(new GetFleetInfoRequest(), cancellationToken: cancellationToken);
+
+    /// <summary>
+    /// The fleet's verified validation bundle (fetched and verified once per client; see
+    /// <see cref="FleetTrust"/>). Every registration and recovery calls it first.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The client was created without a <see cref="FleetTrust"/>.</exception>
+    /// <exception cref="BundleRefusedException">The fleet's bundle is refused; the reason and message say what failed.</exception>
+    public async Task<VerifiedBundle> VerifyFleetAsync(CancellationToken cancellationToken = default)
+    {
+        var trust = _trust ?? throw new InvalidOperationException("this client has no FleetTrust (pinned witness and operator keys) to verify a fleet with");
+        return _verified ??= await trust.VerifyAsync(_rpc, cancellationToken);
+    }
 
     /// <summary>Registers <paramref name="backupKey"/> behind <paramref name="password"/>.</summary>
     public async Task<RegisterResult> RegisterAsync(
@@ -74,6 +98,11 @@ public sealed class VaultClient
         var response = await _rpc.StartRegistrationAsync(
             new StartRegistrationRequest { RegistrationRequest = ByteString.CopyFrom(start.RegistrationRequest) },
             await HeadersAsync(cancellationToken), cancellationToken: cancellationToken);
+        if (_verified is { } verified)
+        {
+            RequireVouched(verified, start.RegistrationRequest, response);
+        }
+
         var finish = opaque.FinalizeRegistrationRequest(state, response.RegistrationResponse.Span);
         try
         {
@@ -116,6 +145,21 @@ public sealed class VaultClient
         }
 
         var finish = opaque.GenerateKe3(state, started.Ke2.Span);
+        if (finish is not null && _verified is { } verified)
+        {
+            try
+            {
+                // The envelope authenticated the key this record was registered with: it must be the fleet's.
+                verified.RequireOpaqueServerKey(finish.ServerPublicKey);
+            }
+            catch (BundleRefusedException)
+            {
+                CryptographicOperations.ZeroMemory(finish.SessionKey);
+                CryptographicOperations.ZeroMemory(finish.ExportKey);
+                throw;
+            }
+        }
+
         // A wrong password shows on this side first (KE2 does not authenticate). The client
         // still finishes with a KE3 that cannot verify, so the fleet records the failure at
         // once: on the last allowed guess that destroys the record now, not at the next try.
@@ -189,8 +233,46 @@ public sealed class VaultClient
         return new RecoveryResult(RecoveryStatus.Recovered, (int)finished.GuessesRemaining, backupKey);
     }
 
+    /// <summary>
+    /// Throws unless the RegistrationResponse carries the bundle's OPAQUE key and the bundle's fleet
+    /// signing key vouches for it as the answer to this request (<see cref="RegistrationResponseSignature"/>).
+    /// </summary>
+    private static void RequireVouched(VerifiedBundle verified, byte[] registrationRequest, StartRegistrationResponse response)
+    {
+        var registrationResponse = response.RegistrationResponse.Span;
+        if (registrationResponse.Length != OpaqueSizes.RegistrationResponse)
+        {
+            throw new BundleRefusedException(BundleRefusal.RegistrationNotVouched,
+                $"the RegistrationResponse has {registrationResponse.Length} bytes, not {OpaqueSizes.RegistrationResponse}");
+        }
+
+        verified.RequireOpaqueServerKey(registrationResponse[OpaqueSizes.PublicKey..]);
+        var signature = response.RegistrationResponseSignature;
+        var fleetKey = verified.Bundle.FleetSigningKey;
+        if (signature is null
+            || signature.Algorithm != (uint)fleetKey.Algorithm
+            || !fleetKey.Verifies(RegistrationResponseSignature.SignedMessage(verified.Bundle.FleetId, registrationRequest, registrationResponse), signature.Signature.Span))
+        {
+            throw new BundleRefusedException(BundleRefusal.RegistrationNotVouched,
+                $"the RegistrationResponse is not signed by the fleet signing key {fleetKey.Fingerprint()} of fleet '{verified.Bundle.FleetId}' epoch {verified.Bundle.Epoch}: "
+                + "whoever answered is not that fleet");
+        }
+    }
+
     private async Task<OpaqueConfiguration> ConfigurationAsync(CancellationToken cancellationToken)
     {
+        if (_trust is not null)
+        {
+            var opaque = (await VerifyFleetAsync(cancellationToken)).Bundle.Opaque;
+            if (opaque.Suite != BundleOpaqueConfiguration.DefaultSuite)
+            {
+                throw new BundleRefusedException(BundleRefusal.Malformed, $"the fleet's bundle names the OPAQUE suite '{opaque.Suite}', which this client does not implement");
+            }
+
+            return new OpaqueConfiguration(opaque.Context, _ksfOverride ?? new Argon2idKsf(
+                new Crypto.Opaque.Argon2idParameters((int)opaque.Argon2MemoryKib, (int)opaque.Argon2Iterations, (int)opaque.Argon2Parallelism)));
+        }
+
         var info = await GetFleetInfoAsync(cancellationToken);
         if (_ksfOverride is not null)
         {

@@ -1,6 +1,7 @@
 using Grpc.AspNetCore.Server.Model;
 using HsmVault.Hsm;
 using HsmVault.Server.Authentication;
+using HsmVault.Server.Bundles;
 using HsmVault.Server.Internal;
 using HsmVault.Server.Peering;
 using HsmVault.Server.RateLimiting;
@@ -70,6 +71,7 @@ public static class HsmVaultServer
         ProcessHardening.SecureDataDirectory(
             app.Services.GetRequiredService<IOptions<VaultOptions>>().Value.DataDirectory,
             app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ProcessHardening)));
+        app.UseBundleHeaders();
         app.UseAuthentication();
         // After authentication (the buckets are per tenant and user), before authorization (so
         // calls with a refused token are limited per address too).
@@ -117,6 +119,11 @@ public static class HsmVaultServer
         services.AddHsmVaultPeering();
         services.AddHsmVaultCore();
         services.AddOptions<ProcessOptions>().BindConfiguration(ProcessOptions.SectionName);
+        services.AddOptions<BundleOptions>().BindConfiguration(BundleOptions.SectionName).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<BundleOptions>, BundleOptionsValidator>());
+        services.TryAddSingleton<ServedBundle>();
+        services.TryAddSingleton<WitnessConsistencyProofs>();
+        services.AddHostedService<BundleFileReloader>();
         services.TryAddSingleton<FleetInfoProvider>();
         // Singletons: the API holds no per-call state, and grpc-dotnet then activates nothing per call.
         services.TryAddSingleton<VaultGrpcService>();

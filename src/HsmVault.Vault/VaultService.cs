@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using HsmVault.Crypto;
 using HsmVault.Crypto.Opaque;
+using HsmVault.Crypto.Signatures;
 using HsmVault.Hsm;
 using HsmVault.Vault.Internal;
 using HsmVault.Vault.Records;
@@ -15,8 +16,11 @@ using RefusalReason = HsmVault.Protocol.V1.RefusalReason;
 
 namespace HsmVault.Vault;
 
-/// <summary>Answer to StartRegistration: the OPAQUE response and the ticket FinishRegistration needs.</summary>
-public sealed record RegistrationStartResult(byte[] RegistrationResponse, byte[] RegistrationTicket);
+/// <summary>
+/// Answer to StartRegistration: the OPAQUE response, the ticket FinishRegistration needs, and the
+/// fleet signing key's signature of the response (<see cref="RegistrationResponseSignature"/>).
+/// </summary>
+public sealed record RegistrationStartResult(byte[] RegistrationResponse, byte[] RegistrationTicket, SigningKeyDescription SignedBy, byte[] ResponseSignature);
 
 /// <summary>Answer to a finished registration.</summary>
 public sealed record RegistrationResult(int GuessLimit, bool Replaced);
@@ -65,6 +69,7 @@ public sealed partial class VaultService : IDisposable
 
     private static readonly TimeSpan OutcomeProbePause = TimeSpan.FromMilliseconds(100);
 
+    private readonly IVaultToken _token;
     private readonly VaultStateMachine _state;
     private readonly IVaultLog _log;
     private readonly CommandSigner _signer;
@@ -91,6 +96,7 @@ public sealed partial class VaultService : IDisposable
         ILogger<VaultService> logger)
     {
         ArgumentNullException.ThrowIfNull(options);
+        _token = token;
         _state = state;
         _log = log;
         _signer = signer;
@@ -130,7 +136,10 @@ public sealed partial class VaultService : IDisposable
             var ticket = _tickets.Issue(user);
             var credentialIdentifier = user.CredentialIdentifier(ticket.Nonce);
             var response = Opaque(() => _opaque.CreateRegistrationResponse(registrationRequest, credentialIdentifier), "registration_request");
-            return new RegistrationStartResult(response, ticket.Sealed);
+            // The fleet vouches for the response, so that a client that verified the fleet's bundle
+            // registers with this fleet only (RegistrationResponseSignature).
+            var signature = _token.Sign(RegistrationResponseSignature.SignedMessage(_options.FleetId, registrationRequest, response));
+            return new RegistrationStartResult(response, ticket.Sealed, _token.SigningKey, signature);
         });
     }
 

@@ -49,7 +49,7 @@ public sealed class ImageTests(DockerEngine engine)
             // Through the shell: `docker cp` cannot write into a tmpfs mount.
             var password = await container.ExecAsync(["sh", "-c", "umask 077 && echo 'correct horse battery staple' > /tmp/password"]);
             Assert.Equal(0, password.ExitCode);
-            string[] identity = ["--tenant-key", "/etc/hsmvault/dev-tenant.key.pem", "--password-file", "/tmp/password"];
+            string[] identity = ["--tenant-key", "/etc/hsmvault/dev-tenant.key.pem", "--password-file", "/tmp/password", "--unverified-fleet"];
             var register = await container.ExecAsync(["hsmvault", "register", "--user", "alice", "--guess-limit", "3", .. identity]);
             Assert.True(register.ExitCode == 0, register.Stderr);
             var recover = await container.ExecAsync(["hsmvault", "recover", "--user", "alice", .. identity]);

@@ -63,5 +63,5 @@ public sealed partial class CliTests : DaemonTest
     private Task<ProcessResult> CliAsync(params string[] arguments) =>
         ChildProcesses.RunAsync(
             ChildProcesses.CliDll,
-            [.. arguments, "--server", Daemon.Address.ToString(), "--tenant", DaemonSetup.Tenant, "--tenant-key", Setup.TenantPrivateKeyFile]);
+            [.. arguments, "--server", Daemon.Address.ToString(), "--tenant", DaemonSetup.Tenant, "--tenant-key", Setup.TenantPrivateKeyFile, "--unverified-fleet"]);
 }

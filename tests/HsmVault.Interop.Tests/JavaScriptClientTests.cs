@@ -160,7 +160,7 @@ public sealed class JavaScriptClientTests(NodeInterop node)
         var cli = await ChildProcesses.RunAsync(ChildProcesses.CliDll,
         [
             "recover", "--server", daemon.Address.ToString(), "--tenant-key", daemon.Setup.TenantPrivateKeyFile,
-            "--tenant", DaemonSetup.Tenant, "--user", user, "--password-file", passwordFile, "--key-out", keyFile,
+            "--tenant", DaemonSetup.Tenant, "--user", user, "--password-file", passwordFile, "--key-out", keyFile, "--unverified-fleet",
         ]);
 
         Assert.True(cli.ExitCode == 0, cli.AllOutput);

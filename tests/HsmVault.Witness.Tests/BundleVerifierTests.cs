@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using Google.Protobuf;
 using Grpc.Core;
 using HsmVault.Client.Bundles;
+using HsmVault.Protocol.Bundles;
 using HsmVault.Crypto.Opaque;
 using HsmVault.Crypto.Signatures;
 using HsmVault.Hsm;

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using Grpc.Net.Client;
 using HsmVault.Client.Bundles;
+using HsmVault.Protocol.Bundles;
 using HsmVault.Crypto.Signatures;
 using HsmVault.Hsm;
 using HsmVault.Transparency.Bundles;
@@ -39,7 +40,7 @@ internal static class BundleCommands
 
     /// <summary>
     /// <c>hsmvault fleet bundle --config M1.json ... --namespace NS --epoch N --operator-key FILE
-    /// --witness URL ... --out FILE [--evidence FILE | --evidence-digest HEX] [--days N]</c>:
+    /// --witness URL ... --out FILE [--evidence FILE | --evidence-digest HEX] [--days N | --minutes N]</c>:
     /// builds the bundle from the members' tokens and configurations, logs it at every witness,
     /// has member 1's token countersign each witness's signature, and writes the SignedBundle.
     /// </summary>
@@ -54,6 +55,7 @@ internal static class BundleCommands
         var evidenceFile = args.Optional("evidence");
         var evidenceHex = args.Optional("evidence-digest");
         var days = args.Int("days", 30);
+        var minutes = args.Int("minutes", 0);
         args.RejectUnknown();
         if (configs.Count == 0 || witnesses.Count == 0)
         {
@@ -102,7 +104,7 @@ internal static class BundleCommands
         var bundle = new ValidationBundle(ns, first!.FleetId, epoch, keys,
             new BundleOpaqueConfiguration(BundleOpaqueConfiguration.DefaultSuite, (uint)first.Argon2MemoryKib, (uint)first.Argon2Iterations,
                 (uint)first.Argon2Parallelism, System.Text.Encoding.UTF8.GetBytes(first.OpaqueContext)),
-            members, (ulong)now.ToUnixTimeMilliseconds(), (ulong)now.AddDays(days).ToUnixTimeMilliseconds(), evidence);
+            members, (ulong)now.ToUnixTimeMilliseconds(), (ulong)(minutes > 0 ? now.AddMinutes(minutes) : now.AddDays(days)).ToUnixTimeMilliseconds(), evidence);
 
         var channels = witnesses.Select(w => GrpcChannel.ForAddress(w)).ToList();
         try

@@ -1,6 +1,10 @@
 using System.Security.Cryptography;
 using Grpc.Net.Client;
 using HsmVault.Client;
+using HsmVault.Crypto.Signatures;
+using HsmVault.Transparency;
+using HsmVault.Transparency.Bundles;
+using HsmVault.Transparency.Notes;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 
@@ -26,9 +30,10 @@ internal static class Connection
             throw new UsageException("say who you are: --jwt-file FILE (or HSMVAULT_JWT_FILE), or for development --user U with --tenant-key FILE (or HSMVAULT_TENANT_KEY_FILE)");
         }
 
+        var trust = FleetTrustOptions.Read(args);
         var channel = GrpcChannel.ForAddress(server);
         VaultClient? client = null;
-        client = new VaultClient(channel.CreateCallInvoker(), async cancellationToken =>
+        client = new VaultClient(channel.CreateCallInvoker(), trust: trust, bearerToken: async cancellationToken =>
         {
             if (jwtFile is not null)
             {
@@ -39,6 +44,90 @@ internal static class Connection
             return DevelopmentTokens.Mint(tenantKeyFile!, tenant, user!, fleet.FleetId, TimeSpan.FromMinutes(5));
         });
         return (channel, client);
+    }
+}
+
+/// <summary>
+/// The CLI's trust in fleets: the pinned witness keys, the witness policy, the operator keys and
+/// the trust state file, from options or environment variables. Without pinned witnesses the CLI
+/// refuses to talk to a fleet, unless told with --unverified-fleet that it is a development fleet.
+/// </summary>
+internal static class FleetTrustOptions
+{
+    /// <summary>The trust state's default file: <c>$XDG_CONFIG_HOME/hsmvault/trust-state.json</c> (<c>~/.config/...</c>).</summary>
+    public static string DefaultTrustStateFile =>
+        Path.Combine(Environment.GetEnvironmentVariable("XDG_CONFIG_HOME") is { Length: > 0 } config ? config
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".config"), "hsmvault", "trust-state.json");
+
+    /// <summary>The trust settings, or null for --unverified-fleet.</summary>
+    /// <exception cref="UsageException">Nothing is pinned and --unverified-fleet is not given, or a key does not parse.</exception>
+    public static FleetTrust? Read(Arguments args)
+    {
+        var witnessKeys = ManyOrEnvironment(args, "witness-key", "HSMVAULT_WITNESS_KEYS");
+        var operatorKeys = ManyOrEnvironment(args, "operator-key", "HSMVAULT_OPERATOR_KEYS");
+        var policy = args.Optional("witness-policy", "HSMVAULT_WITNESS_POLICY");
+        var stateFile = args.Optional("trust-state", "HSMVAULT_TRUST_STATE") ?? DefaultTrustStateFile;
+        if (args.Flag("unverified-fleet"))
+        {
+            Console.Error.WriteLine("hsmvault: warning: --unverified-fleet: the fleet's keys and Argon2id parameters are taken from whoever answers (development only)");
+            return null;
+        }
+
+        if (witnessKeys.Count == 0 || operatorKeys.Count == 0)
+        {
+            throw new UsageException(
+                "pin the fleet's witnesses and operator: --witness-key VKEY ... (HSMVAULT_WITNESS_KEYS) and --operator-key KEY ... (HSMVAULT_OPERATOR_KEYS), "
+                + "optionally --witness-policy K (HSMVAULT_WITNESS_POLICY, default: every pinned witness) and --trust-state FILE (HSMVAULT_TRUST_STATE); "
+                + "or, for a development fleet without a validation bundle, --unverified-fleet");
+        }
+
+        var witnesses = witnessKeys.Select(ParseWitnessKey).ToList();
+        var required = policy is null ? witnesses.Count
+            : int.TryParse(policy, out var k) && k >= 1 && k <= witnesses.Count ? k
+            : throw new UsageException($"--witness-policy must be a number of witnesses from 1 to the {witnesses.Count} pinned; got '{policy}'");
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(stateFile))!);
+        return new FleetTrust(new BundleTrustPolicy(witnesses, required, [.. operatorKeys.Select(ParseOperatorKey)]), stateFile);
+    }
+
+    /// <summary>An operator key: the base64 public key (65-byte P-256 point or 32-byte Ed25519 key), or a file holding it (as <c>operator-key new --public</c> writes).</summary>
+    public static SigningKeyDescription ParseOperatorKey(string text)
+    {
+        var value = File.Exists(text) ? File.ReadAllText(text).Trim() : text.Trim();
+        byte[] key;
+        try
+        {
+            key = Convert.FromBase64String(value);
+        }
+        catch (FormatException)
+        {
+            throw new UsageException($"operator key '{text}' is neither base64 nor a file holding it");
+        }
+
+        return key.Length switch
+        {
+            65 when key[0] == 0x04 => new SigningKeyDescription(SignatureAlgorithm.EcdsaP256Sha256, key),
+            32 => new SigningKeyDescription(SignatureAlgorithm.Ed25519, key),
+            _ => throw new UsageException($"operator key '{text}' is {key.Length} bytes: expected an uncompressed P-256 point (65) or an Ed25519 key (32)"),
+        };
+    }
+
+    private static NoteVerifierKey ParseWitnessKey(string text)
+    {
+        try
+        {
+            return NoteVerifierKey.Parse(text);
+        }
+        catch (TransparencyException e)
+        {
+            throw new UsageException($"witness key '{text}' is not a note verifier key (name+keyid+base64, as the witness prints it): {e.Message}");
+        }
+    }
+
+    private static List<string> ManyOrEnvironment(Arguments args, string name, string variable)
+    {
+        var values = args.Many(name);
+        return values.Count > 0 ? [.. values]
+            : [.. (Environment.GetEnvironmentVariable(variable) ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
     }
 }
 

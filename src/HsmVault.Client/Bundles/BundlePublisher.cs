@@ -47,7 +47,7 @@ public sealed class BundlePublisher(
                 throw new TransparencyException($"a witness answered the submission of '{bundle.Namespace}' epoch {bundle.Epoch} with a statement about another bundle");
             }
 
-            var origin = Checkpoint.ParseText(logged.Checkpoint[..(logged.Checkpoint.LastIndexOf("\n\n", StringComparison.Ordinal) + 1)]).Origin;
+            var origin = Checkpoint.ParseText(SignedNote.UnverifiedText(logged.Checkpoint)).Origin;
             var (name, keyId) = SignedNote.Signers(logged.Checkpoint).FirstOrDefault(s => s.Name == origin);
             var countersignature = fleetSign(FleetCountersignature.SignedMessage(logged.Entry.WitnessSignature.Signature.Span));
             var attestation = new Protocol.V1.WitnessAttestation

@@ -188,7 +188,7 @@ public sealed class OpaqueClient
             }
 
             succeeded = true;
-            return new ClientLoginFinish(clientMac, sessionKey, exportKey);
+            return new ClientLoginFinish(clientMac, sessionKey, exportKey, serverPublicKey.ToArray());
         }
         finally
         {

@@ -21,7 +21,11 @@ public sealed record ClientLoginStart(byte[] Ke1, ClientLoginState State);
 /// <param name="Ke3">KE3 (<see cref="OpaqueSizes.Ke3"/> bytes) for the server.</param>
 /// <param name="SessionKey">The shared session key (<see cref="OpaqueSizes.SessionKey"/> bytes); wipe after use.</param>
 /// <param name="ExportKey">The export key (<see cref="OpaqueSizes.ExportKey"/> bytes), equal to the one from registration; wipe after use.</param>
-public sealed record ClientLoginFinish(byte[] Ke3, byte[] SessionKey, byte[] ExportKey);
+/// <param name="ServerPublicKey">
+/// The server's long-term public key the envelope authenticated (the one registration saw): a client
+/// that knows the fleet's key from elsewhere (a validation bundle) compares it before it sends KE3.
+/// </param>
+public sealed record ClientLoginFinish(byte[] Ke3, byte[] SessionKey, byte[] ExportKey, byte[] ServerPublicKey);
 
 /// <summary>The server's answer to KE1: KE2 and the state needed to check KE3.</summary>
 /// <param name="Ke2">KE2 (<see cref="OpaqueSizes.Ke2"/> bytes) for the client.</param>

@@ -80,3 +80,33 @@ public sealed record SigningKeyDescription(SignatureAlgorithm Algorithm, byte[] 
     /// <inheritdoc/>
     public override int GetHashCode() => HashCode.Combine(Algorithm, PublicKey.Length > 0 ? PublicKey[^1] : 0);
 }
+
+/// <summary>
+/// What the fleet signing key signs to vouch for a RegistrationResponse (vault.proto,
+/// StartRegistrationResponse.registration_response_signature). OPAQUE registration needs an
+/// authenticated server: whoever answers StartRegistration with an OPRF key of its own could later
+/// guess passwords offline against the record. A client that verified the fleet's validation bundle
+/// checks this signature under the bundle's fleet signing key before it sends its record.
+/// </summary>
+/// <remarks>
+/// Encoding: <c>"HsmVault registration response v1" || 0x00</c> (34 bytes), <c>u8 n</c> and the n
+/// ASCII bytes of the fleet id, the 32-byte RegistrationRequest, the 64-byte RegistrationResponse.
+/// </remarks>
+public static class RegistrationResponseSignature
+{
+    /// <summary>Domain-separation prefix.</summary>
+    public static ReadOnlySpan<byte> Prefix => "HsmVault registration response v1\0"u8;
+
+    /// <summary>The bytes the fleet signing key signs for <paramref name="registrationResponse"/>, the answer to <paramref name="registrationRequest"/>.</summary>
+    public static byte[] SignedMessage(string fleetId, ReadOnlySpan<byte> registrationRequest, ReadOnlySpan<byte> registrationResponse)
+    {
+        ArgumentNullException.ThrowIfNull(fleetId);
+        var id = System.Text.Encoding.ASCII.GetBytes(fleetId);
+        if (id.Length > byte.MaxValue)
+        {
+            throw new ArgumentException("a fleet id has at most 255 characters", nameof(fleetId));
+        }
+
+        return [.. Prefix, (byte)id.Length, .. id, .. registrationRequest, .. registrationResponse];
+    }
+}

@@ -1,4 +1,5 @@
 using HsmVault.Hsm;
+using HsmVault.Server.Bundles;
 using HsmVault.Server.Peering;
 using HsmVault.Vault;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
@@ -27,6 +28,8 @@ internal sealed partial class StartupAnnouncer(
     {
         var token = services.GetRequiredService<IVaultToken>();
         services.GetRequiredService<VaultService>();
+        // The served validation bundle is checked against the token now: a wrong file refuses the start.
+        services.GetRequiredService<ServedBundle>();
         // The tenants' keys too: JWT options are otherwise built at the first request, and an
         // unreadable key file would then fail every call of a daemon that looks healthy.
         services.GetRequiredService<IOptionsMonitor<JwtBearerOptions>>().Get(JwtBearerDefaults.AuthenticationScheme);

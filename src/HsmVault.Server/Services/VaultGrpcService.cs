@@ -3,6 +3,8 @@ using Grpc.Core;
 using ServerKeyPair = HsmVault.Crypto.Opaque.ServerKeyPair;
 using HsmVault.Protocol.V1;
 using HsmVault.Server.Authentication;
+using HsmVault.Server.Bundles;
+using HsmVault.Transparency.Bundles;
 using HsmVault.Vault;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.Extensions.Options;
@@ -16,7 +18,8 @@ namespace HsmVault.Server.Services;
 /// <see cref="VaultExceptionInterceptor"/>.
 /// </summary>
 [Authorize]
-public sealed class VaultGrpcService(VaultService vault, FleetInfoProvider fleetInfo) : Protocol.V1.Vault.VaultBase
+public sealed class VaultGrpcService(
+    VaultService vault, FleetInfoProvider fleetInfo, ServedBundle bundle, WitnessConsistencyProofs consistencyProofs) : Protocol.V1.Vault.VaultBase
 {
     /// <inheritdoc/>
     [AllowAnonymous]
@@ -24,14 +27,34 @@ public sealed class VaultGrpcService(VaultService vault, FleetInfoProvider fleet
         Task.FromResult(fleetInfo.Current);
 
     /// <inheritdoc/>
+    [AllowAnonymous]
+    public override async Task<GetValidationBundleResponse> GetValidationBundle(GetValidationBundleRequest request, ServerCallContext context)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(context);
+        var served = bundle.Current ?? throw new RpcException(
+            new Status(StatusCode.FailedPrecondition, "this member serves no validation bundle (HsmVault:Bundle:File is not set): it cannot be verified"),
+            RefusalTrailer.For(RefusalReason.NoBundle));
+        var response = new GetValidationBundleResponse { SignedBundle = served.Message };
+        response.ConsistencyProofs.AddRange(await consistencyProofs.ForAsync(served, request.KnownCheckpoints, context.CancellationToken));
+        return response;
+    }
+
+    /// <inheritdoc/>
     public override Task<StartRegistrationResponse> StartRegistration(StartRegistrationRequest request, ServerCallContext context)
     {
         ArgumentNullException.ThrowIfNull(request);
+        RefuseIfRetired();
         var started = vault.StartRegistration(Caller(context), request.RegistrationRequest.ToByteArray());
         return Task.FromResult(new StartRegistrationResponse
         {
             RegistrationResponse = ByteString.CopyFrom(started.RegistrationResponse),
             RegistrationTicket = ByteString.CopyFrom(started.RegistrationTicket),
+            RegistrationResponseSignature = new TaggedSignature
+            {
+                Algorithm = (uint)started.SignedBy.Algorithm,
+                Signature = ByteString.CopyFrom(started.ResponseSignature),
+            },
         });
     }
 
@@ -40,6 +63,7 @@ public sealed class VaultGrpcService(VaultService vault, FleetInfoProvider fleet
     {
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(context);
+        RefuseIfRetired();
         var result = await vault.FinishRegistrationAsync(
             Caller(context),
             request.RegistrationTicket.ToByteArray(),
@@ -107,17 +131,54 @@ public sealed class VaultGrpcService(VaultService vault, FleetInfoProvider fleet
     }
 
     private static UserIdentity Caller(ServerCallContext context) => JwtAuthentication.CallerOf(context.GetHttpContext().User);
+
+    /// <summary>A fleet past its bundle's not-after takes no new records; recoveries (and so moves to the successor) go on.</summary>
+    private void RefuseIfRetired()
+    {
+        if (bundle.IsExpired)
+        {
+            var served = bundle.Current!.Bundle;
+            throw new RpcException(
+                new Status(StatusCode.FailedPrecondition,
+                    $"fleet '{served.FleetId}' is retired: its validation bundle (epoch {served.Epoch}) expired at {served.NotAfter:O}; "
+                    + (bundle.Successor is { } successor ? $"register with its successor: {successor}" : "ask the operator where its successor is")),
+                RefusalTrailer.For(RefusalReason.FleetRetired));
+        }
+    }
 }
 
-/// <summary>What GetFleetInfo answers; fixed for the daemon's lifetime.</summary>
-public sealed class FleetInfoProvider(IOptions<VaultOptions> options, ServerKeyPair serverKeyPair)
+/// <summary>
+/// What GetFleetInfo answers: from the served validation bundle when there is one (so it can never
+/// disagree with what verifying clients check), else from configuration (a development fleet).
+/// </summary>
+public sealed class FleetInfoProvider(IOptions<VaultOptions> options, ServerKeyPair serverKeyPair, ServedBundle bundle)
 {
+    private GetFleetInfoResponse? _answer;
+    private ServedBundleState? _answeredFrom;
+
     /// <summary>The fleet's OPAQUE parameters and public key.</summary>
-    public GetFleetInfoResponse Current { get; } = new()
+    public GetFleetInfoResponse Current
+    {
+        get
+        {
+            var served = bundle.Current;
+            var answer = Volatile.Read(ref _answer);
+            if (answer is null || !ReferenceEquals(Volatile.Read(ref _answeredFrom), served))
+            {
+                answer = served is null ? FromConfiguration() : FromBundle(served);
+                Volatile.Write(ref _answeredFrom, served);
+                Volatile.Write(ref _answer, answer);
+            }
+
+            return answer;
+        }
+    }
+
+    private GetFleetInfoResponse FromConfiguration() => new()
     {
         FleetId = options.Value.FleetId,
         MemberId = options.Value.MemberId,
-        OpaqueSuite = "OPAQUE-3DH ristretto255-SHA512 Argon2id",
+        OpaqueSuite = BundleOpaqueConfiguration.DefaultSuite,
         OpaqueContext = ByteString.CopyFromUtf8(options.Value.OpaqueContext),
         ServerPublicKey = ByteString.CopyFrom(serverKeyPair.PublicKey),
         Argon2Id = new Argon2idParameters
@@ -128,5 +189,24 @@ public sealed class FleetInfoProvider(IOptions<VaultOptions> options, ServerKeyP
         },
         DefaultGuessLimit = (uint)options.Value.DefaultGuessLimit,
         MaxEncryptedSecretBytes = RecordLimits.MaxEncryptedSecretBytes,
+    };
+
+    private GetFleetInfoResponse FromBundle(ServedBundleState served) => new()
+    {
+        FleetId = served.Bundle.FleetId,
+        MemberId = options.Value.MemberId,
+        OpaqueSuite = served.Bundle.Opaque.Suite,
+        OpaqueContext = ByteString.CopyFrom(served.Bundle.Opaque.Context),
+        ServerPublicKey = ByteString.CopyFrom(served.Bundle.OpaqueServerKey),
+        Argon2Id = new Argon2idParameters
+        {
+            MemoryKib = served.Bundle.Opaque.Argon2MemoryKib,
+            Iterations = served.Bundle.Opaque.Argon2Iterations,
+            Parallelism = served.Bundle.Opaque.Argon2Parallelism,
+        },
+        DefaultGuessLimit = (uint)options.Value.DefaultGuessLimit,
+        MaxEncryptedSecretBytes = RecordLimits.MaxEncryptedSecretBytes,
+        BundleEpoch = served.Bundle.Epoch,
+        BundleDigest = ByteString.CopyFrom(served.Digest),
     };
 }

@@ -47,6 +47,12 @@ public enum BundleRefusal
 
     /// <summary>The server's OPAQUE key (in KE2, or the one the fleet serves) is not the bundle's.</summary>
     OpaqueKeyMismatch,
+
+    /// <summary>The member serves no validation bundle, so nothing says it is a fleet the pinned keys vouch for.</summary>
+    NotServed,
+
+    /// <summary>A RegistrationResponse carries no signature, or one the bundle's fleet signing key does not verify.</summary>
+    RegistrationNotVouched,
 }
 
 /// <summary>A validation bundle was refused; <see cref="Reason"/> says why, the message names what failed.</summary>

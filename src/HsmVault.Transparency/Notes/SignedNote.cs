@@ -103,6 +103,20 @@ public static class SignedNote
     }
 
     /// <summary>
+    /// The text of <paramref name="note"/> without checking any signature: for reading what to fetch
+    /// or whom to ask (a checkpoint's size or origin), never as a proof.
+    /// </summary>
+    /// <exception cref="TransparencyException">The note is malformed.</exception>
+    public static string UnverifiedText(string note)
+    {
+        ArgumentNullException.ThrowIfNull(note);
+        var split = note.LastIndexOf("\n\n", StringComparison.Ordinal);
+        return split < 0 || !note.EndsWith('\n')
+            ? throw new TransparencyException("note is malformed: no blank line before the signatures, or no final newline")
+            : note[..(split + 1)];
+    }
+
+    /// <summary>
     /// The (key name, key ID) of each signature line of <paramref name="note"/>, unverified: for
     /// finding which pinned key to verify it with, never as a proof.
     /// </summary>

@@ -11,7 +11,8 @@ import * as opaque from "@serenity-kit/opaque";
 
 await opaque.ready;
 
-const defaultProtoPath = fileURLToPath(new URL("../../../proto/hsmvault/v1/vault.proto", import.meta.url));
+// vault.proto imports its neighbours as "hsmvault/v1/...": load it relative to the proto/ root.
+const defaultProtoRoot = fileURLToPath(new URL("../../../proto", import.meta.url));
 
 // keepCase: field names as in the .proto; defaults: proto3 leaves zero values off the wire, and
 // without this a guesses_remaining of 0 or an empty opaque_context would read as undefined.
@@ -110,11 +111,13 @@ export class HsmVaultClient {
    *   grpc.credentials.createSsl() for a TLS endpoint).
    * @param {() => string | Promise<string>} bearerToken the user's JWT (iss = tenant, sub = user,
    *   aud = fleet id, exp required), asked for before each call.
-   * @param {{ protoPath?: string, keyStretching?: object | string }} options keyStretching replaces
+   * @param {{ protoRoot?: string, keyStretching?: object | string }} options protoRoot is the folder
+   *   holding hsmvault/v1/*.proto; keyStretching replaces
    *   the one derived from GetFleetInfo (only to show what a client that ignores the fleet gets).
    */
-  constructor(address, bearerToken, { protoPath = defaultProtoPath, keyStretching } = {}) {
-    const definition = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, loaderOptions));
+  constructor(address, bearerToken, { protoRoot = defaultProtoRoot, keyStretching } = {}) {
+    const definition = grpc.loadPackageDefinition(
+      protoLoader.loadSync("hsmvault/v1/vault.proto", { ...loaderOptions, includeDirs: [protoRoot] }));
     this.#client = new definition.hsmvault.v1.Vault(address, grpc.credentials.createInsecure());
     this.#bearerToken = bearerToken;
     this.#keyStretching = keyStretching;

@@ -48,6 +48,13 @@ public sealed class FleetOperator : IDisposable
     public HsmVault.Transparency.Bundles.BundleSignature SignMessage(byte[] message) =>
         new(SignatureAlgorithm.EcdsaP256Sha256, _key.SignData(message, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation));
 
+    /// <summary>Writes the private key as the PKCS#8 PEM file <c>hsmvault fleet bundle --operator-key</c> reads; returns its path.</summary>
+    public string WritePrivateKeyPem(string path)
+    {
+        File.WriteAllText(path, _key.ExportPkcs8PrivateKeyPem());
+        return path;
+    }
+
     /// <summary>A signed submission.</summary>
     public BundleSubmission Submission(ulong epoch, byte[] bundle) =>
         new(Namespace, epoch, bundle, SignatureAlgorithm.EcdsaP256Sha256, Sign(epoch, bundle));

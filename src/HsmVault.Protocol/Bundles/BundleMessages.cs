@@ -3,7 +3,7 @@ using HsmVault.Crypto.Signatures;
 using HsmVault.Protocol.V1;
 using HsmVault.Transparency.Bundles;
 
-namespace HsmVault.Client.Bundles;
+namespace HsmVault.Protocol.Bundles;
 
 /// <summary>Converts between bundle.proto's messages and the verifier's types, and reads and writes SignedBundle files.</summary>
 public static class BundleMessages
