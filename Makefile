@@ -22,16 +22,11 @@ prerequisites:
 build: prerequisites
 	dotnet build HsmVault.sln -c $(CONFIGURATION) -v quiet -nologo
 
-# Makes the tokens and keys (once), then runs every member in the foreground; Ctrl-C stops them.
+# Makes the tokens and keys (once), then starts two witnesses, publishes the fleet's validation
+# bundle at them, and runs every member in the foreground; Ctrl-C stops them (softhsm/run-dev.sh).
 run: build
 	softhsm/dev-fleet.sh $(RUN_DIR) $(MEMBERS)
-	@source $(RUN_DIR)/env; mkdir -p $(RUN_DIR)/logs; pids=(); \
-	for i in $$(seq 1 $(MEMBERS)); do \
-	  dotnet $(DAEMON) --config $(RUN_DIR)/member-$$i.json > >(tee $(RUN_DIR)/logs/member-$$i.log) 2>&1 & pids+=($$!); \
-	done; \
-	trap 'kill $${pids[@]} 2>/dev/null; wait' INT TERM; \
-	echo "fleet of $(MEMBERS) starting; in another shell: source $(RUN_DIR)/env && hsmvault register --user alice"; \
-	wait
+	softhsm/run-dev.sh $(RUN_DIR) $(MEMBERS)
 
 # Builds once, then runs the test projects one after another (-m:1): fleet and crash tests
 # start real daemons, and on 2 cores they should not compete with the simulator for CPU.

@@ -30,7 +30,13 @@ public sealed class ClientTrustState
     /// <summary>The <c>format</c> value this version writes and reads.</summary>
     public const string Format = "hsmvault-trust-state/1";
 
-    private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+    // Relaxed escaping: a person reads this file (checkpoints hold '+' and an em dash), and it is never embedded in HTML.
+    private static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
 
     private readonly Dictionary<string, AcceptedEpoch> _namespaces = new(StringComparer.Ordinal);
     private readonly Dictionary<string, (ulong TreeSize, byte[] RootHash, string Note)> _checkpoints = new(StringComparer.Ordinal);
