@@ -1,18 +1,26 @@
+using HsmVault.Transparency;
+using HsmVault.Transparency.Bundles;
+
 namespace HsmVault.Evidence;
 
 /// <summary>
-/// What deployment verification and the auditor read out of a logged validation bundle. The one
-/// place that knows the bundle's encoding, so that the bundle codec plugs in here alone.
+/// What deployment verification and the auditor read out of a logged validation bundle, through
+/// the one bundle codec (<see cref="BundleCodec"/>).
 /// </summary>
 public static class LoggedBundles
 {
     /// <summary>The evidence digest a logged bundle carries.</summary>
-    /// <exception cref="EvidenceLogException">The bundle cannot be read.</exception>
+    /// <exception cref="EvidenceLogException">The bundle does not decode.</exception>
     public static byte[] EvidenceDigestOf(byte[] bundle)
     {
         ArgumentNullException.ThrowIfNull(bundle);
-        throw new EvidenceLogException(
-            "this build cannot decode validation bundles yet, so it cannot read the evidence digest of the logged bundle " +
-            $"({bundle.Length} bytes); the witness check needs the bundle codec");
+        try
+        {
+            return BundleCodec.Decode(bundle).EvidenceDigest;
+        }
+        catch (TransparencyException e)
+        {
+            throw new EvidenceLogException($"the logged bundle ({bundle.Length} bytes) is not a validation bundle, so it names no evidence: {e.Message}", e);
+        }
     }
 }

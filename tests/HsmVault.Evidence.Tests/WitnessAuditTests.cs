@@ -8,6 +8,7 @@ using HsmVault.Hsm;
 using HsmVault.Protocol.V1;
 using HsmVault.Testing;
 using HsmVault.Transparency;
+using HsmVault.Transparency.Bundles;
 using HsmVault.Transparency.Notes;
 using HsmVault.Witness;
 using Microsoft.AspNetCore.Builder;
@@ -117,12 +118,33 @@ public sealed class WitnessAuditTests : IAsyncLifetime
         await Client.SubmitBundleAsync(Submission(1, Bundle(1)));
         var log = new WitnessEvidenceLog(Client, [_witnessKey]);
 
-        // The entry, its statement, its inclusion and the checkpoint verify; what the logged bundle says
-        // about the evidence is read by LoggedBundles, the seam of the bundle codec.
+        // The entry, its statement, its inclusion and the checkpoint verify; a logged blob that is not a
+        // validation bundle names no evidence, and says so.
         var ex = await Assert.ThrowsAsync<EvidenceLogException>(() => log.FindAsync(Namespace, 1, CancellationToken.None));
-        Assert.Contains("cannot decode validation bundles", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("is not a validation bundle", ex.Message, StringComparison.Ordinal);
+
+        // A real bundle: the evidence digest is read out of it.
+        var evidence = RandomNumberGenerator.GetBytes(32);
+        var now = (ulong)DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var bundle = BundleCodec.Encode(new ValidationBundle(Namespace, "fleet-a", 2,
+            [
+                new BundleKey(BundleKeyRole.OpaqueServer, "", 0, ServerKey()),
+                new BundleKey(BundleKeyRole.FleetSigning, "", (ushort)SignatureAlgorithm.Ed25519, RandomNumberGenerator.GetBytes(32)),
+                new BundleKey(BundleKeyRole.MemberIdentity, "m1", (ushort)SignatureAlgorithm.Ed25519, RandomNumberGenerator.GetBytes(32)),
+            ],
+            new BundleOpaqueConfiguration(BundleOpaqueConfiguration.DefaultSuite, 65536, 3, 4, []),
+            [new BundleMember("m1", "http://127.0.0.1:7101")], now, now + 3_600_000, evidence));
+        await Client.SubmitBundleAsync(Submission(2, bundle));
+        var found = await log.FindAsync(Namespace, 2, CancellationToken.None);
+        Assert.Equal(evidence, found.EvidenceDigest);
         var missing = await Assert.ThrowsAsync<EvidenceLogException>(() => log.FindAsync(Namespace, 9, CancellationToken.None));
         Assert.Contains("logged nothing for fleet 'fleet-a' epoch 9", missing.Message, StringComparison.Ordinal);
+    }
+
+    private static byte[] ServerKey()
+    {
+        using var pair = HsmVault.Crypto.Opaque.ServerKeyPair.Generate();
+        return pair.PublicKey.ToArray();
     }
 
     private static byte[] Bundle(ulong epoch, string variant = "") =>
