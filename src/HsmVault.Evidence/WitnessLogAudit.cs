@@ -2,6 +2,7 @@ using System.Globalization;
 using Grpc.Core;
 using HsmVault.Protocol.V1;
 using HsmVault.Transparency;
+using HsmVault.Transparency.Bundles;
 using HsmVault.Transparency.Notes;
 
 namespace HsmVault.Evidence;
@@ -32,7 +33,7 @@ public sealed record WitnessAuditReport(
             LoggedEpoch? previous = null;
             foreach (var epoch in group)
             {
-                var change = previous is null ? "first epoch" : $"bundle changed from epoch {previous.Epoch}";
+                var change = previous is null ? "first epoch" : BundleChanges.Describe(previous, epoch);
                 writer.WriteLine($"   {epoch.Namespace} epoch {epoch.Epoch}: entry {epoch.LeafIndex}, bundle sha256 {Convert.ToHexStringLower(epoch.BundleDigest)}, logged {epoch.LoggedAt:u} ({change})");
                 previous = epoch;
             }
@@ -50,7 +51,82 @@ public sealed record WitnessAuditReport(
 }
 
 /// <summary>One logged epoch.</summary>
-public sealed record LoggedEpoch(string Namespace, ulong Epoch, ulong LeafIndex, byte[] BundleDigest, DateTimeOffset LoggedAt);
+/// <param name="Namespace">The namespace.</param>
+/// <param name="Epoch">The epoch.</param>
+/// <param name="LeafIndex">Its entry in the log.</param>
+/// <param name="BundleDigest">SHA-256 of the logged bundle.</param>
+/// <param name="LoggedAt">The witness's timestamp.</param>
+/// <param name="Bundle">The logged bundle decoded; null when the logged bytes are not a validation bundle.</param>
+public sealed record LoggedEpoch(string Namespace, ulong Epoch, ulong LeafIndex, byte[] BundleDigest, DateTimeOffset LoggedAt, ValidationBundle? Bundle = null);
+
+/// <summary>What changed between two logged bundles of a namespace, for a person auditing key rotations.</summary>
+public static class BundleChanges
+{
+    /// <summary>"fleet 'a' -> 'b'; OPAQUE key changed; member m3 added; ..." or "no key or member changed".</summary>
+    public static string Describe(LoggedEpoch previous, LoggedEpoch current)
+    {
+        ArgumentNullException.ThrowIfNull(previous);
+        ArgumentNullException.ThrowIfNull(current);
+        if (previous.Bundle is not { } before || current.Bundle is not { } after)
+        {
+            return $"bundle changed from epoch {previous.Epoch}; not a validation bundle, so its keys cannot be compared";
+        }
+
+        var changes = new List<string>();
+        if (before.FleetId != after.FleetId)
+        {
+            changes.Add($"new fleet '{after.FleetId}' (was '{before.FleetId}')");
+        }
+
+        if (!before.OpaqueServerKey.AsSpan().SequenceEqual(after.OpaqueServerKey))
+        {
+            changes.Add($"OPAQUE server key {Short(before.OpaqueServerKey)} -> {Short(after.OpaqueServerKey)}");
+        }
+
+        if (before.FleetSigningKey != after.FleetSigningKey)
+        {
+            changes.Add($"fleet signing key {before.FleetSigningKey.Fingerprint()} -> {after.FleetSigningKey.Fingerprint()}");
+        }
+
+        foreach (var member in after.Members.Where(m => before.Members.All(b => b.MemberId != m.MemberId)))
+        {
+            changes.Add($"member '{member.MemberId}' added ({member.Endpoint})");
+        }
+
+        foreach (var member in before.Members.Where(m => after.Members.All(a => a.MemberId != m.MemberId)))
+        {
+            changes.Add($"member '{member.MemberId}' removed");
+        }
+
+        foreach (var member in after.Members.Where(m => before.Members.Any(b => b.MemberId == m.MemberId)))
+        {
+            if (before.MemberIdentityKey(member.MemberId) != after.MemberIdentityKey(member.MemberId))
+            {
+                changes.Add($"member '{member.MemberId}' identity key changed");
+            }
+
+            if (before.Members.First(b => b.MemberId == member.MemberId).Endpoint != member.Endpoint)
+            {
+                changes.Add($"member '{member.MemberId}' endpoint -> {member.Endpoint}");
+            }
+        }
+
+        if (before.Opaque != after.Opaque)
+        {
+            changes.Add($"OPAQUE configuration (Argon2id m={before.Opaque.Argon2MemoryKib} t={before.Opaque.Argon2Iterations} p={before.Opaque.Argon2Parallelism}"
+                + $" -> m={after.Opaque.Argon2MemoryKib} t={after.Opaque.Argon2Iterations} p={after.Opaque.Argon2Parallelism}, or the context)");
+        }
+
+        if (!before.EvidenceDigest.AsSpan().SequenceEqual(after.EvidenceDigest))
+        {
+            changes.Add("deployment evidence changed");
+        }
+
+        return changes.Count == 0 ? $"from epoch {previous.Epoch}: no key or member changed (renewed until {after.NotAfter:u})" : $"from epoch {previous.Epoch}: {string.Join("; ", changes)}";
+    }
+
+    private static string Short(byte[] key) => Convert.ToHexStringLower(key)[..16] + "…";
+}
 
 /// <summary>
 /// <c>hsmvault audit</c>: replays a witness's whole log with <see cref="LogAuditor"/> (every
@@ -106,7 +182,7 @@ public static class WitnessLogAudit
                 if (TryDecode(entry.Statement.ToByteArray()) is { } statement)
                 {
                     epochs.Add(new LoggedEpoch(statement.Namespace, statement.Epoch, entry.LeafIndex, statement.Digest,
-                        DateTimeOffset.FromUnixTimeMilliseconds((long)Math.Min(statement.Timestamp, (ulong)long.MaxValue))));
+                        DateTimeOffset.FromUnixTimeMilliseconds((long)Math.Min(statement.Timestamp, (ulong)long.MaxValue)), TryDecodeBundle(entry.Bundle.Span)));
                 }
             }
         }
@@ -147,6 +223,19 @@ public static class WitnessLogAudit
         catch (TransparencyException)
         {
             // The replay reports the entry that does not decode.
+            return null;
+        }
+    }
+
+    private static ValidationBundle? TryDecodeBundle(ReadOnlySpan<byte> bundle)
+    {
+        try
+        {
+            return BundleCodec.Decode(bundle);
+        }
+        catch (TransparencyException)
+        {
+            // Namespaces may log other things than validation bundles; the audit says it cannot compare them.
             return null;
         }
     }
