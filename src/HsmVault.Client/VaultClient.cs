@@ -4,6 +4,7 @@ using Grpc.Core;
 using HsmVault.Crypto;
 using HsmVault.Crypto.Opaque;
 using HsmVault.Crypto.Signatures;
+using HsmVault.Protocol;
 using HsmVault.Protocol.V1;
 using HsmVault.Transparency.Bundles;
 using ProtoVault = HsmVault.Protocol.V1.Vault;
@@ -85,6 +86,12 @@ public sealed class VaultClient
     }
 
     /// <summary>Registers <paramref name="backupKey"/> behind <paramref name="password"/>.</summary>
+    /// <param name="password">The password's bytes.</param>
+    /// <param name="backupKey">The key to keep; encrypted here before it leaves.</param>
+    /// <param name="guessLimit">Wrong guesses allowed, 1..255; 0 for the fleet's default.</param>
+    /// <param name="replaceExisting">Whether to replace a live record.</param>
+    /// <param name="cancellationToken">Cancels the calls.</param>
+    /// <exception cref="ArgumentOutOfRangeException">The guess limit or the backup key's size is outside what the protocol allows: nothing was sent.</exception>
     public async Task<RegisterResult> RegisterAsync(
         ReadOnlyMemory<byte> password,
         ReadOnlyMemory<byte> backupKey,
@@ -92,6 +99,17 @@ public sealed class VaultClient
         bool replaceExisting = false,
         CancellationToken cancellationToken = default)
     {
+        if (guessLimit != 0 && !RecordLimits.IsGuessLimit(guessLimit))
+        {
+            throw new ArgumentOutOfRangeException(nameof(guessLimit), guessLimit,
+                $"a guess limit is {RecordLimits.MinGuessLimit} to {RecordLimits.MaxGuessLimit}, or 0 for the fleet's default");
+        }
+
+        if (backupKey.IsEmpty || backupKey.Length + SecretEnvelopes.Overhead > RecordLimits.MaxEncryptedSecretBytes)
+        {
+            throw new ArgumentOutOfRangeException(nameof(backupKey), backupKey.Length,
+                $"a backup key is 1 to {RecordLimits.MaxEncryptedSecretBytes - SecretEnvelopes.Overhead} bytes (the fleet stores at most {RecordLimits.MaxEncryptedSecretBytes} encrypted)");
+        }
         var opaque = new OpaqueClient(await ConfigurationAsync(cancellationToken));
         var start = opaque.CreateRegistrationRequest(password.Span);
         using var state = start.State;

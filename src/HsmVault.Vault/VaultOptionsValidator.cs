@@ -1,3 +1,4 @@
+using HsmVault.Protocol;
 using System.Globalization;
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.Options;

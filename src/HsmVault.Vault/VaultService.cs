@@ -1,3 +1,4 @@
+using HsmVault.Protocol;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;

@@ -1,6 +1,6 @@
+using HsmVault.Protocol;
 using Grpc.Core;
 using HsmVault.Testing.Daemons;
-using HsmVault.Vault;
 
 namespace HsmVault.Client.Tests;
 
@@ -11,34 +11,61 @@ namespace HsmVault.Client.Tests;
 public sealed class RefusalTests : DaemonTest
 {
     [Theory]
+    [InlineData(-1)]
     [InlineData(256)]
     [InlineData(1000)]
-    public async Task Register_WithGuessLimitAboveTheMaximum_IsInvalidArgumentNamingTheBound_AndStoresNothing(int guessLimit)
+    public async Task Register_WithGuessLimitOutsideTheBounds_IsRefusedByTheClientNamingThem_AndSendsNothing(int guessLimit)
     {
         var client = Daemon.CreateClient("alice");
 
-        var refused = await Assert.ThrowsAsync<RpcException>(() => client.RegisterAsync(Setup.NewPassword(), Setup.NewBackupKey(), guessLimit));
+        var refused = await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => client.RegisterAsync(Setup.NewPassword(), Setup.NewBackupKey(), guessLimit));
         var status = await client.GetStatusAsync();
 
-        Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
-        Assert.Contains($"guess_limit must be {RecordLimits.MinGuessLimit} to {RecordLimits.MaxGuessLimit}", refused.Status.Detail, StringComparison.Ordinal);
-        Assert.Contains($"got {guessLimit}", refused.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal("guessLimit", refused.ParamName);
+        Assert.Contains($"a guess limit is {RecordLimits.MinGuessLimit} to {RecordLimits.MaxGuessLimit}", refused.Message, StringComparison.Ordinal);
         Assert.False(status.Registered);
+        Assert.DoesNotContain(Daemon.Logs.Events, e => e.Message.Contains("StartRegistration", StringComparison.Ordinal));
     }
 
     [Fact]
-    public async Task Register_WithBackupKeyLargerThanTheFleetStores_IsInvalidArgumentNamingTheLimit()
+    public async Task Register_WithBackupKeyLargerThanTheFleetStores_IsRefusedByTheClientNamingTheLimit()
     {
         var client = Daemon.CreateClient("alice");
         var limit = (int)(await client.GetFleetInfoAsync()).MaxEncryptedSecretBytes;
 
-        // The key is encrypted on the client; its ciphertext is what the fleet bounds.
-        var refused = await Assert.ThrowsAsync<RpcException>(() => client.RegisterAsync(Setup.NewPassword(), new byte[limit]));
-        var status = await client.GetStatusAsync();
+        // The key is encrypted on the client; its ciphertext (key + 28 bytes) is what the fleet bounds.
+        var refused = await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => client.RegisterAsync(Setup.NewPassword(), new byte[limit - 27]));
+        var accepted = await client.RegisterAsync(Setup.NewPassword(), new byte[limit - 28]);
+
+        Assert.Equal("backupKey", refused.ParamName);
+        Assert.Contains($"a backup key is 1 to {limit - 28} bytes", refused.Message, StringComparison.Ordinal);
+        Assert.Equal(10, accepted.GuessLimit);
+    }
+
+    [Fact]
+    public async Task Register_WithAGuessLimitTheClientDidNotCheck_IsInvalidArgumentAtTheFleet_AndStoresNothing()
+    {
+        // A client in another language that sends 256: the fleet refuses it, naming the bounds.
+        var raw = Daemon.CreateRawClient();
+        var opaque = new HsmVault.Crypto.Opaque.OpaqueClient(HsmVault.Testing.Opaque.TestOpaqueSettings.Configuration);
+        var start = opaque.CreateRegistrationRequest(Setup.NewPassword());
+        using var state = start.State;
+        var headers = Setup.Headers("alice");
+        var response = await raw.StartRegistrationAsync(
+            new Protocol.V1.StartRegistrationRequest { RegistrationRequest = Google.Protobuf.ByteString.CopyFrom(start.RegistrationRequest) }, headers);
+        var finish = opaque.FinalizeRegistrationRequest(state, response.RegistrationResponse.Span);
+
+        var refused = await Assert.ThrowsAsync<RpcException>(() => raw.FinishRegistrationAsync(new Protocol.V1.FinishRegistrationRequest
+        {
+            RegistrationRecord = Google.Protobuf.ByteString.CopyFrom(finish.RegistrationRecord),
+            EncryptedSecret = Google.Protobuf.ByteString.CopyFrom(new byte[60]),
+            GuessLimit = 256,
+            RegistrationTicket = response.RegistrationTicket,
+        }, headers).ResponseAsync);
 
         Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
-        Assert.Contains($"encrypted_secret must be 1 to {limit} bytes", refused.Status.Detail, StringComparison.Ordinal);
-        Assert.False(status.Registered);
+        Assert.Contains($"guess_limit must be {RecordLimits.MinGuessLimit} to {RecordLimits.MaxGuessLimit}", refused.Status.Detail, StringComparison.Ordinal);
+        Assert.False((await Daemon.CreateClient("alice").GetStatusAsync()).Registered);
     }
 
     [Fact]

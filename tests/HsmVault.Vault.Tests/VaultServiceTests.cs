@@ -1,3 +1,4 @@
+using HsmVault.Protocol;
 using HsmVault.Crypto.Opaque;
 using RefusalReason = HsmVault.Protocol.V1.RefusalReason;
 

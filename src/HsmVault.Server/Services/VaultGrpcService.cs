@@ -1,3 +1,4 @@
+using HsmVault.Protocol;
 using Google.Protobuf;
 using Grpc.Core;
 using ServerKeyPair = HsmVault.Crypto.Opaque.ServerKeyPair;

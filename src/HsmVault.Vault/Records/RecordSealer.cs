@@ -1,3 +1,4 @@
+using HsmVault.Protocol;
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;

@@ -1,3 +1,5 @@
+using HsmVault.Protocol;
+
 namespace HsmVault.Vault.State;
 
 /// <summary>

@@ -1,3 +1,4 @@
+using HsmVault.Protocol;
 using System.Text;
 
 namespace HsmVault.Vault.State;

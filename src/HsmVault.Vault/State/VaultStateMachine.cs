@@ -1,3 +1,4 @@
+using HsmVault.Protocol;
 using System.Text;
 using HsmVault.Consensus;
 using HsmVault.Vault.Audit;

@@ -1,6 +1,6 @@
-namespace HsmVault.Vault;
+namespace HsmVault.Protocol;
 
-/// <summary>Fixed limits of the vault protocol: each bound is defined here and nowhere else.</summary>
+/// <summary>Fixed limits of the vault protocol (vault.proto), for the fleet and its clients alike: each bound is defined here and nowhere else.</summary>
 public static class RecordLimits
 {
     /// <summary>Fewest guesses a record may allow.</summary>
