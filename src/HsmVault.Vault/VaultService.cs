@@ -235,7 +235,7 @@ public sealed partial class VaultService : IDisposable
 
         RequireServing();
         var key = requestId.Length == 0 ? RandomNumberGenerator.GetBytes(MinRequestIdBytes) : requestId;
-        var start = _starts.GetOrStart(user, key, ke1, () => Task.Run(async () =>
+        var start = _starts.GetOrStartAsync(user, key, ke1, () => Task.Run(async () =>
         {
             var proposed = new StrongBox<bool>();
             try

@@ -67,11 +67,11 @@ internal static class BundleCommands
             throw new UsageException("give the evidence as --evidence FILE or as --evidence-digest HEX, not both");
         }
 
-        var evidence = evidenceFile is not null ? SHA256.HashData(File.ReadAllBytes(evidenceFile))
+        var evidence = evidenceFile is not null ? SHA256.HashData(await File.ReadAllBytesAsync(evidenceFile, cancellationToken))
             : evidenceHex is not null ? Convert.FromHexString(evidenceHex)
             : new byte[32];
         using var operatorKey = ECDsa.Create();
-        operatorKey.ImportFromPem(File.ReadAllText(operatorKeyFile));
+        operatorKey.ImportFromPem(await File.ReadAllTextAsync(operatorKeyFile, cancellationToken));
 
         var keys = new List<BundleKey>();
         var members = new List<BundleMember>();

@@ -63,10 +63,10 @@ internal static class UserCommands
                     CryptographicOperations.ZeroMemory(key);
                     return 0;
                 case RecoveryStatus.WrongPassword:
-                    Console.Error.WriteLine($"wrong password; {result.GuessesRemaining} guess{(result.GuessesRemaining == 1 ? "" : "es")} left before the backup key is destroyed");
+                    await Console.Error.WriteLineAsync($"wrong password; {result.GuessesRemaining} guess{(result.GuessesRemaining == 1 ? "" : "es")} left before the backup key is destroyed");
                     return 3;
                 default:
-                    Console.Error.WriteLine("the backup key was destroyed: its last allowed guess has been used, and it cannot be recovered");
+                    await Console.Error.WriteLineAsync("the backup key was destroyed: its last allowed guess has been used, and it cannot be recovered");
                     return 4;
             }
         }

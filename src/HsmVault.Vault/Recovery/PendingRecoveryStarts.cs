@@ -18,11 +18,15 @@ internal sealed class PendingRecoveryStarts(TimeProvider time, TimeSpan retentio
     /// flight or finished, or a new one made by <paramref name="run"/>.
     /// </summary>
     /// <exception cref="VaultException">InvalidArgument when the request id was used with another KE1.</exception>
-    public Task<RecoveryStartResult> GetOrStart(UserIdentity user, byte[] requestId, byte[] ke1, Func<Task<RecoveryStartResult>> run)
+    public Task<RecoveryStartResult> GetOrStartAsync(UserIdentity user, byte[] requestId, byte[] ke1, Func<Task<RecoveryStartResult>> run)
     {
         var ke1Hash = SHA256.HashData(ke1);
         var key = (user, Convert.ToHexString(requestId));
+        // The Lazy only makes one caller start the work; run hands it to the thread pool and returns
+        // its task at once, so .Value never waits for asynchronous work (what VSTHRD011 guards against).
+#pragma warning disable VSTHRD011
         var entry = _starts.GetOrAdd(key, _ => new Entry(ke1Hash, new Lazy<Task<RecoveryStartResult>>(run), time.GetUtcNow() + retention));
+#pragma warning restore VSTHRD011
         if (!CryptographicOperations.FixedTimeEquals(entry.Ke1Hash, ke1Hash))
         {
             throw new VaultException(VaultError.InvalidArgument,

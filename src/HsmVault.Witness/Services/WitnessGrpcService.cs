@@ -17,7 +17,7 @@ internal sealed class WitnessGrpcService(WitnessLog log) : Protocol.V1.Witness.W
         WitnessReflection.Descriptor.EnumTypes.Single(e => e.ClrType == typeof(WitnessRefusal));
 
     public override Task<LoggedBundleResponse> SubmitBundle(SubmitBundleRequest request, ServerCallContext context) =>
-        Run(context, async () =>
+        RunAsync(context, async () =>
         {
             var signature = request.OperatorSignature
                 ?? throw new WitnessException(WitnessErrorKind.Unauthenticated, "operator_signature is missing; the namespace's operator must sign the submission");
@@ -27,10 +27,10 @@ internal sealed class WitnessGrpcService(WitnessLog log) : Protocol.V1.Witness.W
         });
 
     public override Task<LoggedBundleResponse> GetBundle(GetBundleRequest request, ServerCallContext context) =>
-        Run(context, async () => ToResponse(await log.GetBundleAsync(request.Namespace, request.Epoch, context.CancellationToken)));
+        RunAsync(context, async () => ToResponse(await log.GetBundleAsync(request.Namespace, request.Epoch, context.CancellationToken)));
 
     public override Task<GetCheckpointResponse> GetCheckpoint(GetCheckpointRequest request, ServerCallContext context) =>
-        Run(context, () =>
+        RunAsync(context, () =>
         {
             var note = request.TreeSize == 0
                 ? log.LatestCheckpoint ?? throw new WitnessException(WitnessErrorKind.NotFound, "the log is empty: no checkpoint has been signed yet")
@@ -39,7 +39,7 @@ internal sealed class WitnessGrpcService(WitnessLog log) : Protocol.V1.Witness.W
         });
 
     public override Task<GetInclusionProofResponse> GetInclusionProof(GetInclusionProofRequest request, ServerCallContext context) =>
-        Run(context, () =>
+        RunAsync(context, () =>
         {
             var (leafHash, proof) = log.GetInclusionProof(request.LeafIndex, request.TreeSize);
             var response = new GetInclusionProofResponse { LeafHash = ByteString.CopyFrom(leafHash) };
@@ -48,7 +48,7 @@ internal sealed class WitnessGrpcService(WitnessLog log) : Protocol.V1.Witness.W
         });
 
     public override Task<GetConsistencyProofResponse> GetConsistencyProof(GetConsistencyProofRequest request, ServerCallContext context) =>
-        Run(context, () =>
+        RunAsync(context, () =>
         {
             var response = new GetConsistencyProofResponse();
             response.Proof.AddRange(log.GetConsistencyProof(request.OldSize, request.NewSize).Select(ByteString.CopyFrom));
@@ -56,7 +56,7 @@ internal sealed class WitnessGrpcService(WitnessLog log) : Protocol.V1.Witness.W
         });
 
     public override Task<GetEntriesResponse> GetEntries(GetEntriesRequest request, ServerCallContext context) =>
-        Run(context, () =>
+        RunAsync(context, () =>
         {
             var count = (int)Math.Min(request.Count, int.MaxValue);
             var response = new GetEntriesResponse();
@@ -65,7 +65,7 @@ internal sealed class WitnessGrpcService(WitnessLog log) : Protocol.V1.Witness.W
         });
 
     public override Task<ListEquivocationsResponse> ListEquivocations(ListEquivocationsRequest request, ServerCallContext context) =>
-        Run(context, () =>
+        RunAsync(context, () =>
         {
             var limit = request.Limit == 0 ? 100 : (int)Math.Min(request.Limit, int.MaxValue);
             var afterId = request.AfterId > long.MaxValue ? long.MaxValue : (long)request.AfterId;
@@ -84,7 +84,7 @@ internal sealed class WitnessGrpcService(WitnessLog log) : Protocol.V1.Witness.W
             return Task.FromResult(response);
         });
 
-    private static async Task<T> Run<T>(ServerCallContext context, Func<Task<T>> call)
+    private static async Task<T> RunAsync<T>(ServerCallContext context, Func<Task<T>> call)
     {
         try
         {
