@@ -14,7 +14,7 @@ public sealed class MalformedRequestTests : DaemonTest
 {
     private static readonly Marshaller<byte[]> Bytes = Marshallers.Create(b => b, b => b);
 
-    public static TheoryData<string> Methods => ["GetFleetInfo", "StartRegistration", "FinishRegistration", "StartRecovery", "FinishRecovery", "DeleteRecord", "GetStatus"];
+    public static TheoryData<string> Methods => ["GetFleetInfo", "GetValidationBundle", "StartRegistration", "FinishRegistration", "StartRecovery", "FinishRecovery", "DeleteRecord", "GetStatus"];
 
     [Theory]
     [MemberData(nameof(Methods))]
@@ -80,7 +80,8 @@ public sealed class MalformedRequestTests : DaemonTest
         Assert.True(error.StatusCode == StatusCode.InvalidArgument, $"{method}: {error.Status}");
         Assert.Contains($"{method}Request", error.Status.Detail, StringComparison.Ordinal);
         Assert.DoesNotContain('\n', error.Status.Detail);
-        var loud = Daemon.Logs.Events.Where(e => e.Level >= LogLevel.Warning || e.Exception is not null).ToList();
+        // Event 1013 is the start-up warning of a member without a validation bundle, not the call's.
+        var loud = Daemon.Logs.Events.Where(e => (e.Level >= LogLevel.Warning && e.EventId.Id != 1013) || e.Exception is not null).ToList();
         Assert.True(loud.Count == 0, "logged: " + string.Join('\n', loud));
     }
 }
