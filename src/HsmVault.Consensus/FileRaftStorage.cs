@@ -41,6 +41,9 @@ public sealed partial class FileRaftStorage : IRaftStorage
         ArgumentException.ThrowIfNullOrEmpty(directory);
         _directory = Path.GetFullPath(directory);
         Directory.CreateDirectory(_directory);
+
+        // A snapshot transfer that a crash interrupted never touched the state: its partial file is just litter.
+        SnapshotAssembler.DeleteLeftovers(_directory);
         _snapshot = ReadSnapshotFile();
         _hardState = ReadHardStateFile();
         TruncatedTailBytes = RecoverLog();
@@ -50,6 +53,9 @@ public sealed partial class FileRaftStorage : IRaftStorage
 
     /// <summary>Bytes of torn tail cut off the log when it was opened (0 after a clean shutdown).</summary>
     public long TruncatedTailBytes { get; }
+
+    /// <summary>The storage's directory, where incoming snapshots are assembled too (see <see cref="SnapshotAssembler"/>).</summary>
+    public string DirectoryPath => _directory;
 
     private string LogPath => Path.Combine(_directory, LogFileName);
 
@@ -110,7 +116,7 @@ public sealed partial class FileRaftStorage : IRaftStorage
     public void SaveSnapshot(RaftSnapshot snapshot)
     {
         ArgumentNullException.ThrowIfNull(snapshot);
-        WriteFileAtomically(SnapshotFileName, EncodeSnapshot(snapshot));
+        WriteFileAtomically(SnapshotFileName, EncodeSnapshotHeader(snapshot), snapshot.Data.Span);
         _snapshot = snapshot;
         ReconcileWithSnapshot();
         RewriteLog();
@@ -288,17 +294,21 @@ public sealed partial class FileRaftStorage : IRaftStorage
         _log = new FileStream(LogPath, FileMode.Append, FileAccess.Write, FileShare.Read, 64 * 1024);
     }
 
-    private void WriteFileAtomically(string name, byte[] body)
+    private void WriteFileAtomically(string name, byte[] body) => WriteFileAtomically(name, body, []);
+
+    /// <summary>Writes a file whose body is <paramref name="first"/> then <paramref name="second"/>, without joining them in memory.</summary>
+    private void WriteFileAtomically(string name, ReadOnlySpan<byte> first, ReadOnlySpan<byte> second)
     {
         var path = Path.Combine(_directory, name);
         var temporary = path + ".tmp";
         using (var stream = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
         {
             Span<byte> header = stackalloc byte[12];
-            BinaryPrimitives.WriteUInt32LittleEndian(header, Crc32C.Compute(body));
-            BinaryPrimitives.WriteUInt64LittleEndian(header[4..], (ulong)body.Length);
+            BinaryPrimitives.WriteUInt32LittleEndian(header, Crc32C.Compute(first, second));
+            BinaryPrimitives.WriteUInt64LittleEndian(header[4..], (ulong)(first.Length + second.Length));
             stream.Write(header);
-            stream.Write(body);
+            stream.Write(first);
+            stream.Write(second);
             stream.Flush(flushToDisk: true);
         }
 
@@ -306,7 +316,8 @@ public sealed partial class FileRaftStorage : IRaftStorage
         SyncDirectory();
     }
 
-    private byte[]? ReadFileChecked(string name)
+    /// <summary>The file's checked body, a view of the bytes read (a snapshot is not copied once more).</summary>
+    private ArraySegment<byte>? ReadFileChecked(string name)
     {
         var path = Path.Combine(_directory, name);
         if (!File.Exists(path))
@@ -329,7 +340,7 @@ public sealed partial class FileRaftStorage : IRaftStorage
             throw new InvalidDataException($"{path} fails its checksum.");
         }
 
-        return body.ToArray();
+        return new ArraySegment<byte>(bytes, 12, bytes.Length - 12);
     }
 
     private static byte[] EncodeHardState(HardState state)
@@ -346,8 +357,7 @@ public sealed partial class FileRaftStorage : IRaftStorage
 
     private HardState ReadHardStateFile()
     {
-        var body = ReadFileChecked(HardStateFileName);
-        if (body is null)
+        if (ReadFileChecked(HardStateFileName) is not { } body)
         {
             return default;
         }
@@ -355,11 +365,12 @@ public sealed partial class FileRaftStorage : IRaftStorage
         var term = BinaryPrimitives.ReadUInt64LittleEndian(body);
         var commit = BinaryPrimitives.ReadUInt64LittleEndian(body.AsSpan(8));
         var voteLength = BinaryPrimitives.ReadUInt16LittleEndian(body.AsSpan(17));
-        var vote = body[16] == 1 ? Encoding.UTF8.GetString(body, 19, voteLength) : null;
+        var vote = body[16] == 1 ? Encoding.UTF8.GetString(body.AsSpan(19, voteLength)) : null;
         return new HardState(term, vote, commit);
     }
 
-    private static byte[] EncodeSnapshot(RaftSnapshot snapshot)
+    /// <summary>The snapshot file's body up to the application's data, which follows it.</summary>
+    private static byte[] EncodeSnapshotHeader(RaftSnapshot snapshot)
     {
         using var stream = new MemoryStream();
         Span<byte> number = stackalloc byte[8];
@@ -377,14 +388,12 @@ public sealed partial class FileRaftStorage : IRaftStorage
             stream.Write(bytes);
         }
 
-        stream.Write(snapshot.Data.Span);
         return stream.ToArray();
     }
 
     private RaftSnapshot? ReadSnapshotFile()
     {
-        var body = ReadFileChecked(SnapshotFileName);
-        if (body is null)
+        if (ReadFileChecked(SnapshotFileName) is not { } body)
         {
             return null;
         }
@@ -397,7 +406,7 @@ public sealed partial class FileRaftStorage : IRaftStorage
         for (var i = 0; i < count; i++)
         {
             int length = BinaryPrimitives.ReadUInt16LittleEndian(body.AsSpan(offset));
-            members.Add(Encoding.UTF8.GetString(body, offset + 2, length));
+            members.Add(Encoding.UTF8.GetString(body.AsSpan(offset + 2, length)));
             offset += 2 + length;
         }
 

@@ -310,6 +310,17 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
         }
     }
 
+    /// <summary>How many user rows the state holds (live, destroyed and deleted alike).</summary>
+    public long CountRecords()
+    {
+        lock (_lock)
+        {
+            using var command = _connection.CreateCommand();
+            command.CommandText = "SELECT COUNT(*) FROM records";
+            return (long)command.ExecuteScalar()!;
+        }
+    }
+
     /// <summary>Serialises the state, as of the applied index, for a Raft snapshot.</summary>
     public byte[] CreateSnapshot(out ulong index)
     {
