@@ -32,6 +32,7 @@ public sealed partial class LargeStateCatchUpTests(ITestOutputHelper output)
         VaultStateMachine.SeedSyntheticUsers(fleet[0].DataDirectory, FleetFixture.Tenant, SeededUsers);
         foreach (var member in fleet.Members.Skip(1))
         {
+            Directory.CreateDirectory(member.DataDirectory);
             foreach (var file in Directory.EnumerateFiles(fleet[0].DataDirectory))
             {
                 File.Copy(file, Path.Combine(member.DataDirectory, Path.GetFileName(file)));
