@@ -38,13 +38,16 @@ public static class SnapshotChunker
 
     private static IEnumerable<SnapshotChunk> SplitIterator(RaftSnapshot snapshot, int chunkBytes)
     {
+        // Read piece by piece from wherever the data lives (the storage's file, on a leader), one chunk in memory at a time.
+        using var source = snapshot.Data.OpenRead();
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var total = snapshot.Data.Length;
-        var offset = 0;
+        long offset = 0;
         do
         {
-            var piece = snapshot.Data.Slice(offset, Math.Min(chunkBytes, total - offset));
-            hash.AppendData(piece.Span);
+            var piece = new byte[(int)Math.Min(chunkBytes, total - offset)];
+            source.ReadExactly(piece);
+            hash.AppendData(piece);
             var done = offset + piece.Length == total;
             yield return new SnapshotChunk(
                 snapshot.Index, snapshot.Term, snapshot.Members, (ulong)total, (ulong)offset, piece, done, done ? hash.GetHashAndReset() : default);
@@ -56,8 +59,8 @@ public static class SnapshotChunker
 
 /// <summary>
 /// Receives one snapshot transfer at a time, as a strictly ordered sequence of <see cref="SnapshotChunk"/>s, into a file
-/// of its own in the storage directory (<see cref="FilePrefix"/>), so memory holds one chunk rather than the whole state
-/// while the bytes arrive. Only a complete transfer — every byte from 0 to the announced size, in order, matching the
+/// of its own in the storage directory (<see cref="FilePrefix"/>), so memory holds one chunk rather than the whole state;
+/// the snapshot handed on reads its data from that file. Only a complete transfer — every byte from 0 to the announced size, in order, matching the
 /// SHA-256 of the last chunk — is handed on; until then nothing the member holds is touched, so a crash or a broken
 /// stream mid-transfer leaves the old state as it was, and the leftover file is removed by
 /// <see cref="DeleteLeftovers"/> when the storage next opens. Not thread-safe: one per inbound stream.
@@ -178,10 +181,12 @@ public sealed class SnapshotAssembler : IDisposable
 
     private RaftSnapshot Complete()
     {
+        // The file goes with the snapshot, which reads from it; it is removed when that is released (the storage
+        // copies it into its own snapshot file), or by DeleteLeftovers after a crash.
         var first = _first!;
-        var data = GC.AllocateUninitializedArray<byte>(checked((int)first.TotalBytes));
-        _file!.Position = 0;
-        _file.ReadExactly(data);
+        _file!.Flush();
+        var data = new FileSnapshotData(_file, 0, (long)first.TotalBytes);
+        _file = null;
         Abandon();
         return new RaftSnapshot(first.Index, first.Term, first.Members, data);
     }

@@ -19,7 +19,7 @@ public sealed class SnapshotTransferTests : IDisposable
     [InlineData(1)]
     [InlineData(ChunkBytes)]
     [InlineData((5 * ChunkBytes) + 17)]
-    public void Assemble_AllChunksInOrder_GivesBackTheSnapshot_AndLeavesNoFile(int length)
+    public void Assemble_AllChunksInOrder_GivesBackTheSnapshot_ReadFromItsFile_UntilReleased(int length)
     {
         var snapshot = Snapshot(length, index: 40);
         using var assembler = new SnapshotAssembler(_directory, long.MaxValue);
@@ -39,6 +39,10 @@ public sealed class SnapshotTransferTests : IDisposable
         Assert.Equal(snapshot.Members, assembled.Members);
         Assert.Equal(snapshot.Data.ToArray(), assembled.Data.ToArray());
         Assert.False(assembler.InProgress);
+
+        // The data stays in the transfer's file, not in memory, until whoever took the snapshot releases it.
+        Assert.Single(IncomingFiles());
+        ((IDisposable)assembled.Data).Dispose();
         Assert.Empty(IncomingFiles());
     }
 
@@ -113,7 +117,10 @@ public sealed class SnapshotTransferTests : IDisposable
         // Offset 0 starts over: the sender moved on to a newer snapshot.
         assembler.Add(older[0]);
         Assert.Null(assembler.Add(newer[0]));
-        Assert.Equal(12UL, assembler.Add(newer[1])!.Index);
+        var assembled = assembler.Add(newer[1])!;
+        Assert.Equal(12UL, assembled.Index);
+        Assert.Equal(newer.SelectMany(c => c.Data.ToArray()), assembled.Data.ToArray());
+        ((IDisposable)assembled.Data).Dispose();
         Assert.Empty(IncomingFiles());
     }
 

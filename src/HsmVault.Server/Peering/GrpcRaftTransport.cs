@@ -238,7 +238,7 @@ public sealed partial class GrpcRaftTransport : IRaftTransport, IAsyncDisposable
     private static partial class Log
     {
         [LoggerMessage(5020, LogLevel.Information, "Sent snapshot at index {Index} ({Bytes} bytes) to {Peer} in {Milliseconds} ms")]
-        public static partial void SnapshotSent(ILogger logger, string peer, ulong index, int bytes, long milliseconds);
+        public static partial void SnapshotSent(ILogger logger, string peer, ulong index, long bytes, long milliseconds);
 
         [LoggerMessage(5021, LogLevel.Warning, "Sending snapshot at index {Index} to {Peer} failed: {Reason}")]
         public static partial void SnapshotFailed(ILogger logger, string peer, ulong index, string reason);

@@ -62,8 +62,8 @@ public sealed partial class PeerGrpcService(
 
     private async Task ReceiveAsync(string peer, IAsyncStreamReader<RaftEnvelope> requestStream, CancellationToken cancellationToken)
     {
-        // The core keeps a snapshot's data as one array, which bounds what it can take.
-        using var snapshots = new SnapshotAssembler(storage.DirectoryPath, Array.MaxLength);
+        // A snapshot's data stays in its file all the way to the state machine: the disk is the bound.
+        using var snapshots = new SnapshotAssembler(storage.DirectoryPath, long.MaxValue);
         await foreach (var envelope in requestStream.ReadAllAsync(cancellationToken))
         {
             var chunk = envelope.BodyCase == RaftEnvelope.BodyOneofCase.InstallSnapshot;
@@ -261,7 +261,7 @@ public sealed partial class PeerGrpcService(
         public static partial void Impersonation(ILogger logger, string peer, string from, string to);
 
         [LoggerMessage(5103, LogLevel.Information, "Received snapshot at index {Index} ({Bytes} bytes) from {Peer}, complete and matching its digest")]
-        public static partial void SnapshotReceived(ILogger logger, string peer, ulong index, int bytes);
+        public static partial void SnapshotReceived(ILogger logger, string peer, ulong index, long bytes);
 
         [LoggerMessage(5104, LogLevel.Warning, "Refused a snapshot chunk from {Peer}: {Reason}")]
         public static partial void SnapshotChunkRefused(ILogger logger, string peer, string reason);

@@ -291,7 +291,11 @@ internal sealed class Simulation : IDisposable
         var state = member.Storage.Load();
         if (state.Snapshot is { } snapshot && member.StateMachine.AppliedIndex < snapshot.Index)
         {
-            member.StateMachine.RestoreSnapshot(snapshot.Index, snapshot.Data.Span);
+            using (var data = snapshot.Data.OpenRead())
+            {
+                member.StateMachine.RestoreSnapshot(snapshot.Index, data);
+            }
+
             _checker.CheckSnapshotRestored(member.Id, member.StateMachine.AppliedIndex, member.StateMachine.Chain);
         }
 
