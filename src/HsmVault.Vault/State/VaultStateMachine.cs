@@ -405,7 +405,8 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
                 clear.ExecuteNonQuery();
             }
 
-            var digest = ReadSnapshot(source, record => WriteLocked(record, transaction), nonce => UseTicket(nonce, transaction));
+            using var write = CreateWriteCommand(transaction);
+            var digest = ReadSnapshot(source, record => WriteRecord(write, record), nonce => UseTicket(nonce, transaction));
             WriteMeta("digest", digest, transaction);
             if (index % (ulong)_digestInterval == 0)
             {
@@ -726,22 +727,40 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
 
     private void WriteLocked(StoredRecord record, SqliteTransaction transaction)
     {
-        using var command = _connection.CreateCommand();
+        using var command = CreateWriteCommand(transaction);
+        WriteRecord(command, record);
+    }
+
+    /// <summary>The row upsert, to run once or, by <see cref="WriteRecord"/>, for many rows: SQLite then prepares it once.</summary>
+    private SqliteCommand CreateWriteCommand(SqliteTransaction transaction)
+    {
+        var command = _connection.CreateCommand();
         command.Transaction = transaction;
         command.CommandText = $"""
             INSERT OR REPLACE INTO records ({RecordColumns})
             VALUES ($t, $u, $v, $s, $l, $g, $b, $as, $lr, $ai)
             """;
-        command.Parameters.AddWithValue("$t", record.User.Tenant);
-        command.Parameters.AddWithValue("$u", record.User.UserId);
-        command.Parameters.AddWithValue("$v", record.Version);
-        command.Parameters.AddWithValue("$s", (int)record.State);
-        command.Parameters.AddWithValue("$l", record.GuessLimit);
-        command.Parameters.AddWithValue("$g", record.GuessesUsed);
-        command.Parameters.AddWithValue("$b", (object?)record.SealedRecord ?? DBNull.Value);
-        command.Parameters.AddWithValue("$as", record.AttemptSerial);
-        command.Parameters.AddWithValue("$lr", record.LastResetSerial);
-        command.Parameters.AddWithValue("$ai", (object?)record.RecentAttemptIds ?? DBNull.Value);
+        foreach (var name in (string[])["$t", "$u", "$v", "$s", "$l", "$g", "$b", "$as", "$lr", "$ai"])
+        {
+            command.Parameters.Add(new SqliteParameter { ParameterName = name });
+        }
+
+        return command;
+    }
+
+    private static void WriteRecord(SqliteCommand command, StoredRecord record)
+    {
+        var parameters = command.Parameters;
+        parameters[0].Value = record.User.Tenant;
+        parameters[1].Value = record.User.UserId;
+        parameters[2].Value = record.Version;
+        parameters[3].Value = (int)record.State;
+        parameters[4].Value = record.GuessLimit;
+        parameters[5].Value = record.GuessesUsed;
+        parameters[6].Value = (object?)record.SealedRecord ?? DBNull.Value;
+        parameters[7].Value = record.AttemptSerial;
+        parameters[8].Value = record.LastResetSerial;
+        parameters[9].Value = (object?)record.RecentAttemptIds ?? DBNull.Value;
         command.ExecuteNonQuery();
     }
 
