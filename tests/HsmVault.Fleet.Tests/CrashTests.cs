@@ -68,7 +68,7 @@ public sealed class CrashTests
         Assert.Equal(10u, status["erin"].GuessesRemaining);
         Assert.True(status["frank"].Registered);
 
-        var report = VaultHistory.Verify(history.History(), TimeSpan.FromSeconds(60));
+        var report = VaultHistory.Verify(history.History(), Poll.LinearizabilityBudget);
         Assert.True(report.Passed, report.ToString());
         Assert.Empty(client.Unexpected);
         Assert.Empty(streamClient.Unexpected);
@@ -100,7 +100,7 @@ public sealed class CrashTests
         var status = await fleet.ConvergedStatusAsync("gina");
         Assert.Equal(9u, status["gina"].GuessesRemaining);
 
-        var report = VaultHistory.Verify(history.History(), TimeSpan.FromSeconds(60));
+        var report = VaultHistory.Verify(history.History(), Poll.LinearizabilityBudget);
         Assert.True(report.Passed, report.ToString());
         Assert.Empty(client.Unexpected);
     }
@@ -120,7 +120,9 @@ public sealed class CrashTests
 
         using var stop = new CancellationTokenSource();
         var acknowledged = new System.Collections.Concurrent.ConcurrentBag<int>();
-        var clients = Enumerable.Range(2, 4).Select(id => new RecordingClient(fleet, history, clientId: id)).ToList();
+        // Four clients guess at one user at once: a wrong-password answer counts as of its own charge, which
+        // the model cannot pin down (RecordingClient's remarks), so those counts are recorded as unknown.
+        var clients = Enumerable.Range(2, 4).Select(id => new RecordingClient(fleet, history, clientId: id, exactWrongPasswordCounts: false)).ToList();
         var load = clients.Select((client, c) => Task.Run(async () =>
         {
             for (var i = 0; !stop.IsCancellationRequested; i++)
@@ -149,7 +151,7 @@ public sealed class CrashTests
         // Every acknowledged guess is counted: at most the fewest remaining anyone was told.
         Assert.True((int)status["hana"].GuessesRemaining <= acknowledgedBeforeCrash.Min(),
             $"{status["hana"].GuessesRemaining} guesses remain after the crash, but a client was told {acknowledgedBeforeCrash.Min()}");
-        var report = VaultHistory.Verify(history.History(), TimeSpan.FromSeconds(60));
+        var report = VaultHistory.Verify(history.History(), Poll.LinearizabilityBudget);
         Assert.True(report.Passed, report.ToString());
         Assert.All(clients, c => Assert.Empty(c.Unexpected));
         Assert.Empty(setup.Unexpected);

@@ -93,7 +93,7 @@ public sealed class GuessLimitTests
         Assert.True(charged.Count + unknown >= 10, $"destroyed after only {charged.Count} charged and {unknown} unanswered attempts");
         Assert.All(charged, remaining => Assert.InRange(remaining, 0, 9));
 
-        var report = VaultHistory.Verify(history.History(), TimeSpan.FromSeconds(60));
+        var report = VaultHistory.Verify(history.History(), Poll.LinearizabilityBudget);
         Assert.True(report.Passed, report.ToString());
         Assert.Empty(client.Unexpected);
 

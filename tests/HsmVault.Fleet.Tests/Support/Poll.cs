@@ -9,6 +9,13 @@ public static class Poll
     /// <summary>Upper bound for anything a healthy fleet does (an election, a catch-up) on a loaded 2-core machine.</summary>
     public static readonly TimeSpan Patience = TimeSpan.FromSeconds(90);
 
+    /// <summary>
+    /// How long the linearizability checker may search a fleet test's history before it answers Unknown
+    /// (which fails the test): histories with unanswered calls from a crash branch widely, and a loaded
+    /// 2-core machine checks them slowly. It bounds a search; it is not a timed assertion.
+    /// </summary>
+    public static readonly TimeSpan LinearizabilityBudget = TimeSpan.FromSeconds(180);
+
     private static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(100);
 
     /// <summary>Polls <paramref name="condition"/> until it holds; throws after <paramref name="timeout"/> (default <see cref="Patience"/>).</summary>
