@@ -40,6 +40,12 @@ public sealed class Pkcs11VaultToken : IVaultToken
     private readonly SemaphoreSlim _gate;
     private readonly NativeCalls _native;
     private readonly Lock _reconnectLock = new();
+
+    // Operations use the connection under the read lock; a reconnect replaces it under the write
+    // lock. Without it a reconnect could close the sessions of operations still running on the old
+    // connection, and a module that reuses session and object handles (NSS softoken does) would
+    // then run those operations on the new connection's objects: a wrong key, not just an error.
+    private readonly ReaderWriterLockSlim _connectionLock = new(LockRecursionPolicy.NoRecursion);
     private readonly Lock _dataObjectLock = new();
 
     // Where each data object's latest copy is, as this process last read or wrote it, and for which connection:
@@ -295,6 +301,7 @@ public sealed class Pkcs11VaultToken : IVaultToken
             _connection.Dispose();
         }
 
+        _connectionLock.Dispose();
         _pin.Dispose();
     }
 
@@ -325,7 +332,7 @@ public sealed class Pkcs11VaultToken : IVaultToken
             var connection = _connection;
             try
             {
-                return RunOnce(connection, operation, action);
+                return RunLocked(operation, action, out connection);
             }
             catch (Pkcs11Exception ex) when (SessionLoss.IsSessionLost(ex.RV))
             {
@@ -344,7 +351,7 @@ public sealed class Pkcs11VaultToken : IVaultToken
 
             try
             {
-                return RunOnce(fresh, operation, action);
+                return RunLocked(operation, action, out fresh);
             }
             catch (Pkcs11Exception ex) when (SessionLoss.IsSessionLost(ex.RV))
             {
@@ -383,6 +390,21 @@ public sealed class Pkcs11VaultToken : IVaultToken
         }
     }
 
+    /// <summary>Runs the operation once on the connection current under the read lock (returned in <paramref name="used"/>).</summary>
+    private T RunLocked<T>(string operation, Func<ISession, FleetKeyHandles, T> action, out TokenConnection used)
+    {
+        _connectionLock.EnterReadLock();
+        try
+        {
+            used = _connection;
+            return RunOnce(used, operation, action);
+        }
+        finally
+        {
+            _connectionLock.ExitReadLock();
+        }
+    }
+
     private T RunOnce<T>(TokenConnection connection, string operation, Func<ISession, FleetKeyHandles, T> action) =>
         connection.Use(session =>
         {
@@ -402,29 +424,43 @@ public sealed class Pkcs11VaultToken : IVaultToken
                 return current;
             }
 
-            failed.Dispose();
-            _faults?.BeforeReconnect();
-            var fresh = TokenConnection.Open(_library, _reconnectOptions, _pin, _labels, failed.Generation + 1, _logger);
+            // No operation runs on the old connection past this point (see _connectionLock).
+            _connectionLock.EnterWriteLock();
             try
             {
-                _identity.Verify(fresh, _native);
+                return ReplaceConnection(failed);
             }
-            catch (TokenConfigurationException ex)
+            finally
             {
-                fresh.Dispose();
-                Log.TokenImpostor(_logger, fresh.Description.Label, fresh.Description.SlotId, ex.Message);
-                throw;
+                _connectionLock.ExitWriteLock();
             }
-            catch
-            {
-                fresh.Dispose();
-                throw;
-            }
-
-            _connection = fresh;
-            Log.Reconnected(_logger, fresh.Description.Label, fresh.Description.SlotId, fresh.Generation);
-            return fresh;
         }
+    }
+
+    private TokenConnection ReplaceConnection(TokenConnection failed)
+    {
+        failed.Dispose();
+        _faults?.BeforeReconnect();
+        var fresh = TokenConnection.Open(_library, _reconnectOptions, _pin, _labels, failed.Generation + 1, _logger);
+        try
+        {
+            _identity.Verify(fresh, _native);
+        }
+        catch (TokenConfigurationException ex)
+        {
+            fresh.Dispose();
+            Log.TokenImpostor(_logger, fresh.Description.Label, fresh.Description.SlotId, ex.Message);
+            throw;
+        }
+        catch
+        {
+            fresh.Dispose();
+            throw;
+        }
+
+        _connection = fresh;
+        Log.Reconnected(_logger, fresh.Description.Label, fresh.Description.SlotId, fresh.Generation);
+        return fresh;
     }
 
     private TokenUnavailableException Unavailable(TokenConnection connection, string operation, Exception cause)
