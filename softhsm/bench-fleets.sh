@@ -40,7 +40,7 @@ unlimited=(--HsmVault:RateLimits:UserOpsPerSec=1000000 --HsmVault:RateLimits:Use
 
 start_fleet() {  # name members base-port
     local name=$1 members=$2 port=$3
-    HSMVAULT_BASE_PORT=$port "$root/softhsm/dev-fleet.sh" "$dir/$name" "$members" >/dev/null 2>&1
+    HSMVAULT_WITNESSES=0 HSMVAULT_BASE_PORT=$port "$root/softhsm/dev-fleet.sh" "$dir/$name" "$members" >/dev/null 2>&1
     mkdir -p "$dir/$name/logs"
     if (( users > 0 )); then
         for i in $(seq 1 "$members"); do
