@@ -29,13 +29,15 @@ run: build
 	softhsm/run-dev.sh $(RUN_DIR) $(MEMBERS)
 
 # Builds once, then runs the test projects one after another (-m:1): fleet and crash tests
-# start real daemons, and on 2 cores they should not compete with the simulator for CPU.
+# start real daemons, and on 2 cores they should not compete with the simulator for CPU. Ends with
+# the totals and each failed test with the start of its message: the tail is what CI shows.
 test: prerequisites
 	dotnet build HsmVault.sln -c $(CONFIGURATION) -v quiet -nologo
 	@set -o pipefail; dotnet test HsmVault.sln -c $(CONFIGURATION) --no-build -nologo -m:1 2>&1 | tee $(RUN_DIR)-test.log; \
 	status=$$?; \
 	awk '/^(Passed|Failed)!/ { for (i = 1; i <= NF; i++) { if ($$i == "Failed:") f += $$(i+1); if ($$i == "Passed:") p += $$(i+1) } } \
 	     END { printf "%d passed, %d failed\n", p, f }' $(RUN_DIR)-test.log; \
+	grep -E -A6 '^\s+Failed [A-Za-z]' $(RUN_DIR)-test.log | cut -c1-300 || true; \
 	exit $$status
 
 # Recoveries per second and p50/p99 latency, and single-write commit latency, for a fleet of
@@ -73,6 +75,7 @@ test-containers: image
 	status=$$?; \
 	awk '/^(Passed|Failed)!/ { for (i = 1; i <= NF; i++) { if ($$i == "Failed:") f += $$(i+1); if ($$i == "Passed:") p += $$(i+1) } } \
 	     END { printf "%d passed, %d failed\n", p, f }' $(RUN_DIR)-test-containers.log; \
+	grep -E -A6 '^\s+Failed [A-Za-z]' $(RUN_DIR)-test-containers.log | cut -c1-300 || true; \
 	exit $$status
 
 clean:
