@@ -64,7 +64,7 @@ public sealed class TokenSigningKey : IDisposable
     /// <c>{keyLabel}-pub</c>); with <paramref name="generateIfMissing"/>, generates it in the token
     /// first when the token has neither half.
     /// </summary>
-    /// <exception cref="TokenConfigurationException">No such token, a wrong PIN, no Ed25519 in the token, a missing or half-present key, or a key that is not Ed25519.</exception>
+    /// <exception cref="TokenConfigurationException">No such token, a wrong PIN, no Ed25519 in the token, a missing or half-present key, a key that is not Ed25519, or a private half that does not sign for its public half.</exception>
     public static TokenSigningKey Open(TokenOptions options, string keyLabel, bool generateIfMissing, ILogger? logger = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(keyLabel);
@@ -173,13 +173,10 @@ public sealed class TokenSigningKey : IDisposable
             }
 
             failed.Dispose();
+            // Open proves the pair found is whole (its private half signs for its public half);
+            // here it must also be the pair of start-up (see PinnedTokenIdentity for the vault's token).
             var fresh = Connection.Open(_library, _reconnectOptions, _pin, _keyLabel, generateIfMissing: false, out _);
-
-            // A public key object can be copied by value into another token; the private key
-            // cannot. So the token found again must sign a fresh challenge that verifies (see
-            // TokenIdentity for the vault's token).
-            var challenge = RandomNumberGenerator.GetBytes(32);
-            if (!fresh.PublicKey.Equals(PublicKey) || !PublicKey.Verifies(challenge, fresh.Sign(challenge)))
+            if (!fresh.PublicKey.Equals(PublicKey))
             {
                 fresh.Dispose();
                 throw new TokenConfigurationException(
@@ -192,7 +189,6 @@ public sealed class TokenSigningKey : IDisposable
             return fresh;
         }
     }
-
 
     /// <summary>One login: the logged-in session, the key's handle and a pool of idle operation sessions.</summary>
     private sealed class Connection : IDisposable
@@ -250,7 +246,22 @@ public sealed class TokenSigningKey : IDisposable
                         $"key '{keyLabel}' in token '{description.Label}' is {key.Algorithm}; it must be Ed25519 (C2SP note signatures are Ed25519)");
                 }
 
-                return new Connection(slot, description, session, privateKey, key);
+                var connection = new Connection(slot, description, session, privateKey, key);
+
+                // A public key object can be copied into a token by value; the private key cannot.
+                // So the pair found must sign a fresh challenge that verifies: a private half
+                // swapped in behind a copied public half is refused here, at start-up as after
+                // a reconnect, before a signature is made with it.
+                var challenge = RandomNumberGenerator.GetBytes(32);
+                if (!key.Verifies(challenge, connection.Sign(challenge)))
+                {
+                    connection.Dispose();
+                    throw new TokenConfigurationException(
+                        $"key '{keyLabel}' in token '{description.Label}' does not sign for its public half '{publicLabel}': " +
+                        "the private key is not the one the public key was made with; restore the token's key pair");
+                }
+
+                return connection;
             }
             catch
             {
