@@ -75,12 +75,20 @@ public sealed class FleetTrust
             proofs[new ConsistencyProofRequest(proof.WitnessKeyName, proof.OldSize, proof.NewSize)] = [.. proof.Proof.Select(p => p.ToByteArray())];
         }
 
-        var verified = _verifier.Verify(BundleMessages.ToModel(response.SignedBundle ?? new SignedBundle()), state, proofs);
+        // A successor is verified first and in full; the fleet that names it is then checked as the
+        // fleet its users leave (BundleVerifier: its not-after and the highest epoch seen do not apply).
+        var successor = response.Successor is { } next ? _verifier.Verify(BundleMessages.ToModel(next), state, proofs) : null;
+        var verified = _verifier.Verify(BundleMessages.ToModel(response.SignedBundle ?? new SignedBundle()), state, proofs, successor?.Bundle) with { Successor = successor };
         lock (_stateLock)
         {
             // Read again: another process (or call) may have moved the state on meanwhile.
             var latest = LoadState();
             latest.Accept(verified);
+            if (successor is not null)
+            {
+                latest.Accept(successor);
+            }
+
             SaveState(latest);
         }
 

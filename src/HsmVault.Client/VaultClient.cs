@@ -28,10 +28,21 @@ public enum RecoveryStatus
 /// <param name="Status">How it ended.</param>
 /// <param name="GuessesRemaining">Tries left.</param>
 /// <param name="BackupKey">The recovered key; the caller wipes it when done.</param>
-public sealed record RecoveryResult(RecoveryStatus Status, int GuessesRemaining, byte[]? BackupKey);
+public sealed record RecoveryResult(RecoveryStatus Status, int GuessesRemaining, byte[]? BackupKey)
+{
+    /// <summary>The successor fleet the record moved to during this recovery (or was found on), or null.</summary>
+    public ValidationBundle? MovedTo { get; init; }
+
+    /// <summary>Why a move this recovery began did not finish (the key is recovered all the same; the next recovery finishes the move), or null.</summary>
+    public string? MoveFailure { get; init; }
+}
 
 /// <summary>The outcome of <see cref="VaultClient.RegisterAsync"/>.</summary>
-public sealed record RegisterResult(int GuessLimit, bool Replaced);
+/// <param name="GuessLimit">The record's guess limit.</param>
+/// <param name="Replaced">Whether a live record was replaced.</param>
+/// <param name="FleetId">The fleet that stored the record (a successor when the fleet named one).</param>
+/// <param name="RecordVersion">The stored record's version.</param>
+public sealed record RegisterResult(int GuessLimit, bool Replaced, string FleetId = "", long RecordVersion = 0);
 
 /// <summary>
 /// The user's side of HsmVault: runs OPAQUE against a fleet member, encrypts the backup key
@@ -44,6 +55,7 @@ public sealed class VaultClient
     private readonly Func<CancellationToken, ValueTask<string>> _bearerToken;
     private readonly IKeyStretchingFunction? _ksfOverride;
     private readonly FleetTrust? _trust;
+    private readonly Func<VerifiedBundle, VaultClient>? _successorClient;
     private GetFleetInfoResponse? _fleetInfo;
     private VerifiedBundle? _verified;
 
@@ -60,13 +72,21 @@ public sealed class VaultClient
     /// checks the server's key in every RegistrationResponse (and its fleet signature) and KE2
     /// against it. Null trusts GetFleetInfo as it comes: for development fleets only.
     /// </param>
+    /// <param name="successorClient">
+    /// With <paramref name="trust"/>: a client for a fleet's verified successor (a channel to one of its
+    /// members' endpoints, a bearer token with its fleet id as audience, the same trust). The client then
+    /// follows new fleets by itself: registrations go to the successor, and a user's record moves there at
+    /// their next successful recovery here (README, "New fleets"). Null stays with this fleet.
+    /// </param>
     public VaultClient(
-        CallInvoker callInvoker, Func<CancellationToken, ValueTask<string>> bearerToken, IKeyStretchingFunction? ksfOverride = null, FleetTrust? trust = null)
+        CallInvoker callInvoker, Func<CancellationToken, ValueTask<string>> bearerToken, IKeyStretchingFunction? ksfOverride = null, FleetTrust? trust = null,
+        Func<VerifiedBundle, VaultClient>? successorClient = null)
     {
         _rpc = new ProtoVault.VaultClient(callInvoker);
         _bearerToken = bearerToken;
         _ksfOverride = ksfOverride;
         _trust = trust;
+        _successorClient = successorClient;
     }
 
     /// <summary>The fleet's OPAQUE parameters (fetched once). Unauthenticated: with a <see cref="FleetTrust"/>, the client uses <see cref="VerifyFleetAsync"/>'s bundle instead.</summary>
@@ -110,6 +130,17 @@ public sealed class VaultClient
             throw new ArgumentOutOfRangeException(nameof(backupKey), backupKey.Length,
                 $"a backup key is 1 to {RecordLimits.MaxEncryptedSecretBytes - SecretEnvelopes.Overhead} bytes (the fleet stores at most {RecordLimits.MaxEncryptedSecretBytes} encrypted)");
         }
+
+        // New records go to the fleet that takes this one's users over.
+        return await SuccessorAsync(cancellationToken) is { } successor
+            ? await successor.RegisterAsync(password, backupKey, guessLimit, replaceExisting, cancellationToken)
+            : await RegisterHereAsync(password, backupKey, guessLimit, replaceExisting, movingFromFleet: null, cancellationToken);
+    }
+
+    /// <summary>OPAQUE registration with this fleet; with <paramref name="movingFromFleet"/>, stored pending a move from that fleet.</summary>
+    private async Task<RegisterResult> RegisterHereAsync(
+        ReadOnlyMemory<byte> password, ReadOnlyMemory<byte> backupKey, int guessLimit, bool replaceExisting, string? movingFromFleet, CancellationToken cancellationToken)
+    {
         var opaque = new OpaqueClient(await ConfigurationAsync(cancellationToken));
         var start = opaque.CreateRegistrationRequest(password.Span);
         using var state = start.State;
@@ -133,9 +164,10 @@ public sealed class VaultClient
                     GuessLimit = (uint)guessLimit,
                     ReplaceExisting = replaceExisting,
                     RegistrationTicket = response.RegistrationTicket,
+                    MovingFromFleetId = movingFromFleet ?? "",
                 },
                 await HeadersAsync(cancellationToken), cancellationToken: cancellationToken);
-            return new RegisterResult((int)result.GuessLimit, result.Replaced);
+            return new RegisterResult((int)result.GuessLimit, result.Replaced, _verified?.Bundle.FleetId ?? "", (long)result.RecordVersion);
         }
         finally
         {
@@ -147,7 +179,91 @@ public sealed class VaultClient
     /// Tries <paramref name="password"/>. Each call costs one guess, charged by the fleet
     /// before it answers, whether or not the password is right.
     /// </summary>
+    /// <remarks>
+    /// When the fleet names a verified successor (and the client was given a way to reach it), a user
+    /// whose record is here is moved there after a successful recovery: registered pending on the
+    /// successor, deleted here against this fleet's signed receipt, activated there with it. A user
+    /// with no record here is recovered on the successor, finishing a move an earlier recovery began.
+    /// </remarks>
     public async Task<RecoveryResult> RecoverAsync(ReadOnlyMemory<byte> password, CancellationToken cancellationToken = default)
+    {
+        var successor = await SuccessorAsync(cancellationToken);
+        if (successor is null)
+        {
+            return await RecoverHereAsync(password, cancellationToken);
+        }
+
+        RecoveryResult here;
+        try
+        {
+            here = await RecoverHereAsync(password, cancellationToken);
+        }
+        catch (RpcException e) when (ReasonOf(e) == RefusalReason.NotRegistered)
+        {
+            // Moved already, or registered on the successor directly.
+            return await RecoverOnSuccessorAsync(successor, password, cancellationToken);
+        }
+
+        if (here.Status != RecoveryStatus.Recovered)
+        {
+            return here;
+        }
+
+        try
+        {
+            await MoveAsync(successor, password, here.BackupKey!, here.GuessesRemaining, cancellationToken);
+            return here with { MovedTo = successor._verified?.Bundle };
+        }
+        catch (Exception e) when (e is RpcException or BundleRefusedException)
+        {
+            return here with { MoveFailure = e.Message };
+        }
+    }
+
+    /// <summary>
+    /// Moves the record this recovery opened to <paramref name="successor"/>, in the order that never
+    /// leaves two live records: pending there, deleted here (this fleet signs that none is left), live there.
+    /// </summary>
+    private async Task MoveAsync(VaultClient successor, ReadOnlyMemory<byte> password, byte[] backupKey, int guessLimit, CancellationToken cancellationToken)
+    {
+        var from = (await VerifyFleetAsync(cancellationToken)).Bundle.FleetId;
+        var pending = await successor.RegisterHereAsync(password, backupKey, guessLimit, replaceExisting: false, movingFromFleet: from, cancellationToken);
+        await FinishMoveAsync(successor, pending.RecordVersion, cancellationToken);
+    }
+
+    /// <summary>Gets this fleet's receipt for the successor's pending record of <paramref name="version"/> and activates it with it.</summary>
+    private async Task FinishMoveAsync(VaultClient successor, long version, CancellationToken cancellationToken)
+    {
+        var to = (await successor.VerifyFleetAsync(cancellationToken)).Bundle.FleetId;
+        var deleted = await _rpc.DeleteRecordAsync(
+            new DeleteRecordRequest { MoveTo = new MoveTo { FleetId = to, RecordVersion = (ulong)version } },
+            await HeadersAsync(cancellationToken), cancellationToken: cancellationToken);
+        await successor._rpc.ActivateRecordAsync(
+            new ActivateRecordRequest { MoveReceipt = deleted.MoveReceipt, MoveReceiptSignature = deleted.MoveReceiptSignature },
+            await successor.HeadersAsync(cancellationToken), cancellationToken: cancellationToken);
+    }
+
+    /// <summary>Recovers on the successor; a record an earlier move left pending there is activated first (it costs no guess).</summary>
+    private async Task<RecoveryResult> RecoverOnSuccessorAsync(VaultClient successor, ReadOnlyMemory<byte> password, CancellationToken cancellationToken)
+    {
+        var status = await successor._rpc.GetStatusAsync(new GetStatusRequest(), await successor.HeadersAsync(cancellationToken), cancellationToken: cancellationToken);
+        if (status.MovePending)
+        {
+            await FinishMoveAsync(successor, (long)status.RecordVersion, cancellationToken);
+        }
+
+        return await successor.RecoverAsync(password, cancellationToken) with { MovedTo = successor._verified?.Bundle };
+    }
+
+    /// <summary>A client for the verified successor of this fleet, when the fleet names one and this client may follow it.</summary>
+    private async Task<VaultClient?> SuccessorAsync(CancellationToken cancellationToken) =>
+        _trust is not null && _successorClient is not null && (await VerifyFleetAsync(cancellationToken)).Successor is { } successor
+            ? (_successor ??= _successorClient(successor))
+            : null;
+
+    private VaultClient? _successor;
+
+    private async Task<RecoveryResult> RecoverHereAsync(ReadOnlyMemory<byte> password, CancellationToken cancellationToken)
     {
         var opaque = new OpaqueClient(await ConfigurationAsync(cancellationToken));
         var start = opaque.GenerateKe1(password.Span);
@@ -204,13 +320,32 @@ public sealed class VaultClient
         }
     }
 
-    /// <summary>Whether the caller has a record and how many guesses remain.</summary>
-    public async Task<GetStatusResponse> GetStatusAsync(CancellationToken cancellationToken = default) =>
-        await _rpc.GetStatusAsync(new GetStatusRequest(), await HeadersAsync(cancellationToken), cancellationToken: cancellationToken);
+    /// <summary>Whether the caller has a record, how many guesses remain, and its registration history; from the successor when the record is there.</summary>
+    public async Task<GetStatusResponse> GetStatusAsync(CancellationToken cancellationToken = default)
+    {
+        var here = await _rpc.GetStatusAsync(new GetStatusRequest(), await HeadersAsync(cancellationToken), cancellationToken: cancellationToken);
+        return !here.Registered && !here.Destroyed && await SuccessorAsync(cancellationToken) is { } successor
+            ? await successor.GetStatusAsync(cancellationToken)
+            : here;
+    }
 
-    /// <summary>Deletes the caller's record.</summary>
-    public async Task DeleteAsync(CancellationToken cancellationToken = default) =>
-        await _rpc.DeleteRecordAsync(new DeleteRecordRequest(), await HeadersAsync(cancellationToken), cancellationToken: cancellationToken);
+    /// <summary>Deletes the caller's record (on the successor when the record is there).</summary>
+    public async Task DeleteAsync(CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await _rpc.DeleteRecordAsync(new DeleteRecordRequest(), await HeadersAsync(cancellationToken), cancellationToken: cancellationToken);
+        }
+        catch (RpcException e) when (e.StatusCode == StatusCode.NotFound && _successorClient is not null)
+        {
+            if (await SuccessorAsync(cancellationToken) is not { } successor)
+            {
+                throw;
+            }
+
+            await successor.DeleteAsync(cancellationToken);
+        }
+    }
 
     /// <summary>
     /// StartRecovery with a fresh request id, asked again with the same id when the answer was

@@ -117,6 +117,9 @@ public static class HsmVaultServer
         services.AddHsmVaultToken();
         // Peering before the core: its fleet membership takes the place of the core's fleet of one.
         services.AddHsmVaultPeering();
+        // Before the core, whose own registration is a fleet that takes no users over.
+        services.TryAddSingleton(sp => ServedBundle.LoadPredecessors(
+            sp.GetRequiredService<IOptions<BundleOptions>>().Value, sp.GetRequiredService<IOptions<VaultOptions>>().Value));
         services.AddHsmVaultCore();
         services.AddOptions<ProcessOptions>().BindConfiguration(ProcessOptions.SectionName);
         services.AddOptions<BundleOptions>().BindConfiguration(BundleOptions.SectionName).ValidateOnStart();

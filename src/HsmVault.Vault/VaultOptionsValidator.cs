@@ -1,6 +1,5 @@
 using HsmVault.Protocol;
 using System.Globalization;
-using System.Text.RegularExpressions;
 using Microsoft.Extensions.Options;
 
 namespace HsmVault.Vault;
@@ -47,7 +46,7 @@ public sealed partial class VaultOptionsValidator : IValidateOptions<VaultOption
 
     private static void Identifier(List<string> failures, string key, string? value)
     {
-        if (value is null || !IdentifierPattern().IsMatch(value))
+        if (!Identifiers.IsValid(value))
         {
             failures.Add($"{VaultOptions.SectionName}:{key} is '{value}'; it must be 1-64 letters, digits, '.', '_' or '-'");
         }
@@ -61,7 +60,4 @@ public sealed partial class VaultOptionsValidator : IValidateOptions<VaultOption
             failures.Add(string.Create(CultureInfo.InvariantCulture, $"{VaultOptions.SectionName}:{key} is {value}; it must be {min} to {max}"));
         }
     }
-
-    [GeneratedRegex("^[A-Za-z0-9._-]{1,64}$")]
-    private static partial Regex IdentifierPattern();
 }

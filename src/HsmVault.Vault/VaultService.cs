@@ -6,7 +6,9 @@ using HsmVault.Crypto;
 using HsmVault.Crypto.Opaque;
 using HsmVault.Crypto.Signatures;
 using HsmVault.Hsm;
+using HsmVault.Protocol.Moves;
 using HsmVault.Vault.Internal;
+using HsmVault.Vault.Moves;
 using HsmVault.Vault.Records;
 using HsmVault.Vault.Recovery;
 using HsmVault.Vault.Signing;
@@ -24,7 +26,19 @@ namespace HsmVault.Vault;
 public sealed record RegistrationStartResult(byte[] RegistrationResponse, byte[] RegistrationTicket, SigningKeyDescription SignedBy, byte[] ResponseSignature);
 
 /// <summary>Answer to a finished registration.</summary>
-public sealed record RegistrationResult(int GuessLimit, bool Replaced);
+/// <param name="GuessLimit">The record's guess limit.</param>
+/// <param name="Replaced">Whether a live record was replaced.</param>
+/// <param name="RecordVersion">The stored record's version (a move's receipt names it).</param>
+public sealed record RegistrationResult(int GuessLimit, bool Replaced, long RecordVersion);
+
+/// <summary>Where a record that leaves this fleet goes: the successor fleet and its pending record's version.</summary>
+public sealed record MoveDestination(string FleetId, long RecordVersion);
+
+/// <summary>A move receipt and this fleet's signature of it (<see cref="MoveReceipt"/>).</summary>
+public sealed record SignedMoveReceipt(byte[] Receipt, SignatureAlgorithm Algorithm, byte[] Signature);
+
+/// <summary>Answer to an activation: the now live record's limit and history.</summary>
+public sealed record ActivationResult(int GuessLimit, IReadOnlyList<RegistrationEvent> History);
 
 /// <summary>Answer to StartRecovery: sent only after the guess is committed.</summary>
 public sealed record RecoveryStartResult(byte[] Ke2, byte[] SessionId, int GuessesRemaining);
@@ -49,7 +63,15 @@ public enum RecoveryOutcome
 public sealed record RecoveryFinishResult(RecoveryOutcome Outcome, int GuessesRemaining, byte[]? ReleasedSecret);
 
 /// <summary>Answer to GetStatus.</summary>
-public sealed record RecordStatus(bool Registered, int GuessLimit, int GuessesRemaining, bool Destroyed);
+/// <param name="Registered">A live record exists.</param>
+/// <param name="GuessLimit">Its guess limit.</param>
+/// <param name="GuessesRemaining">Guesses left.</param>
+/// <param name="Destroyed">The record was destroyed after its last allowed guess.</param>
+/// <param name="MovePending">The record moved here and waits for its activation.</param>
+/// <param name="History">The record's registrations, oldest first.</param>
+/// <param name="RecordVersion">The row's version (0: none).</param>
+public sealed record RecordStatus(bool Registered, int GuessLimit, int GuessesRemaining, bool Destroyed,
+    bool MovePending = false, IReadOnlyList<RegistrationEvent>? History = null, long RecordVersion = 0);
 
 /// <summary>
 /// The vault's operations for one authenticated caller. Validates every input before it
@@ -80,6 +102,7 @@ public sealed partial class VaultService : IDisposable
     private readonly PendingRecoveryStarts _starts;
     private readonly RegistrationTickets _tickets;
     private readonly VaultOptions _options;
+    private readonly PredecessorFleets _predecessors;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stopping = new();
@@ -93,10 +116,12 @@ public sealed partial class VaultService : IDisposable
         IVaultLog log,
         CommandSigner signer,
         IOptions<VaultOptions> options,
+        PredecessorFleets predecessors,
         TimeProvider time,
         ILogger<VaultService> logger)
     {
         ArgumentNullException.ThrowIfNull(options);
+        _predecessors = predecessors;
         _token = token;
         _state = state;
         _log = log;
@@ -145,6 +170,15 @@ public sealed partial class VaultService : IDisposable
     }
 
     /// <summary>OPAQUE registration, final message: seals and stores the record. Each ticket registers once.</summary>
+    /// <param name="user">The caller.</param>
+    /// <param name="registrationTicket">From StartRegistration.</param>
+    /// <param name="registrationRecord">OPAQUE's RegistrationRecord.</param>
+    /// <param name="encryptedSecret">The client-encrypted backup key.</param>
+    /// <param name="guessLimit">1..255, or 0 for the default.</param>
+    /// <param name="replaceExisting">Whether a live record may be replaced.</param>
+    /// <param name="bundleEpoch">The epoch of the validation bundle this member serves (0: none), for the record's history.</param>
+    /// <param name="movingFromFleet">The predecessor fleet the record moves from (stored pending), or null.</param>
+    /// <param name="cancellationToken">Stops the wait.</param>
     public async Task<RegistrationResult> FinishRegistrationAsync(
         UserIdentity user,
         byte[] registrationTicket,
@@ -152,6 +186,8 @@ public sealed partial class VaultService : IDisposable
         byte[] encryptedSecret,
         uint guessLimit,
         bool replaceExisting,
+        ulong bundleEpoch,
+        string? movingFromFleet,
         CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(user);
@@ -172,30 +208,40 @@ public sealed partial class VaultService : IDisposable
                 $"guess_limit must be {RecordLimits.MinGuessLimit} to {RecordLimits.MaxGuessLimit}, or 0 for the default of {_options.DefaultGuessLimit}; got {guessLimit}");
         }
 
+        var pending = !string.IsNullOrEmpty(movingFromFleet);
+        if (pending && !_predecessors.Contains(movingFromFleet!))
+        {
+            throw MoveRefused(_predecessors.FleetIds.Count == 0
+                ? $"moving_from_fleet_id names '{movingFromFleet}', but this fleet takes users over from no fleet (HsmVault:Bundle:Predecessors)"
+                : $"moving_from_fleet_id names '{movingFromFleet}', which is not a predecessor of this fleet ({string.Join(", ", _predecessors.FleetIds)})");
+        }
+
         var limit = guessLimit == 0 ? _options.DefaultGuessLimit : (int)guessLimit;
         RequireServing();
+        var registered = new RegistrationEvent(_options.FleetId, bundleEpoch, _time.GetUtcNow().ToUnixTimeMilliseconds());
         var nonce = OnToken(() => _tickets.Open(user, registrationTicket));
         var contents = new RecordContents(nonce, registrationRecord, limit, encryptedSecret);
         for (var attempt = 0; ; attempt++)
         {
             await _log.ReadBarrierAsync(cancellationToken);
             var current = _state.Read(user);
-            if (current?.State == RecordState.Live && !replaceExisting)
+            if (current?.State == RecordState.Live && (!replaceExisting || pending))
             {
-                throw AlreadyRegistered(user);
+                throw pending ? AlreadyLiveHere(user) : AlreadyRegistered(user);
             }
 
             var expectedVersion = current?.Version ?? 0;
             var sealedRecord = OnToken(() => _sealer.Seal(user, expectedVersion + 1, contents));
-            var result = await SubmitAsync(new RegisterCommand(user, expectedVersion, limit, sealedRecord, replaceExisting, nonce), cancellationToken);
+            var result = await SubmitAsync(
+                new RegisterCommand(user, expectedVersion, limit, sealedRecord, replaceExisting, nonce, registered, pending), cancellationToken);
             switch (result.Outcome)
             {
                 case CommandOutcome.Registered:
-                    return new RegistrationResult(limit, Replaced: false);
+                    return new RegistrationResult(limit, Replaced: false, expectedVersion + 1);
                 case CommandOutcome.Replaced:
-                    return new RegistrationResult(limit, Replaced: true);
+                    return new RegistrationResult(limit, Replaced: true, expectedVersion + 1);
                 case CommandOutcome.AlreadyRegistered:
-                    throw AlreadyRegistered(user);
+                    throw pending ? AlreadyLiveHere(user) : AlreadyRegistered(user);
                 case CommandOutcome.TicketAlreadyUsed:
                     throw new VaultException(VaultError.FailedPrecondition,
                         "registration_ticket was already used for a registration; each ticket registers once: call StartRegistration again")
@@ -320,22 +366,40 @@ public sealed partial class VaultService : IDisposable
         }
     }
 
-    /// <summary>Deletes the caller's record.</summary>
-    public async Task DeleteAsync(UserIdentity user, CancellationToken cancellationToken)
+    /// <summary>
+    /// Deletes the caller's record (a live or a pending one). With <paramref name="moveTo"/>, the
+    /// record is leaving for a successor fleet: once no live record of the caller is left here
+    /// (deleted now, or none to delete), this fleet signs a <see cref="MoveReceipt"/> that lets the
+    /// successor activate its pending record. The receipt is made again on every such call, so a
+    /// lost answer costs nothing.
+    /// </summary>
+    /// <returns>The signed receipt with <paramref name="moveTo"/>; otherwise null.</returns>
+    public async Task<SignedMoveReceipt?> DeleteAsync(UserIdentity user, MoveDestination? moveTo, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(user);
+        if (moveTo is not null && (!Identifiers.IsValid(moveTo.FleetId) || moveTo.FleetId == _options.FleetId || moveTo.RecordVersion < 1))
+        {
+            throw new VaultException(VaultError.InvalidArgument,
+                $"move_to needs the successor's fleet id (1 to 64 of A-Z a-z 0-9 . _ -, not this fleet's '{_options.FleetId}') and the pending record's version (1 or more); got '{moveTo.FleetId}' version {moveTo.RecordVersion}");
+        }
+
         RequireServing();
         for (var attempt = 0; ; attempt++)
         {
             await _log.ReadBarrierAsync(cancellationToken);
             var current = _state.Read(user);
-            var result = current?.State == RecordState.Live
+            var result = current is { HoldsRecord: true }
                 ? await SubmitAsync(new DeleteCommand(user, current.Version), cancellationToken)
                 : new CommandResult(CommandOutcome.NotRegistered);
             switch (result.Outcome)
             {
+                case CommandOutcome.Deleted when moveTo is not null:
+                case CommandOutcome.NotRegistered or CommandOutcome.Destroyed when moveTo is not null:
+                    // The delete is applied (or there was nothing live): read the tombstone after it for the history.
+                    await _log.ReadBarrierAsync(cancellationToken);
+                    return SignReceipt(user, moveTo, _state.Read(user));
                 case CommandOutcome.Deleted:
-                    return;
+                    return null;
                 case CommandOutcome.NotRegistered or CommandOutcome.Destroyed:
                     throw new VaultException(VaultError.NotFound, $"there is no record for {user} to delete");
                 case CommandOutcome.VersionConflict when attempt < MaxVersionConflictRetries:
@@ -343,6 +407,58 @@ public sealed partial class VaultService : IDisposable
                 default:
                     throw Unexpected(user, result);
             }
+        }
+    }
+
+    /// <summary>
+    /// Makes the caller's pending record live with its predecessor's signed receipt
+    /// (<see cref="PredecessorFleets"/> decides; apply decides again).
+    /// </summary>
+    public async Task<ActivationResult> ActivateAsync(UserIdentity user, SignedMoveReceipt receipt, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(user);
+        ArgumentNullException.ThrowIfNull(receipt);
+        MoveReceipt parsed;
+        try
+        {
+            parsed = MoveReceipt.Decode(receipt.Receipt);
+        }
+        catch (FormatException e)
+        {
+            throw new VaultException(VaultError.InvalidArgument, $"move_receipt is not a move receipt: {e.Message}");
+        }
+
+        if (receipt.Signature.Length != SigningKeyDescription.SignatureBytes || !Enum.IsDefined(receipt.Algorithm))
+        {
+            throw new VaultException(VaultError.InvalidArgument,
+                $"move_receipt_signature needs algorithm 1 (Ed25519) or 2 (ECDSA P-256) and {SigningKeyDescription.SignatureBytes} signature bytes");
+        }
+
+        RequireServing();
+        if (_predecessors.Refusal(receipt.Receipt, receipt.Algorithm, receipt.Signature, _options.FleetId, user, parsed.TargetVersion) is { } why)
+        {
+            throw MoveRefused(why);
+        }
+
+        await _log.ReadBarrierAsync(cancellationToken);
+        var current = _state.Read(user);
+        if (current is not { State: RecordState.Pending or RecordState.Live } || current.Version != parsed.TargetVersion)
+        {
+            throw MoveRefused(current is { State: RecordState.Pending or RecordState.Live }
+                ? $"the receipt is for version {parsed.TargetVersion} of the record, and the caller's record here is version {current.Version}: register on this fleet again and move with the new version"
+                : "the caller has no pending record here: FinishRegistration with moving_from_fleet_id first");
+        }
+
+        var result = await SubmitAsync(new ActivateCommand(user, parsed.TargetVersion, receipt.Receipt, receipt.Algorithm, receipt.Signature), cancellationToken);
+        switch (result.Outcome)
+        {
+            case CommandOutcome.Activated or CommandOutcome.Unchanged:
+                var record = _state.Read(user)!;
+                return new ActivationResult(record.GuessLimit, record.Registrations);
+            case CommandOutcome.VersionConflict or CommandOutcome.NotRegistered or CommandOutcome.Destroyed:
+                throw MoveRefused("the pending record changed while it was being activated (registered again or deleted); register again and move with the new version");
+            default:
+                throw Unexpected(user, result);
         }
     }
 
@@ -355,9 +471,11 @@ public sealed partial class VaultService : IDisposable
         var record = _state.Read(user);
         return record?.State switch
         {
-            RecordState.Live => new RecordStatus(true, record.GuessLimit, record.GuessesRemaining, Destroyed: false),
-            RecordState.Destroyed => new RecordStatus(false, record.GuessLimit, 0, Destroyed: true),
-            _ => new RecordStatus(false, 0, 0, Destroyed: false),
+            RecordState.Live => new RecordStatus(true, record.GuessLimit, record.GuessesRemaining, Destroyed: false, History: record.Registrations, RecordVersion: record.Version),
+            RecordState.Destroyed => new RecordStatus(false, record.GuessLimit, 0, Destroyed: true, History: record.Registrations, RecordVersion: record.Version),
+            RecordState.Pending => new RecordStatus(false, record.GuessLimit, record.GuessesRemaining, Destroyed: false, MovePending: true,
+                History: record.Registrations, RecordVersion: record.Version),
+            _ => new RecordStatus(false, 0, 0, Destroyed: false, History: record?.Registrations, RecordVersion: record?.Version ?? 0),
         };
     }
 
@@ -411,6 +529,11 @@ public sealed partial class VaultService : IDisposable
             if (current.State == RecordState.Destroyed)
             {
                 throw Destroyed(user);
+            }
+
+            if (current.State == RecordState.Pending)
+            {
+                throw MovePending(user);
             }
 
             var contents = OnToken(() => _sealer.Unseal(user, current.Version, current.SealedRecord!));
@@ -578,6 +701,35 @@ public sealed partial class VaultService : IDisposable
             throw new VaultException(VaultError.Unavailable, "this member's token is unavailable; retry, or use another member", e);
         }
     }
+
+    /// <summary>
+    /// This fleet's signed statement that <paramref name="user"/> has no live record here, releasing
+    /// it to <paramref name="moveTo"/>, with the history of the record as it was (its tombstone).
+    /// </summary>
+    private SignedMoveReceipt SignReceipt(UserIdentity user, MoveDestination moveTo, StoredRecord? tombstone)
+    {
+        var receipt = new MoveReceipt(_options.FleetId, moveTo.FleetId, user.Tenant, user.UserId, moveTo.RecordVersion,
+            tombstone?.Registrations ?? RegistrationHistory.Empty).Encode();
+        var signature = OnToken(() => _token.Sign(receipt));
+        return new SignedMoveReceipt(receipt, _token.SigningKey.Algorithm, signature);
+    }
+
+    private static VaultException MoveRefused(string why) => new(VaultError.FailedPrecondition, $"the move is refused: {why}")
+    {
+        Reason = RefusalReason.MoveRefused,
+    };
+
+    private static VaultException AlreadyLiveHere(UserIdentity user) => new(VaultError.FailedPrecondition,
+        $"{user} already has a live record on this fleet; a record moves here only when it has none (delete it first, or recover it here)")
+    {
+        Reason = RefusalReason.MoveRefused,
+    };
+
+    private static VaultException MovePending(UserIdentity user) => new(VaultError.FailedPrecondition,
+        $"the record of {user} moved to this fleet and waits for its activation: ActivateRecord with the predecessor fleet's move receipt (DeleteRecord there with move_to)")
+    {
+        Reason = RefusalReason.MovePending,
+    };
 
     private static VaultException AlreadyRegistered(UserIdentity user) => new(VaultError.FailedPrecondition,
         $"{user} is already registered; set replace_existing to replace the record (this resets its guess count)")

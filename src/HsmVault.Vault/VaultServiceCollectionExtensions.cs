@@ -1,5 +1,6 @@
 using HsmVault.Hsm;
 using HsmVault.Vault.Audit;
+using HsmVault.Vault.Moves;
 using HsmVault.Vault.Signing;
 using HsmVault.Vault.State;
 using Microsoft.Extensions.DependencyInjection;
@@ -32,8 +33,10 @@ public static class VaultServiceCollectionExtensions
         services.TryAddSingleton(sp => new FleetMembers(new HashSet<string>(StringComparer.Ordinal) { Options(sp).MemberId }));
         services.TryAddSingleton(sp => FleetKeys.LoadAkeKey(sp.GetRequiredService<IVaultToken>()));
         services.TryAddSingleton(sp => new CommandSigner(sp.GetRequiredService<IVaultToken>(), Options(sp).FleetId, Options(sp).MemberId));
+        services.TryAddSingleton(PredecessorFleets.None);
         services.TryAddSingleton(sp => new CommandVerifier(
-            Options(sp).FleetId, sp.GetRequiredService<IVaultToken>().SigningKey, sp.GetRequiredService<FleetMembers>().Ids));
+            Options(sp).FleetId, sp.GetRequiredService<IVaultToken>().SigningKey, sp.GetRequiredService<FleetMembers>().Ids,
+            sp.GetRequiredService<PredecessorFleets>()));
         services.TryAddSingleton(sp => new VaultAudit(sp.GetRequiredService<ILoggerFactory>(), Options(sp).LogUserIds));
         services.TryAddSingleton(sp => new VaultStateMachine(
             Options(sp).DataDirectory,

@@ -19,13 +19,13 @@ public sealed class HardeningTests : IDisposable
     public async Task FinishRegistration_Replayed_IsRefusedAndTheCountIsNotReset()
     {
         var (ticket, record, encrypted) = _vault.PrepareRegistration(Alice, "right", _backupKey);
-        await _vault.Service.FinishRegistrationAsync(Alice, ticket, record, encrypted, 10, replaceExisting: false, CancellationToken.None);
+        await _vault.Service.FinishRegistrationAsync(Alice, ticket, record, encrypted, 10, replaceExisting: false, 0, null, CancellationToken.None);
         await _vault.RecoverAsync(Alice, "wrong");
         await _vault.RecoverAsync(Alice, "wrong again");
 
         // The tenant's backend captured the request and holds the user's JWT: it sends it again.
         var e = await Assert.ThrowsAsync<VaultException>(() =>
-            _vault.Service.FinishRegistrationAsync(Alice, ticket, record, encrypted, 10, replaceExisting: true, CancellationToken.None));
+            _vault.Service.FinishRegistrationAsync(Alice, ticket, record, encrypted, 10, replaceExisting: true, 0, null, CancellationToken.None));
 
         Assert.Equal(VaultError.FailedPrecondition, e.Error);
         Assert.Equal(RefusalReason.TicketAlreadyUsed, e.Reason);

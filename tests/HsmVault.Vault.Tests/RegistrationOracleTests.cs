@@ -57,7 +57,7 @@ public sealed class RegistrationOracleTests : IDisposable
         var (bobsTicket, _, _) = _vault.PrepareRegistration(bob, "pw", Bytes.Random(32));
         var (_, record, secret) = _vault.PrepareRegistration(Alice, "pw", Bytes.Random(32));
 
-        var e = await Assert.ThrowsAsync<VaultException>(() => _vault.Service.FinishRegistrationAsync(Alice, bobsTicket, record, secret, 0, false, CancellationToken.None));
+        var e = await Assert.ThrowsAsync<VaultException>(() => _vault.Service.FinishRegistrationAsync(Alice, bobsTicket, record, secret, 0, false, 0, null, CancellationToken.None));
 
         Assert.Equal(VaultError.InvalidArgument, e.Error);
         Assert.Contains("registration_ticket", e.Message, StringComparison.Ordinal);
@@ -72,7 +72,7 @@ public sealed class RegistrationOracleTests : IDisposable
 
         foreach (var bad in new[] { ticket, [], Bytes.Random(40) })
         {
-            var e = await Assert.ThrowsAsync<VaultException>(() => _vault.Service.FinishRegistrationAsync(Alice, bad, record, secret, 0, false, CancellationToken.None));
+            var e = await Assert.ThrowsAsync<VaultException>(() => _vault.Service.FinishRegistrationAsync(Alice, bad, record, secret, 0, false, 0, null, CancellationToken.None));
             Assert.Equal(VaultError.InvalidArgument, e.Error);
         }
 

@@ -4,6 +4,7 @@ using HsmVault.Crypto.Opaque;
 using HsmVault.Hsm;
 using HsmVault.Testing.Opaque;
 using HsmVault.Vault.Audit;
+using HsmVault.Vault.Moves;
 using HsmVault.Vault.Signing;
 using HsmVault.Vault.State;
 using Microsoft.Data.Sqlite;
@@ -20,12 +21,15 @@ internal sealed class VaultHarness : IDisposable
 {
     private readonly TempDirectory _directory = new();
     private readonly ServerKeyPair _keyPair;
+    private readonly PredecessorFleets _predecessors;
     private DirectVaultLog _log;
 
     /// <param name="configure">Changes to the vault options.</param>
     /// <param name="openToken">The token to run over (another implementation, a faulty one); null for a fresh SoftHSM2 token.</param>
-    public VaultHarness(Action<VaultOptions>? configure = null, Func<Pkcs11VaultToken>? openToken = null)
+    /// <param name="predecessors">The fleets this one takes users over from; none by default.</param>
+    public VaultHarness(Action<VaultOptions>? configure = null, Func<Pkcs11VaultToken>? openToken = null, PredecessorFleets? predecessors = null)
     {
+        _predecessors = predecessors ?? PredecessorFleets.None;
         Options = new VaultOptions
         {
             FleetId = "test-fleet",
@@ -81,7 +85,7 @@ internal sealed class VaultHarness : IDisposable
         var finish = Client.FinalizeRegistrationRequest(start.State, started.RegistrationResponse);
         start.State.Dispose();
         var encrypted = SecretEnvelopes.EncryptBackupKey(finish.ExportKey, backupKey);
-        var result = await Service.FinishRegistrationAsync(user, started.RegistrationTicket, finish.RegistrationRecord, encrypted, guessLimit, replace, CancellationToken.None);
+        var result = await Service.FinishRegistrationAsync(user, started.RegistrationTicket, finish.RegistrationRecord, encrypted, guessLimit, replace, 0, null, CancellationToken.None);
         return (result, finish.ExportKey);
     }
 
@@ -129,7 +133,12 @@ internal sealed class VaultHarness : IDisposable
         return (start, done);
     }
 
-    public Task<RecordStatus> StatusAsync(UserIdentity user) => Service.GetStatusAsync(user, CancellationToken.None);
+    /// <summary>The user's status as counts only (registered, limit, remaining, destroyed), for comparing with an expected one; moves read <see cref="VaultService.GetStatusAsync"/>.</summary>
+    public async Task<RecordStatus> StatusAsync(UserIdentity user)
+    {
+        var status = await Service.GetStatusAsync(user, CancellationToken.None);
+        return new RecordStatus(status.Registered, status.GuessLimit, status.GuessesRemaining, status.Destroyed);
+    }
 
     /// <summary>Runs SQL on the database file behind the service's back, as an attacker with the disk could.</summary>
     public void TamperWithDatabase(string sql, params (string Name, object Value)[] parameters)
@@ -149,11 +158,11 @@ internal sealed class VaultHarness : IDisposable
     private (VaultStateMachine, DirectVaultLog, VaultService) Start()
     {
         var members = new HashSet<string>(StringComparer.Ordinal) { Options.MemberId };
-        var verifier = new CommandVerifier(Options.FleetId, Token.SigningKey, members);
+        var verifier = new CommandVerifier(Options.FleetId, Token.SigningKey, members, _predecessors);
         var state = new VaultStateMachine(_directory.Path, verifier, new VaultAudit(NullLoggerFactory.Instance, Options.LogUserIds), Options.StateDigestInterval, members.Count);
         var log = new DirectVaultLog(state);
         var signer = new CommandSigner(Token, Options.FleetId, Options.MemberId);
-        var service = new VaultService(Token, _keyPair, state, log, signer, Microsoft.Extensions.Options.Options.Create(Options), Time, NullLogger<VaultService>.Instance);
+        var service = new VaultService(Token, _keyPair, state, log, signer, Microsoft.Extensions.Options.Options.Create(Options), _predecessors, Time, NullLogger<VaultService>.Instance);
         return (state, log, service);
     }
 

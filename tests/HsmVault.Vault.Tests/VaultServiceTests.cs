@@ -20,7 +20,7 @@ public sealed class VaultServiceTests : IDisposable
 
         var recovery = await _vault.RecoverAsync(Alice, RightPassword);
 
-        Assert.Equal(new RegistrationResult(10, Replaced: false), registration);
+        Assert.Equal((10, false), (registration.GuessLimit, registration.Replaced));
         Assert.Equal(9, recovery.Start.GuessesRemaining);
         Assert.Equal(OpaqueSizes.Ke2, recovery.Start.Ke2.Length);
         Assert.Equal(RecoveryOutcome.Success, recovery.Finish.Outcome);
@@ -182,7 +182,7 @@ public sealed class VaultServiceTests : IDisposable
 
         var (result, _) = await _vault.RegisterAsync(Alice, "new password", newKey, guessLimit: 4, replace: true);
 
-        Assert.Equal(new RegistrationResult(4, Replaced: true), result);
+        Assert.Equal((4, true), (result.GuessLimit, result.Replaced));
         Assert.Equal(new RecordStatus(true, 4, 4, false), await _vault.StatusAsync(Alice));
         Assert.Equal(2, _vault.State.Read(Alice)!.Version);
         var old = await _vault.RecoverAsync(Alice, RightPassword);
@@ -196,7 +196,7 @@ public sealed class VaultServiceTests : IDisposable
     {
         var (result, _) = await _vault.RegisterAsync(Alice, RightPassword, _backupKey, replace: true);
 
-        Assert.Equal(new RegistrationResult(10, Replaced: false), result);
+        Assert.Equal((10, false), (result.GuessLimit, result.Replaced));
     }
 
     [Fact]
@@ -208,7 +208,7 @@ public sealed class VaultServiceTests : IDisposable
 
         var (result, _) = await _vault.RegisterAsync(Alice, "another", _backupKey, guessLimit: 3);
 
-        Assert.Equal(new RegistrationResult(3, Replaced: false), result);
+        Assert.Equal((3, false), (result.GuessLimit, result.Replaced));
         Assert.Equal(new RecordStatus(true, 3, 3, false), await _vault.StatusAsync(Alice));
         Assert.Equal(_backupKey, (await _vault.RecoverAsync(Alice, "another")).BackupKey);
     }
@@ -218,12 +218,12 @@ public sealed class VaultServiceTests : IDisposable
     {
         await _vault.RegisterAsync(Alice, RightPassword, _backupKey);
 
-        await _vault.Service.DeleteAsync(Alice, CancellationToken.None);
+        await _vault.Service.DeleteAsync(Alice, null, CancellationToken.None);
 
         Assert.Equal(new RecordStatus(false, 0, 0, false), await _vault.StatusAsync(Alice));
         var notFound = await Assert.ThrowsAsync<VaultException>(() => _vault.RecoverAsync(Alice, RightPassword));
         Assert.Equal(RefusalReason.NotRegistered, notFound.Reason);
-        var e = await Assert.ThrowsAsync<VaultException>(() => _vault.Service.DeleteAsync(Alice, CancellationToken.None));
+        var e = await Assert.ThrowsAsync<VaultException>(() => _vault.Service.DeleteAsync(Alice, null, CancellationToken.None));
         Assert.Equal(VaultError.NotFound, e.Error);
         await _vault.RegisterAsync(Alice, RightPassword, _backupKey);
         Assert.Equal(2, _vault.State.Read(Alice)!.Version);
@@ -249,7 +249,7 @@ public sealed class VaultServiceTests : IDisposable
     {
         var (ticket, record, secret) = _vault.PrepareRegistration(Alice, RightPassword, _backupKey);
 
-        await AssertInvalidWithoutChangeAsync(() => _vault.Service.FinishRegistrationAsync(Alice, ticket, record, secret, guessLimit, false, CancellationToken.None));
+        await AssertInvalidWithoutChangeAsync(() => _vault.Service.FinishRegistrationAsync(Alice, ticket, record, secret, guessLimit, false, 0, null, CancellationToken.None));
     }
 
     [Fact]
@@ -257,8 +257,8 @@ public sealed class VaultServiceTests : IDisposable
     {
         var (ticket, record, _) = _vault.PrepareRegistration(Alice, RightPassword, _backupKey);
 
-        await AssertInvalidWithoutChangeAsync(() => _vault.Service.FinishRegistrationAsync(Alice, ticket, record, new byte[RecordLimits.MaxEncryptedSecretBytes + 1], 0, false, CancellationToken.None));
-        await AssertInvalidWithoutChangeAsync(() => _vault.Service.FinishRegistrationAsync(Alice, ticket, record, [], 0, false, CancellationToken.None));
+        await AssertInvalidWithoutChangeAsync(() => _vault.Service.FinishRegistrationAsync(Alice, ticket, record, new byte[RecordLimits.MaxEncryptedSecretBytes + 1], 0, false, 0, null, CancellationToken.None));
+        await AssertInvalidWithoutChangeAsync(() => _vault.Service.FinishRegistrationAsync(Alice, ticket, record, [], 0, false, 0, null, CancellationToken.None));
 
         // The largest allowed secret goes through, and comes back intact.
         var largest = Bytes.Random(RecordLimits.MaxEncryptedSecretBytes - 28);
@@ -272,7 +272,7 @@ public sealed class VaultServiceTests : IDisposable
     [MemberData(nameof(WrongRecordLengths))]
     public async Task Register_RecordOfWrongLength_IsInvalidArgument(int length)
     {
-        await AssertInvalidWithoutChangeAsync(() => _vault.Service.FinishRegistrationAsync(Alice, [], Bytes.Random(length), [1], 0, false, CancellationToken.None));
+        await AssertInvalidWithoutChangeAsync(() => _vault.Service.FinishRegistrationAsync(Alice, [], Bytes.Random(length), [1], 0, false, 0, null, CancellationToken.None));
     }
 
     [Theory]
@@ -283,7 +283,7 @@ public sealed class VaultServiceTests : IDisposable
         var (ticket, record, secret) = _vault.PrepareRegistration(Alice, RightPassword, _backupKey);
         record.AsSpan(0, OpaqueSizes.PublicKey).Fill(fill);
 
-        await AssertInvalidWithoutChangeAsync(() => _vault.Service.FinishRegistrationAsync(Alice, ticket, record, secret, 0, false, CancellationToken.None));
+        await AssertInvalidWithoutChangeAsync(() => _vault.Service.FinishRegistrationAsync(Alice, ticket, record, secret, 0, false, 0, null, CancellationToken.None));
     }
 
     [Theory]
@@ -472,7 +472,7 @@ public sealed class VaultServiceTests : IDisposable
     {
         await _vault.RegisterAsync(Alice, RightPassword, _backupKey);
         var (start, client) = await _vault.StartAsync(Alice, RightPassword);
-        await _vault.Service.DeleteAsync(Alice, CancellationToken.None);
+        await _vault.Service.DeleteAsync(Alice, null, CancellationToken.None);
 
         var e = await Assert.ThrowsAsync<VaultException>(() => _vault.Service.FinishRecoveryAsync(Alice, start.SessionId, client!.Ke3, CancellationToken.None));
 

@@ -30,19 +30,32 @@ internal static class Connection
             throw new UsageException("say who you are: --jwt-file FILE (or HSMVAULT_JWT_FILE), or for development --user U with --tenant-key FILE (or HSMVAULT_TENANT_KEY_FILE)");
         }
 
+        var successorJwtFile = args.Optional("successor-jwt-file", "HSMVAULT_SUCCESSOR_JWT_FILE");
         var trust = FleetTrustOptions.Read(args);
         var channel = GrpcChannel.ForAddress(server);
-        VaultClient? client = null;
-        client = new VaultClient(channel.CreateCallInvoker(), trust: trust, bearerToken: async cancellationToken =>
-        {
-            if (jwtFile is not null)
-            {
-                return (await File.ReadAllTextAsync(jwtFile, cancellationToken)).Trim();
-            }
 
-            var fleet = await client!.GetFleetInfoAsync(cancellationToken);
-            return DevelopmentTokens.Mint(tenantKeyFile!, tenant, user!, fleet.FleetId, TimeSpan.FromMinutes(5));
-        });
+        // Each fleet gets a token with its own fleet id as audience: minted here in development, or read
+        // from the successor's JWT file. A successor is reached at its bundle's first member endpoint; its
+        // channel lives as long as this process.
+        VaultClient Connect(GrpcChannel to, string? tokenFile)
+        {
+            VaultClient? client = null;
+            client = new VaultClient(to.CreateCallInvoker(), trust: trust, bearerToken: async cancellationToken =>
+            {
+                if (jwtFile is not null)
+                {
+                    var file = tokenFile ?? throw new UsageException(
+                        "the fleet names a successor, whose members need a JWT for their fleet id: pass it with --successor-jwt-file FILE (or HSMVAULT_SUCCESSOR_JWT_FILE)");
+                    return (await File.ReadAllTextAsync(file, cancellationToken)).Trim();
+                }
+
+                var fleet = await client!.GetFleetInfoAsync(cancellationToken);
+                return DevelopmentTokens.Mint(tenantKeyFile!, tenant, user!, fleet.FleetId, TimeSpan.FromMinutes(5));
+            }, successorClient: successor => Connect(GrpcChannel.ForAddress(successor.Bundle.Members[0].Endpoint), successorJwtFile));
+            return client;
+        }
+
+        var client = Connect(channel, jwtFile);
         return (channel, client);
     }
 }

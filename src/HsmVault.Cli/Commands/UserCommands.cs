@@ -26,6 +26,11 @@ internal static class UserCommands
 
             Console.WriteLine($"registered a new backup key, fingerprint {BackupKeys.Fingerprint(backupKey)}");
             Console.WriteLine($"guess limit: {result.GuessLimit}{(result.Replaced ? " (replaced the previous record)" : "")}");
+            if (result.FleetId.Length > 0)
+            {
+                Console.WriteLine($"stored on fleet {result.FleetId}");
+            }
+
             return 0;
         }
         finally
@@ -45,6 +50,16 @@ internal static class UserCommands
         try
         {
             var result = await client.RecoverAsync(password, cancellationToken);
+            if (result.MovedTo is { } movedTo)
+            {
+                Console.WriteLine($"moved to fleet {movedTo.FleetId} (epoch {movedTo.Epoch}): the record lives there now, and this fleet signed that it holds none");
+            }
+
+            if (result.MoveFailure is { } failure)
+            {
+                await Console.Error.WriteLineAsync($"the move to the successor fleet did not finish ({failure}); the next recovery finishes it");
+            }
+
             switch (result.Status)
             {
                 case RecoveryStatus.Recovered:
@@ -84,7 +99,15 @@ internal static class UserCommands
         var status = await client.GetStatusAsync(cancellationToken);
         Console.WriteLine(status.Registered
             ? $"registered; {status.GuessesRemaining} of {status.GuessLimit} guesses remaining"
-            : status.Destroyed ? "not registered: the record was destroyed after its last allowed guess" : "not registered");
+            : status.Destroyed ? "not registered: the record was destroyed after its last allowed guess"
+            : status.MovePending ? "not live yet: the record is moving here from the previous fleet (the next recovery finishes the move)"
+            : "not registered");
+        foreach (var registration in status.History)
+        {
+            var at = DateTimeOffset.FromUnixTimeMilliseconds(registration.RegisteredAtUnixMs);
+            Console.WriteLine($"  registered on fleet {registration.FleetId}, bundle epoch {registration.Epoch}, at {at:u}");
+        }
+
         return 0;
     }
 

@@ -12,7 +12,7 @@ internal sealed class BundleFileReloader(ServedBundle served, IOptions<BundleOpt
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        if (string.IsNullOrEmpty(options.Value.File))
+        if (string.IsNullOrEmpty(options.Value.File) && string.IsNullOrEmpty(options.Value.SuccessorFile))
         {
             return;
         }
@@ -21,6 +21,7 @@ internal sealed class BundleFileReloader(ServedBundle served, IOptions<BundleOpt
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
         {
             served.ReloadIfChanged();
+            served.ReloadSuccessorIfChanged();
         }
     }
 }

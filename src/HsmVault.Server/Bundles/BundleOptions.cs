@@ -35,8 +35,17 @@ public sealed class BundleOptions
     public TimeSpan ReloadInterval { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
-    /// Where users should go once this fleet is retired (its bundle past its not-after): named in the
-    /// refusal of every registration, e.g. the successor fleet's endpoint or namespace.
+    /// The successor fleet's SignedBundle file (`hsmvault fleet bundle --out`): the fleet that takes this
+    /// one's users over. Served beside this fleet's bundle (GetValidationBundleResponse.successor), so that
+    /// clients register there and move their users there at their next recovery; named in the refusals of
+    /// registrations once this fleet is retired. It may not exist yet: it is looked for at every
+    /// <see cref="ReloadInterval"/>, so a running fleet starts naming its successor without a restart.
     /// </summary>
-    public string? Successor { get; set; }
+    public string? SuccessorFile { get; set; }
+
+    /// <summary>
+    /// The SignedBundle files of the fleets this one takes users over from: a move receipt signed by one of
+    /// their fleet signing keys activates a user's pending record here. Read at start.
+    /// </summary>
+    public IList<string> Predecessors { get; } = [];
 }

@@ -41,6 +41,8 @@ public sealed partial class ServedBundle
     private readonly ILogger<ServedBundle> _logger;
     private ServedBundleState? _current;
     private (DateTime WrittenAt, long Length)? _loadedFile;
+    private ServedBundleState? _successor;
+    private (DateTime WrittenAt, long Length)? _loadedSuccessorFile;
 
     /// <summary>Loads the configured bundle, if any.</summary>
     /// <exception cref="StartupRefusedException">The bundle file is missing, unreadable, or does not describe this member.</exception>
@@ -72,6 +74,7 @@ public sealed partial class ServedBundle
         }
 
         Announce(_current, reloaded: false);
+        ReloadSuccessorIfChanged();
     }
 
     /// <summary>The bundle served now; null when the member serves none.</summary>
@@ -80,8 +83,92 @@ public sealed partial class ServedBundle
     /// <summary>True when the served bundle is past its not-after: the fleet is retired and takes no new registrations.</summary>
     public bool IsExpired => Current is { } current && (ulong)_time.GetUtcNow().ToUnixTimeMilliseconds() > current.Bundle.NotAfterUnixMs;
 
-    /// <summary>Where users of a retired fleet should go (<see cref="BundleOptions.Successor"/>), or null.</summary>
-    public string? Successor => string.IsNullOrWhiteSpace(_options.Successor) ? null : _options.Successor;
+    /// <summary>The successor fleet's bundle (<see cref="BundleOptions.SuccessorFile"/>), or null: where this fleet's users go.</summary>
+    public ServedBundleState? Successor => Volatile.Read(ref _successor);
+
+    /// <summary>Where this fleet's users go, for people: the successor's fleet id and member endpoints, or null.</summary>
+    public string? SuccessorDescription => Successor is { } successor
+        ? $"fleet '{successor.Bundle.FleetId}' (epoch {successor.Bundle.Epoch}) at {string.Join(", ", successor.Bundle.Members.Select(m => m.Endpoint))}"
+        : null;
+
+    /// <summary>
+    /// Reads <see cref="BundleOptions.SuccessorFile"/> when it appeared or changed. A successor is the next
+    /// fleet of this fleet's namespace: a higher epoch, another fleet id, signed by the operator and logged
+    /// (the client verifies it in full before it follows it). A file that is not one is not served.
+    /// </summary>
+    /// <returns>Whether a new successor is served.</returns>
+    public bool ReloadSuccessorIfChanged()
+    {
+        if (string.IsNullOrEmpty(_options.SuccessorFile))
+        {
+            return false;
+        }
+
+        var info = new FileInfo(_options.SuccessorFile);
+        if (!info.Exists || (info.LastWriteTimeUtc, info.Length) == _loadedSuccessorFile)
+        {
+            return false;
+        }
+
+        _loadedSuccessorFile = (info.LastWriteTimeUtc, info.Length);
+        try
+        {
+            var message = BundleMessages.ReadFile(info.FullName);
+            var bundle = BundleCodec.Decode(message.Bundle.Span);
+            var current = Current;
+            var refusal = current is null ? "this member serves no bundle of its own (HsmVault:Bundle:File), so nothing vouches that it hands its users over"
+                : bundle.Namespace != current.Bundle.Namespace ? $"it is of namespace '{bundle.Namespace}', not '{current.Bundle.Namespace}'"
+                : bundle.Epoch <= current.Bundle.Epoch ? $"its epoch {bundle.Epoch} is not above this fleet's {current.Bundle.Epoch}"
+                : bundle.FleetId == _vault.FleetId ? "it is this fleet's own bundle"
+                : message.OperatorSignature is null || message.Attestations.Count == 0 ? "it is not signed by the operator and logged by a witness"
+                : null;
+            if (refusal is not null)
+            {
+                Log.SuccessorRefused(_logger, info.FullName, refusal);
+                return false;
+            }
+
+            Volatile.Write(ref _successor, new ServedBundleState(message, bundle, BundleCodec.Digest(message.Bundle.Span)));
+            Log.SuccessorServed(_logger, bundle.FleetId, bundle.Namespace, bundle.Epoch);
+            return true;
+        }
+        catch (Exception e) when (e is InvalidDataException or TransparencyException or IOException or Google.Protobuf.InvalidProtocolBufferException)
+        {
+            Log.SuccessorRefused(_logger, info.FullName, e.Message);
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// The fleets this one takes users over from (<see cref="BundleOptions.Predecessors"/>), each by the
+    /// fleet signing key its bundle names.
+    /// </summary>
+    /// <exception cref="StartupRefusedException">A file is missing, does not decode, or is this fleet's own bundle.</exception>
+    public static Vault.Moves.PredecessorFleets LoadPredecessors(BundleOptions options, VaultOptions vault)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(vault);
+        var keys = new Dictionary<string, Crypto.Signatures.SigningKeyDescription>(StringComparer.Ordinal);
+        foreach (var path in options.Predecessors)
+        {
+            try
+            {
+                var bundle = BundleCodec.Decode(BundleMessages.ReadFile(path).Bundle.Span);
+                if (bundle.FleetId == vault.FleetId)
+                {
+                    throw new StartupRefusedException($"HsmVault:Bundle:Predecessors: '{path}' is this fleet's own bundle; list the fleets whose users move here");
+                }
+
+                keys[bundle.FleetId] = bundle.FleetSigningKey;
+            }
+            catch (Exception e) when (e is InvalidDataException or TransparencyException or IOException or Google.Protobuf.InvalidProtocolBufferException)
+            {
+                throw new StartupRefusedException($"HsmVault:Bundle:Predecessors: '{path}' is not a readable SignedBundle file: {e.Message}", e);
+            }
+        }
+
+        return new Vault.Moves.PredecessorFleets(keys);
+    }
 
     /// <summary>
     /// Serves the bundle file anew if it changed since it was read and passes the checks with an
@@ -202,7 +289,7 @@ public sealed partial class ServedBundle
         Log.Serving(_logger, reloaded ? "now serves" : "serves", bundle.Namespace, bundle.Epoch, served.DigestHex, bundle.NotAfter, served.Message.Attestations.Count);
         if (IsExpired)
         {
-            Log.Expired(_logger, bundle.Namespace, bundle.Epoch, bundle.NotAfter, Successor ?? "(HsmVault:Bundle:Successor is not set)");
+            Log.Expired(_logger, bundle.Namespace, bundle.Epoch, bundle.NotAfter, SuccessorDescription ?? "none served (HsmVault:Bundle:SuccessorFile)");
         }
     }
 
@@ -223,5 +310,13 @@ public sealed partial class ServedBundle
         [LoggerMessage(EventId = 1013, EventName = "NoBundle", Level = LogLevel.Warning,
             Message = "HsmVault:Bundle:File is not set: this member serves no validation bundle, so verifying clients refuse it and GetFleetInfo is unauthenticated (development only)")]
         public static partial void NoBundle(ILogger logger);
+
+        [LoggerMessage(EventId = 1014, EventName = "SuccessorRefused", Level = LogLevel.Error,
+            Message = "The successor bundle file '{Path}' is not served: {Reason}")]
+        public static partial void SuccessorRefused(ILogger logger, string path, string reason);
+
+        [LoggerMessage(EventId = 1015, EventName = "SuccessorServed", Level = LogLevel.Information,
+            Message = "This member names fleet '{FleetId}' ('{Namespace}' epoch {Epoch}) as its successor: clients register there and move their users there at their next recovery")]
+        public static partial void SuccessorServed(ILogger logger, string fleetId, string @namespace, ulong epoch);
     }
 }

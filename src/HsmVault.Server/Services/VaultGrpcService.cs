@@ -38,6 +38,18 @@ public sealed class VaultGrpcService(
             RefusalTrailer.For(RefusalReason.NoBundle));
         var response = new GetValidationBundleResponse { SignedBundle = served.Message };
         response.ConsistencyProofs.AddRange(await consistencyProofs.ForAsync(served, request.KnownCheckpoints, context.CancellationToken));
+        if (bundle.Successor is { } successor)
+        {
+            response.Successor = successor.Message;
+            foreach (var proof in await consistencyProofs.ForAsync(successor, request.KnownCheckpoints, context.CancellationToken))
+            {
+                if (!response.ConsistencyProofs.Any(p => (p.WitnessKeyName, p.OldSize, p.NewSize) == (proof.WitnessKeyName, proof.OldSize, proof.NewSize)))
+                {
+                    response.ConsistencyProofs.Add(proof);
+                }
+            }
+        }
+
         return response;
     }
 
@@ -72,8 +84,10 @@ public sealed class VaultGrpcService(
             request.EncryptedSecret.ToByteArray(),
             request.GuessLimit,
             request.ReplaceExisting,
+            bundle.Current?.Bundle.Epoch ?? 0,
+            request.MovingFromFleetId,
             context.CancellationToken);
-        return new FinishRegistrationResponse { GuessLimit = (uint)result.GuessLimit, Replaced = result.Replaced };
+        return new FinishRegistrationResponse { GuessLimit = (uint)result.GuessLimit, Replaced = result.Replaced, RecordVersion = (ulong)result.RecordVersion };
     }
 
     /// <inheritdoc/>
@@ -112,9 +126,30 @@ public sealed class VaultGrpcService(
     /// <inheritdoc/>
     public override async Task<DeleteRecordResponse> DeleteRecord(DeleteRecordRequest request, ServerCallContext context)
     {
+        ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(context);
-        await vault.DeleteAsync(Caller(context), context.CancellationToken);
-        return new DeleteRecordResponse();
+        var moveTo = request.MoveTo is { } to ? new MoveDestination(to.FleetId, to.RecordVersion > long.MaxValue ? 0 : (long)to.RecordVersion) : null;
+        var receipt = await vault.DeleteAsync(Caller(context), moveTo, context.CancellationToken);
+        return receipt is null ? new DeleteRecordResponse() : new DeleteRecordResponse
+        {
+            MoveReceipt = ByteString.CopyFrom(receipt.Receipt),
+            MoveReceiptSignature = new TaggedSignature { Algorithm = (uint)receipt.Algorithm, Signature = ByteString.CopyFrom(receipt.Signature) },
+        };
+    }
+
+    /// <inheritdoc/>
+    public override async Task<ActivateRecordResponse> ActivateRecord(ActivateRecordRequest request, ServerCallContext context)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(context);
+        var signature = request.MoveReceiptSignature ?? throw new RpcException(new Status(StatusCode.InvalidArgument,
+            "move_receipt_signature is missing: pass the predecessor's DeleteRecordResponse.move_receipt_signature"));
+        var result = await vault.ActivateAsync(Caller(context),
+            new SignedMoveReceipt(request.MoveReceipt.ToByteArray(), (Crypto.Signatures.SignatureAlgorithm)signature.Algorithm, signature.Signature.ToByteArray()),
+            context.CancellationToken);
+        var response = new ActivateRecordResponse { GuessLimit = (uint)result.GuessLimit };
+        response.History.AddRange(result.History.Select(ToMessage));
+        return response;
     }
 
     /// <inheritdoc/>
@@ -128,8 +163,14 @@ public sealed class VaultGrpcService(
             GuessLimit = (uint)status.GuessLimit,
             GuessesRemaining = (uint)status.GuessesRemaining,
             Destroyed = status.Destroyed,
+            MovePending = status.MovePending,
+            RecordVersion = (ulong)status.RecordVersion,
+            History = { (status.History ?? []).Select(ToMessage) },
         };
     }
+
+    private static RegistrationEvent ToMessage(Protocol.Moves.RegistrationEvent registered) =>
+        new() { FleetId = registered.FleetId, Epoch = registered.Epoch, RegisteredAtUnixMs = registered.RegisteredAtUnixMs };
 
     private static UserIdentity Caller(ServerCallContext context) => JwtAuthentication.CallerOf(context.GetHttpContext().User);
 
@@ -142,7 +183,7 @@ public sealed class VaultGrpcService(
             throw new RpcException(
                 new Status(StatusCode.FailedPrecondition,
                     $"fleet '{served.FleetId}' is retired: its validation bundle (epoch {served.Epoch}) expired at {served.NotAfter:O}; "
-                    + (bundle.Successor is { } successor ? $"register with its successor: {successor}" : "ask the operator where its successor is")),
+                    + (bundle.SuccessorDescription is { } successor ? $"register with its successor, {successor}" : "ask the operator where its successor is")),
                 RefusalTrailer.For(RefusalReason.FleetRetired));
         }
     }

@@ -53,6 +53,9 @@ public enum BundleRefusal
 
     /// <summary>A RegistrationResponse carries no signature, or one the bundle's fleet signing key does not verify.</summary>
     RegistrationNotVouched,
+
+    /// <summary>The successor a fleet names is not the next fleet of its namespace (another namespace, not a higher epoch, or the same fleet).</summary>
+    SuccessorInvalid,
 }
 
 /// <summary>A validation bundle was refused; <see cref="Reason"/> says why, the message names what failed.</summary>

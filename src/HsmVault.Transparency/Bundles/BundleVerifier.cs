@@ -45,6 +45,9 @@ public sealed record ConsistencyProofRequest(string WitnessKeyName, ulong OldSiz
 /// <param name="Checkpoints">For each attesting witness: its key name, the verified checkpoint and its note.</param>
 public sealed record VerifiedBundle(ValidationBundle Bundle, byte[] Encoded, byte[] Digest, IReadOnlyList<(string WitnessKeyName, Checkpoint Checkpoint, string Note)> Checkpoints)
 {
+    /// <summary>The fleet this one's users move to, verified in full, when the fleet names one; the bundle itself was then verified as its predecessor.</summary>
+    public VerifiedBundle? Successor { get; init; }
+
     /// <summary>
     /// Throws unless <paramref name="serverPublicKey"/> (from KE2 or a RegistrationResponse) is
     /// the bundle's OPAQUE server key: a server with another key is not this fleet.
@@ -131,11 +134,16 @@ public sealed class BundleVerifier
     /// <param name="received">The bundle as received.</param>
     /// <param name="state">The client's trust state.</param>
     /// <param name="consistencyProofs">Proofs for <see cref="ProofsNeeded"/>; a missing one refuses the witness's attestation.</param>
+    /// <param name="successor">
+    /// When <paramref name="received"/> is the fleet a user leaves: its already verified successor. The bundle must then be an
+    /// earlier epoch of the same namespace and another fleet, and its not-after and the highest epoch seen do not apply.
+    /// </param>
     /// <exception cref="BundleRefusedException">The bundle is refused; the reason and message say why.</exception>
     public VerifiedBundle Verify(
         SignedValidationBundle received,
         ClientTrustState state,
-        IReadOnlyDictionary<ConsistencyProofRequest, IReadOnlyList<byte[]>>? consistencyProofs = null)
+        IReadOnlyDictionary<ConsistencyProofRequest, IReadOnlyList<byte[]>>? consistencyProofs = null,
+        ValidationBundle? successor = null)
     {
         ArgumentNullException.ThrowIfNull(received);
         ArgumentNullException.ThrowIfNull(state);
@@ -153,25 +161,21 @@ public sealed class BundleVerifier
         var what = $"bundle of '{bundle.Namespace}' epoch {bundle.Epoch} (digest {Convert.ToHexStringLower(digest)})";
         VerifyOperatorSignature(received, bundle, digest, what);
 
-        var now = _time.GetUtcNow();
-        if ((ulong)now.ToUnixTimeMilliseconds() > bundle.NotAfterUnixMs)
+        if (successor is not null)
         {
-            throw new BundleRefusedException(BundleRefusal.Expired, $"the {what} expired at {bundle.NotAfter:O}; it is now {now:O}");
+            // The predecessor of a verified successor: the fleet a user leaves. Its not-after and the
+            // highest epoch seen do not apply (a retired fleet's users must still be able to leave it,
+            // also after the client accepted the successor's epoch); every signature and proof does.
+            if (bundle.Namespace != successor.Namespace || bundle.Epoch >= successor.Epoch || bundle.FleetId == successor.FleetId)
+            {
+                throw new BundleRefusedException(BundleRefusal.SuccessorInvalid,
+                    $"the {what} of fleet '{bundle.FleetId}' names as its successor fleet '{successor.FleetId}' of '{successor.Namespace}' epoch {successor.Epoch}: "
+                    + "a successor is a later epoch of the same namespace and another fleet");
+            }
         }
-
-        if (state.HighestEpoch(bundle.Namespace) is { } highest)
+        else
         {
-            if (bundle.Epoch < highest.Epoch)
-            {
-                throw new BundleRefusedException(BundleRefusal.EpochRolledBack,
-                    $"the {what} is older than epoch {highest.Epoch}, which this client already accepted: a rollback to an older fleet");
-            }
-
-            if (bundle.Epoch == highest.Epoch && !highest.Digest.AsSpan().SequenceEqual(digest))
-            {
-                throw new BundleRefusedException(BundleRefusal.EpochEquivocation,
-                    $"the {what} is a second digest for epoch {bundle.Epoch}; this client accepted digest {Convert.ToHexStringLower(highest.Digest)} for it");
-            }
+            RequireCurrent(bundle, digest, state, what);
         }
 
         var verified = new List<(string, Checkpoint, string)>();
@@ -207,6 +211,31 @@ public sealed class BundleVerifier
         }
 
         return new VerifiedBundle(bundle, received.Bundle, digest, verified);
+    }
+
+    /// <summary>A bundle a client follows: not past its not-after, no older than the highest epoch seen, and the one digest of its epoch.</summary>
+    private void RequireCurrent(ValidationBundle bundle, byte[] digest, ClientTrustState state, string what)
+    {
+        var now = _time.GetUtcNow();
+        if ((ulong)now.ToUnixTimeMilliseconds() > bundle.NotAfterUnixMs)
+        {
+            throw new BundleRefusedException(BundleRefusal.Expired, $"the {what} expired at {bundle.NotAfter:O}; it is now {now:O}");
+        }
+
+        if (state.HighestEpoch(bundle.Namespace) is { } highest)
+        {
+            if (bundle.Epoch < highest.Epoch)
+            {
+                throw new BundleRefusedException(BundleRefusal.EpochRolledBack,
+                    $"the {what} is older than epoch {highest.Epoch}, which this client already accepted: a rollback to an older fleet");
+            }
+
+            if (bundle.Epoch == highest.Epoch && !highest.Digest.AsSpan().SequenceEqual(digest))
+            {
+                throw new BundleRefusedException(BundleRefusal.EpochEquivocation,
+                    $"the {what} is a second digest for epoch {bundle.Epoch}; this client accepted digest {Convert.ToHexStringLower(highest.Digest)} for it");
+            }
+        }
     }
 
     private void VerifyOperatorSignature(SignedValidationBundle received, ValidationBundle bundle, byte[] digest, string what)

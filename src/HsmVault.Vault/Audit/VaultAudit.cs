@@ -52,6 +52,14 @@ public sealed partial class VaultAudit(ILoggerFactory loggers, UserLogForm userF
     /// <summary>This member's state differs from what the fleet's majority reported.</summary>
     public void Diverged(ulong index, string detail) => LogDiverged(_logger, index, detail);
 
+    /// <summary>A record moving in from a predecessor fleet was stored pending.</summary>
+    public void MovePending(ulong index, string member, UserIdentity user) =>
+        LogMovePending(_logger, index, member, user.ForLog(userForm));
+
+    /// <summary>A pending record became live with its predecessor's receipt.</summary>
+    public void MovedIn(ulong index, string member, UserIdentity user, string fromFleet) =>
+        LogMovedIn(_logger, index, member, user.ForLog(userForm), fromFleet);
+
     /// <summary>Another member reported a state that differs from the majority's.</summary>
     public void MemberDiverged(ulong index, string member) => LogMemberDiverged(_logger, index, member);
 
@@ -84,4 +92,10 @@ public sealed partial class VaultAudit(ILoggerFactory loggers, UserLogForm userF
 
     [LoggerMessage(5009, LogLevel.Error, "Member {Member} reported a state at index {Index} that differs from the majority's", EventName = "AuditMemberDiverged")]
     private static partial void LogMemberDiverged(ILogger logger, ulong index, string member);
+
+    [LoggerMessage(5010, LogLevel.Information, "Stored the record of {User} pending its move from a predecessor fleet, at index {Index}, decided by {Member}", EventName = "AuditMovePending")]
+    private static partial void LogMovePending(ILogger logger, ulong index, string member, string user);
+
+    [LoggerMessage(5011, LogLevel.Information, "The record of {User} moved in from fleet {FromFleet} (its receipt verified) and is live, at index {Index}, decided by {Member}", EventName = "AuditMovedIn")]
+    private static partial void LogMovedIn(ILogger logger, ulong index, string member, string user, string fromFleet);
 }

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using HsmVault.Crypto.Signatures;
 using HsmVault.Hsm;
+using HsmVault.Vault.Moves;
 using HsmVault.Vault.State;
 
 namespace HsmVault.Vault.Signing;
@@ -49,7 +50,7 @@ public sealed record CommandRefusal(string? Member, string Reason);
 /// command is signed by that identity key. Pure and deterministic (software signature
 /// verification only), so every member reaches the same verdict on the same entry.
 /// </summary>
-public sealed class CommandVerifier(string fleetId, SigningKeyDescription fleetSigningKey, IReadOnlySet<string> members)
+public sealed class CommandVerifier(string fleetId, SigningKeyDescription fleetSigningKey, IReadOnlySet<string> members, PredecessorFleets? predecessors = null)
 {
     /// <summary>Endorsements already verified: at most one per member and identity key, so apply verifies one signature per command.</summary>
     private readonly ConcurrentDictionary<(string Member, string Key), bool> _endorsements = new();
@@ -92,16 +93,28 @@ public sealed class CommandVerifier(string fleetId, SigningKeyDescription fleetS
             return null;
         }
 
+        VaultCommand command;
         try
         {
-            refusal = null;
-            return new VerifiedCommand(endorsement.MemberId, VaultCommandCodec.Decode(signed.Body));
+            command = VaultCommandCodec.Decode(signed.Body);
         }
         catch (InvalidDataException e)
         {
             refusal = new CommandRefusal(endorsement.MemberId, $"the signed command does not decode: {e.Message}");
             return null;
         }
+
+        // A member's signature says which member proposed an activation, not that the user left the
+        // predecessor: the receipt is checked here too, so a member that skipped the check activates nothing.
+        if (command is ActivateCommand activate
+            && (predecessors ?? PredecessorFleets.None).Refusal(activate.Receipt, activate.Algorithm, activate.Signature, fleetId, activate.User, activate.Version) is { } why)
+        {
+            refusal = new CommandRefusal(endorsement.MemberId, $"the activation's move receipt is refused: {why}");
+            return null;
+        }
+
+        refusal = null;
+        return new VerifiedCommand(endorsement.MemberId, command);
     }
 
     private bool IsEndorsed(MemberEndorsement endorsement)

@@ -1,3 +1,5 @@
+using HsmVault.Protocol.Moves;
+
 namespace HsmVault.Vault.State;
 
 /// <summary>
@@ -20,6 +22,7 @@ public static class RecordTransitions
             ResetGuessesCommand c => ResetGuesses(current, c),
             DestroyIfExhaustedCommand c => DestroyIfExhausted(current, c),
             DeleteCommand c => Delete(current, c),
+            ActivateCommand c => Activate(current, c),
             _ => throw new ArgumentException($"unknown command type {command.GetType().Name}", nameof(command)),
         };
     }
@@ -94,7 +97,11 @@ public static class RecordTransitions
 
     /// <summary>
     /// A registration over a live record needs the explicit replace flag, because replacing
-    /// resets the guess count. Over nothing, a deleted or a destroyed record it is a fresh start.
+    /// resets the guess count. Over nothing, a deleted, a destroyed or a pending record it is a
+    /// fresh start. A record moving in from a predecessor fleet is stored pending, and never over
+    /// a live one: replacing it would leave the user with no live record until the move finished.
+    /// The history grows by this registration; a pending record starts its own, which activation
+    /// puts after the predecessor's.
     /// </summary>
     private static (StoredRecord?, CommandResult) Register(StoredRecord? current, RegisterCommand command)
     {
@@ -105,26 +112,55 @@ public static class RecordTransitions
         }
 
         var isLive = current?.State == RecordState.Live;
-        if (isLive && !command.Replace)
+        if (isLive && (!command.Replace || command.Pending))
         {
             return (null, new CommandResult(CommandOutcome.AlreadyRegistered, current!.GuessesRemaining));
         }
 
-        var next = new StoredRecord(command.User, currentVersion + 1, RecordState.Live, command.GuessLimit, 0, command.SealedRecord);
+        var earlier = command.Pending || current is null or { State: RecordState.Pending } ? RegistrationHistory.Empty : current.Registrations;
+        var history = command.Registered is { } registered ? RegistrationHistory.Append(earlier, registered) : earlier;
+        var next = new StoredRecord(command.User, currentVersion + 1, command.Pending ? RecordState.Pending : RecordState.Live, command.GuessLimit, 0, command.SealedRecord,
+            History: history.Count == 0 ? null : RegistrationHistory.Encode(history));
         return (next, new CommandResult(isLive ? CommandOutcome.Replaced : CommandOutcome.Registered, next.GuessesRemaining));
+    }
+
+    /// <summary>
+    /// The move rule: a pending record becomes live only with its predecessor's receipt for this very
+    /// version (the receipt's signature is checked where the command is applied, before this rule), so
+    /// at no point does the user hold two live records, and a receipt for an earlier move activates
+    /// nothing later. Activating a record this receipt already activated changes nothing.
+    /// </summary>
+    private static (StoredRecord?, CommandResult) Activate(StoredRecord? current, ActivateCommand command)
+    {
+        if (current is null || current.Version != command.Version)
+        {
+            return (null, new CommandResult(current is null ? CommandOutcome.NotRegistered : CommandOutcome.VersionConflict));
+        }
+
+        switch (current.State)
+        {
+            case RecordState.Live:
+                return (null, new CommandResult(CommandOutcome.Unchanged, current.GuessesRemaining, current.AttemptSerial));
+            case RecordState.Pending:
+                var moved = RegistrationHistory.Append(MoveReceipt.Decode(command.Receipt).History, current.Registrations);
+                var live = current with { State = RecordState.Live, History = moved.Count == 0 ? null : RegistrationHistory.Encode(moved) };
+                return (live, new CommandResult(CommandOutcome.Activated, live.GuessesRemaining, live.AttemptSerial));
+            default:
+                return (null, new CommandResult(current.State == RecordState.Destroyed ? CommandOutcome.Destroyed : CommandOutcome.NotRegistered));
+        }
     }
 
     /// <summary>A delete names the version it was decided on, so a replayed delete cannot remove a later registration.</summary>
     private static (StoredRecord?, CommandResult) Delete(StoredRecord? current, DeleteCommand command)
     {
-        if (current?.State != RecordState.Live)
+        if (current is not { HoldsRecord: true })
         {
             return (null, new CommandResult(CommandOutcome.NotRegistered));
         }
 
-        if (NotActionable(current, command.Version) is { } refusal)
+        if (current.Version != command.Version)
         {
-            return (null, refusal);
+            return (null, new CommandResult(CommandOutcome.VersionConflict, current.GuessesRemaining, current.AttemptSerial));
         }
 
         return (current! with { State = RecordState.Deleted, GuessesUsed = 0, SealedRecord = null }, new CommandResult(CommandOutcome.Deleted));
@@ -138,6 +174,7 @@ public static class RecordTransitions
     {
         null or { State: RecordState.Deleted } => new CommandResult(CommandOutcome.NotRegistered),
         { State: RecordState.Destroyed } => new CommandResult(CommandOutcome.Destroyed),
+        { State: RecordState.Pending } => new CommandResult(CommandOutcome.MovePending),
         _ when current.Version != version => new CommandResult(CommandOutcome.VersionConflict, current.GuessesRemaining, current.AttemptSerial),
         _ => null,
     };

@@ -1,3 +1,5 @@
+using HsmVault.Protocol.Moves;
+
 namespace HsmVault.Vault.State;
 
 /// <summary>Where a user's record is in its life.</summary>
@@ -11,6 +13,12 @@ public enum RecordState
 
     /// <summary>Destroyed after its last allowed guess; the sealed blob is gone.</summary>
     Destroyed = 3,
+
+    /// <summary>
+    /// Moved here from a predecessor fleet and not live yet: stored, but neither recoverable nor
+    /// counted as a live record until the predecessor's receipt activates it.
+    /// </summary>
+    Pending = 4,
 }
 
 /// <summary>
@@ -28,6 +36,7 @@ public enum RecordState
 /// <param name="AttemptSerial">Guesses ever charged on this version; only ever grows, so every charge has its own number.</param>
 /// <param name="LastResetSerial">The attempt whose proven password last reset the count; a reset for it or an earlier one does nothing.</param>
 /// <param name="RecentAttemptIds">The serving members' ids of the last <see cref="AttemptIdsKept"/> charges, newest last (null before any).</param>
+/// <param name="History">The record's registrations in <see cref="RegistrationHistory"/>'s encoding (null: none kept, a record stored before histories).</param>
 public sealed record StoredRecord(
     UserIdentity User,
     long Version,
@@ -37,7 +46,8 @@ public sealed record StoredRecord(
     byte[]? SealedRecord,
     long AttemptSerial = 0,
     long LastResetSerial = 0,
-    byte[]? RecentAttemptIds = null)
+    byte[]? RecentAttemptIds = null,
+    byte[]? History = null)
 {
     /// <summary>How many charges' attempt ids a record remembers.</summary>
     public const int AttemptIdsKept = 4;
@@ -64,6 +74,12 @@ public sealed record StoredRecord(
 
         return false;
     }
+
+    /// <summary>The registrations of <see cref="History"/>, oldest first.</summary>
+    public IReadOnlyList<RegistrationEvent> Registrations => History is null ? RegistrationHistory.Empty : RegistrationHistory.Decode(History);
+
+    /// <summary>Whether a sealed record is stored (live or pending).</summary>
+    public bool HoldsRecord => State is RecordState.Live or RecordState.Pending;
 
     /// <summary>Guesses left before destruction.</summary>
     public int GuessesRemaining => Math.Max(0, GuessLimit - GuessesUsed);

@@ -1,4 +1,6 @@
+using HsmVault.Crypto.Signatures;
 using HsmVault.Protocol;
+using HsmVault.Protocol.Moves;
 
 namespace HsmVault.Vault.State;
 
@@ -25,8 +27,24 @@ public abstract record RecordCommand(UserIdentity User) : VaultCommand;
 /// <param name="SealedRecord">The record sealed for version <c>ExpectedVersion + 1</c>.</param>
 /// <param name="Replace">Whether an existing live record may be overwritten.</param>
 /// <param name="RegistrationNonce">The nonce of the registration ticket used: each may register once, fleet-wide.</param>
-public sealed record RegisterCommand(UserIdentity User, long ExpectedVersion, int GuessLimit, byte[] SealedRecord, bool Replace, byte[] RegistrationNonce)
+/// <param name="Registered">This registration, for the record's history (null in log entries written before histories were kept).</param>
+/// <param name="Pending">The record moves here from a predecessor fleet: stored <see cref="RecordState.Pending"/> until an <see cref="ActivateCommand"/>.</param>
+public sealed record RegisterCommand(
+    UserIdentity User, long ExpectedVersion, int GuessLimit, byte[] SealedRecord, bool Replace, byte[] RegistrationNonce,
+    RegistrationEvent? Registered = null, bool Pending = false)
     : RecordCommand(User);
+
+/// <summary>
+/// A pending record becomes live: its predecessor fleet's signed <see cref="MoveReceipt"/> says the
+/// user has no live record there any more. The receipt is verified again where the command is
+/// applied (<see cref="Signing.CommandVerifier"/>), against the predecessor keys every member holds.
+/// </summary>
+/// <param name="User">Whose record.</param>
+/// <param name="Version">The pending record's version, which the receipt names.</param>
+/// <param name="Receipt">The receipt's canonical bytes.</param>
+/// <param name="Algorithm">The predecessor's signature algorithm.</param>
+/// <param name="Signature">The predecessor's signature of <paramref name="Receipt"/>.</param>
+public sealed record ActivateCommand(UserIdentity User, long Version, byte[] Receipt, SignatureAlgorithm Algorithm, byte[] Signature) : RecordCommand(User);
 
 /// <summary>Charges one guess before a recovery's KE2 may leave the member.</summary>
 /// <param name="User">Whose record.</param>
@@ -97,6 +115,12 @@ public enum CommandOutcome : byte
 
     /// <summary>A state digest was compared.</summary>
     DigestChecked = 13,
+
+    /// <summary>The record moved here and waits for its predecessor's receipt: nothing was done.</summary>
+    MovePending = 14,
+
+    /// <summary>A pending record became live.</summary>
+    Activated = 15,
 }
 
 /// <summary>What applying a command did, returned to the member that proposed it.</summary>

@@ -1,4 +1,6 @@
+using HsmVault.Crypto.Signatures;
 using HsmVault.Protocol;
+using HsmVault.Protocol.Moves;
 using System.Text;
 
 namespace HsmVault.Vault.State;
@@ -26,6 +28,10 @@ public static class VaultCommandCodec
         DestroyIfExhausted = 4,
         Delete = 5,
         StateDigest = 6,
+
+        /// <summary>A registration with its history event and pending flag; <see cref="Register"/> entries (without them) still decode.</summary>
+        RegisterWithHistory = 7,
+        Activate = 8,
     }
 
     /// <summary>Encodes a command for the log.</summary>
@@ -39,13 +45,21 @@ public static class VaultCommandCodec
             switch (command)
             {
                 case RegisterCommand c:
-                    writer.Write((byte)Kind.Register);
+                    writer.Write((byte)Kind.RegisterWithHistory);
                     WriteUser(writer, c.User);
                     writer.Write(c.ExpectedVersion);
                     writer.Write(RecordLimits.CountByte(c.GuessLimit));
                     writer.Write(c.Replace);
                     WriteBytes(writer, c.RegistrationNonce);
                     WriteBytes(writer, c.SealedRecord);
+                    writer.Write(c.Pending);
+                    WriteBytes(writer, c.Registered is { } registered ? RegistrationHistory.Encode([registered]) : RegistrationHistory.Encode([]));
+                    break;
+                case ActivateCommand c:
+                    WriteVersioned(writer, Kind.Activate, c.User, c.Version);
+                    WriteBytes(writer, c.Receipt);
+                    writer.Write((byte)c.Algorithm);
+                    WriteBytes(writer, c.Signature);
                     break;
                 case ChargeGuessCommand c:
                     WriteVersioned(writer, Kind.ChargeGuess, c.User, c.Version);
@@ -92,6 +106,8 @@ public static class VaultCommandCodec
             VaultCommand command = kind switch
             {
                 Kind.Register => ReadRegister(reader, ReadUser(reader)),
+                Kind.RegisterWithHistory => ReadRegisterWithHistory(reader, ReadRegister(reader, ReadUser(reader))),
+                Kind.Activate => ReadActivate(reader, ReadUser(reader), reader.ReadInt64()),
                 Kind.ChargeGuess => new ChargeGuessCommand(ReadUser(reader), reader.ReadInt64(), reader.ReadInt64(), ReadBytes(reader, AttemptIdBytes)),
                 Kind.ResetGuesses => new ResetGuessesCommand(ReadUser(reader), reader.ReadInt64(), reader.ReadInt64()),
                 Kind.DestroyIfExhausted => new DestroyIfExhaustedCommand(ReadUser(reader), reader.ReadInt64()),
@@ -157,6 +173,40 @@ public static class VaultCommandCodec
         var nonce = ReadBytes(reader, UserIdentity.RegistrationNonceBytes);
         var sealedRecord = ReadBytes(reader, expectedLength: null);
         return new RegisterCommand(user, expectedVersion, guessLimit, sealedRecord, replace, nonce);
+    }
+
+    private static RegisterCommand ReadRegisterWithHistory(BinaryReader reader, RegisterCommand register)
+    {
+        var pending = reader.ReadBoolean();
+        IReadOnlyList<RegistrationEvent> registered;
+        try
+        {
+            registered = RegistrationHistory.Decode(ReadBytes(reader, expectedLength: null));
+        }
+        catch (FormatException e)
+        {
+            throw new InvalidDataException($"vault command has a malformed registration event: {e.Message}", e);
+        }
+
+        if (registered.Count > 1)
+        {
+            throw new InvalidDataException("vault command names more than one registration event");
+        }
+
+        return register with { Pending = pending, Registered = registered.Count == 1 ? registered[0] : null };
+    }
+
+    private static ActivateCommand ReadActivate(BinaryReader reader, UserIdentity user, long version)
+    {
+        var receipt = ReadBytes(reader, expectedLength: null);
+        var algorithm = (SignatureAlgorithm)reader.ReadByte();
+        var signature = ReadBytes(reader, SigningKeyDescription.SignatureBytes);
+        if (!Enum.IsDefined(algorithm) || receipt.Length > MoveReceipt.MaxBytes)
+        {
+            throw new InvalidDataException("vault command has a malformed move receipt or signature algorithm");
+        }
+
+        return new ActivateCommand(user, version, receipt, algorithm, signature);
     }
 
     private static void WriteBytes(BinaryWriter writer, byte[] value)

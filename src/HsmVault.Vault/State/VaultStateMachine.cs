@@ -1,4 +1,5 @@
 using HsmVault.Protocol;
+using HsmVault.Protocol.Moves;
 using System.Text;
 using HsmVault.Consensus;
 using HsmVault.Vault.Audit;
@@ -38,7 +39,10 @@ namespace HsmVault.Vault.State;
 public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
 {
     private const string DatabaseFileName = "vault.db";
-    private const byte SnapshotFormatVersion = 2;
+    private const byte SnapshotFormatVersion = 3;
+
+    /// <summary>Snapshots of this format (no registration history) still restore.</summary>
+    private const byte SnapshotFormatWithoutHistory = 2;
 
     /// <summary>How many published digests are kept to compare late reports against.</summary>
     private const int DigestsKept = 1024;
@@ -100,12 +104,25 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
                 attempt_serial INTEGER NOT NULL,
                 last_reset_serial INTEGER NOT NULL,
                 recent_attempt_ids BLOB,
+                history BLOB,
                 PRIMARY KEY (tenant, user_id)) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS used_tickets (nonce BLOB PRIMARY KEY) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS digests (idx INTEGER PRIMARY KEY, digest BLOB NOT NULL) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
             """);
+        AddHistoryColumn(connection);
         return connection;
+    }
+
+    /// <summary>A state made before registration histories were kept gains their column (empty for its rows).</summary>
+    private static void AddHistoryColumn(SqliteConnection connection)
+    {
+        using var columns = connection.CreateCommand();
+        columns.CommandText = "SELECT COUNT(*) FROM pragma_table_info('records') WHERE name = 'history'";
+        if ((long)columns.ExecuteScalar()! == 0)
+        {
+            Execute(connection, "ALTER TABLE records ADD COLUMN history BLOB");
+        }
     }
 
     /// <summary>
@@ -136,7 +153,7 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
         insert.Transaction = transaction;
         insert.CommandText = $"""
             INSERT OR REPLACE INTO records ({RecordColumns})
-            VALUES ($t, $u, 1, $s, $l, 0, $b, 0, 0, NULL)
+            VALUES ($t, $u, 1, $s, $l, 0, $b, 0, 0, NULL, NULL)
             """;
         insert.Parameters.AddWithValue("$t", tenant);
         var user = insert.Parameters.Add("$u", SqliteType.Text);
@@ -458,9 +475,16 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
 
         switch (result.Outcome)
         {
+            case CommandOutcome.Registered when next!.State == RecordState.Pending:
+                UseTicket(((RegisterCommand)command).RegistrationNonce, transaction);
+                _audit.MovePending(index, member, command.User);
+                break;
             case CommandOutcome.Registered:
                 UseTicket(((RegisterCommand)command).RegistrationNonce, transaction);
                 _audit.Registered(index, member, command.User, next!.GuessLimit);
+                break;
+            case CommandOutcome.Activated:
+                _audit.MovedIn(index, member, command.User, MoveReceipt.Decode(((ActivateCommand)command).Receipt).FromFleet);
                 break;
             case CommandOutcome.Replaced:
                 UseTicket(((RegisterCommand)command).RegistrationNonce, transaction);
@@ -601,6 +625,9 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
         {
             writer.Write(record.SealedRecord);
         }
+
+        writer.Write(record.History?.Length ?? 0);
+        writer.Write(record.History ?? []);
     }
 
     /// <summary>Parses a snapshot completely before anything is replaced; any defect throws <see cref="InvalidDataException"/>.</summary>
@@ -610,7 +637,8 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
         using var reader = new BinaryReader(stream, Encoding.UTF8);
         try
         {
-            if (reader.ReadByte() != SnapshotFormatVersion)
+            var format = reader.ReadByte();
+            if (format is not (SnapshotFormatVersion or SnapshotFormatWithoutHistory))
             {
                 throw new InvalidDataException("vault snapshot has an unknown format version");
             }
@@ -636,13 +664,14 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
                 var length = reader.ReadInt32();
                 if (!Enum.IsDefined(state) || !RecordLimits.IsGuessLimit(limit) || used > limit
                     || attemptSerial < 0 || lastResetSerial < 0 || lastResetSerial > attemptSerial
-                    || length < -1 || length > stream.Length - stream.Position || (length < 0) != (state != RecordState.Live))
+                    || length < -1 || length > stream.Length - stream.Position || (length < 0) == (state is RecordState.Live or RecordState.Pending))
                 {
                     throw new InvalidDataException($"vault snapshot has an invalid row for {user}");
                 }
 
                 var sealedRecord = length < 0 ? null : ReadExactly(reader, length);
-                records.Add(new StoredRecord(user, version, state, limit, used, sealedRecord, attemptSerial, lastResetSerial, attemptId));
+                var history = format == SnapshotFormatWithoutHistory ? null : ReadHistory(reader, user);
+                records.Add(new StoredRecord(user, version, state, limit, used, sealedRecord, attemptSerial, lastResetSerial, attemptId, history));
             }
 
             var tickets = new List<byte[]>();
@@ -664,13 +693,40 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
         }
     }
 
+    /// <summary>A row's history: empty (none kept) or one canonical <see cref="RegistrationHistory"/>.</summary>
+    private static byte[]? ReadHistory(BinaryReader reader, UserIdentity user)
+    {
+        var length = reader.ReadInt32();
+        if (length is < 0 or > 4096)
+        {
+            throw new InvalidDataException($"vault snapshot has an invalid history for {user}");
+        }
+
+        if (length == 0)
+        {
+            return null;
+        }
+
+        var history = ReadExactly(reader, length);
+        try
+        {
+            RegistrationHistory.Decode(history);
+        }
+        catch (FormatException e)
+        {
+            throw new InvalidDataException($"vault snapshot has an invalid history for {user}: {e.Message}", e);
+        }
+
+        return history;
+    }
+
     private static byte[] ReadExactly(BinaryReader reader, int length)
     {
         var bytes = reader.ReadBytes(length);
         return bytes.Length == length ? bytes : throw new EndOfStreamException();
     }
 
-    private const string RecordColumns = "tenant, user_id, version, state, guess_limit, guesses_used, sealed, attempt_serial, last_reset_serial, recent_attempt_ids";
+    private const string RecordColumns = "tenant, user_id, version, state, guess_limit, guesses_used, sealed, attempt_serial, last_reset_serial, recent_attempt_ids, history";
 
     private StoredRecord? ReadLocked(UserIdentity user, SqliteTransaction? transaction)
     {
@@ -692,7 +748,8 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
         reader.IsDBNull(6) ? null : (byte[])reader[6],
         reader.GetInt64(7),
         reader.GetInt64(8),
-        reader.IsDBNull(9) ? null : (byte[])reader[9]);
+        reader.IsDBNull(9) ? null : (byte[])reader[9],
+        reader.IsDBNull(10) ? null : (byte[])reader[10]);
 
     private void WriteLocked(StoredRecord record, SqliteTransaction transaction)
     {
@@ -700,7 +757,7 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
         command.Transaction = transaction;
         command.CommandText = $"""
             INSERT OR REPLACE INTO records ({RecordColumns})
-            VALUES ($t, $u, $v, $s, $l, $g, $b, $as, $lr, $ai)
+            VALUES ($t, $u, $v, $s, $l, $g, $b, $as, $lr, $ai, $h)
             """;
         command.Parameters.AddWithValue("$t", record.User.Tenant);
         command.Parameters.AddWithValue("$u", record.User.UserId);
@@ -712,6 +769,7 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
         command.Parameters.AddWithValue("$as", record.AttemptSerial);
         command.Parameters.AddWithValue("$lr", record.LastResetSerial);
         command.Parameters.AddWithValue("$ai", (object?)record.RecentAttemptIds ?? DBNull.Value);
+        command.Parameters.AddWithValue("$h", (object?)record.History ?? DBNull.Value);
         command.ExecuteNonQuery();
     }
 
