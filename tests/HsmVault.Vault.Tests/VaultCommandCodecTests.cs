@@ -28,6 +28,16 @@ public sealed class VaultCommandCodecTests
             Assert.Equal(register.Replace, decodedRegister.Replace);
             Assert.Equal(register.SealedRecord, decodedRegister.SealedRecord);
             Assert.Equal(register.RegistrationNonce, decodedRegister.RegistrationNonce);
+            Assert.Equal(register.Registered, decodedRegister.Registered);
+            Assert.Equal(register.Pending, decodedRegister.Pending);
+        }
+
+        if (command is ActivateCommand activate)
+        {
+            var decodedActivate = Assert.IsType<ActivateCommand>(decoded);
+            Assert.Equal((activate.User, activate.Version, activate.Algorithm), (decodedActivate.User, decodedActivate.Version, decodedActivate.Algorithm));
+            Assert.Equal(activate.Receipt, decodedActivate.Receipt);
+            Assert.Equal(activate.Signature, decodedActivate.Signature);
         }
 
         // The encoding is deterministic: the same fields give the same bytes.
@@ -68,7 +78,7 @@ public sealed class VaultCommandCodecTests
 
     [Theory]
     [InlineData(0)]
-    [InlineData(7)]
+    [InlineData(9)]
     [InlineData(255)]
     public void Decode_UnknownKind_ThrowsInvalidData(byte kind)
     {
@@ -83,8 +93,9 @@ public sealed class VaultCommandCodecTests
     {
         var encoded = VaultCommandCodec.Encode(new RegisterCommand(Alice, 0, 10, [1, 2, 3], false, new byte[16]));
 
-        // The length is the int32 just before the 3 blob bytes.
-        BitConverter.GetBytes(int.MaxValue).CopyTo(encoded, encoded.Length - 7);
+        // The length is the int32 just before the 3 blob bytes, which the pending flag and the
+        // event (an int32 length and an empty history's count byte) follow.
+        BitConverter.GetBytes(int.MaxValue).CopyTo(encoded, encoded.Length - 7 - 6);
 
         Assert.Throws<InvalidDataException>(() => VaultCommandCodec.Decode(encoded));
     }
@@ -147,8 +158,39 @@ public sealed class VaultCommandCodecTests
         Assert.Throws<InvalidDataException>(() => VaultCommandCodec.DecodeResult([99, 1]));
     }
 
+    [Fact]
+    public void Decode_RegistrationOfTheFormerKind_StillDecodes()
+    {
+        // Kind 1, written before registrations carried their history event: format 2, kind 1, the
+        // user, expected version 0, limit 10, no replace, the nonce and a 1-byte blob.
+        using var stream = new MemoryStream();
+        using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true))
+        {
+            writer.Write((byte)2);
+            writer.Write((byte)1);
+            writer.Write(Alice.Tenant);
+            writer.Write(Alice.UserId);
+            writer.Write(0L);
+            writer.Write((byte)10);
+            writer.Write(false);
+            writer.Write(Nonce.Length);
+            writer.Write(Nonce);
+            writer.Write(1);
+            writer.Write((byte)9);
+        }
+
+        var decoded = Assert.IsType<RegisterCommand>(VaultCommandCodec.Decode(stream.ToArray()));
+
+        Assert.Equal((Alice, 10, false, false), (decoded.User, decoded.GuessLimit, decoded.Replace, decoded.Pending));
+        Assert.Null(decoded.Registered);
+    }
+
     private static Dictionary<string, VaultCommand> Commands() => new()
     {
+        ["register-pending-with-history"] = new RegisterCommand(Alice, 2, 5, [1, 2], Replace: false, Nonce,
+            new Protocol.Moves.RegistrationEvent("fleet-b", 7, 1_780_000_000_000), Pending: true),
+        ["activate"] = new ActivateCommand(Alice, 3, [.. Enumerable.Range(0, 90).Select(i => (byte)i)], Crypto.Signatures.SignatureAlgorithm.EcdsaP256Sha256,
+            [.. Enumerable.Range(0, 64).Select(i => (byte)i)]),
         ["register"] = new RegisterCommand(Alice, 41, 255, [.. Enumerable.Range(0, 300).Select(i => (byte)i)], Replace: false, Nonce),
         ["register-replace"] = new RegisterCommand(Alice, long.MaxValue - 1, 1, [7], Replace: true, Nonce),
         ["register-empty-blob"] = new RegisterCommand(Alice, 0, 10, [], Replace: false, Nonce),

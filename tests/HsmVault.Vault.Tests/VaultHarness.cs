@@ -78,14 +78,14 @@ internal sealed class VaultHarness : IDisposable
 
     /// <summary>A whole registration, as a client would do it. Returns the export key.</summary>
     public async Task<(RegistrationResult Result, byte[] ExportKey)> RegisterAsync(
-        UserIdentity user, string password, byte[] backupKey, uint guessLimit = 0, bool replace = false)
+        UserIdentity user, string password, byte[] backupKey, uint guessLimit = 0, bool replace = false, string? movingFrom = null, ulong bundleEpoch = 0)
     {
         var start = Client.CreateRegistrationRequest(Password(password));
         var started = Service.StartRegistration(user, start.RegistrationRequest);
         var finish = Client.FinalizeRegistrationRequest(start.State, started.RegistrationResponse);
         start.State.Dispose();
         var encrypted = SecretEnvelopes.EncryptBackupKey(finish.ExportKey, backupKey);
-        var result = await Service.FinishRegistrationAsync(user, started.RegistrationTicket, finish.RegistrationRecord, encrypted, guessLimit, replace, 0, null, CancellationToken.None);
+        var result = await Service.FinishRegistrationAsync(user, started.RegistrationTicket, finish.RegistrationRecord, encrypted, guessLimit, replace, bundleEpoch, movingFrom, CancellationToken.None);
         return (result, finish.ExportKey);
     }
 
