@@ -2,6 +2,7 @@ using System.Text.Json;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using Google.Protobuf;
+using HsmVault.Cli.Commands;
 using HsmVault.Client;
 using HsmVault.Protocol.Bundles;
 using HsmVault.Protocol.V1;
@@ -242,34 +243,128 @@ public sealed class FleetBundleTests(TwoWitnesses witnesses) : IClassFixture<Two
     {
         // The daemon's clock 31 days ahead: the 30-day bundle is past its not-after.
         byte[] password = [];
-        var (daemon, _, _) = await StartWithBundleAsync(ns: 6, configure: settings => settings["HsmVault:Bundle:Successor"] = "http://fleet-2.example:7101",
+        var successorFile = Path.Combine(_work, "successor-6.pb");
+        var (daemon, oldBundle, _) = await StartWithBundleAsync(ns: 6, configure: settings => settings["HsmVault:Bundle:SuccessorFile"] = successorFile,
             services: services => services.AddSingleton<TimeProvider>(new ShiftedTime(TimeSpan.FromDays(31))),
             beforeBundle: async member =>
             {
                 password = member.Setup.NewPassword();
                 await member.CreateClient("old-user").RegisterAsync(password, member.Setup.NewBackupKey());
             });
+        var (successor, successorBundle, _) = await StartWithBundleAsync(ns: 6, epoch: 2, configure: settings =>
+        {
+            settings["HsmVault:FleetId"] = SuccessorFleet;
+            settings["HsmVault:Bundle:Predecessors:0"] = oldBundle;
+        }, publishOptions: "--days 90");
+        File.Copy(successorBundle, successorFile);
+        await daemon.RestartAsync();
         var raw = daemon.CreateRawClient();
         var refused = await Assert.ThrowsAsync<RpcException>(() => raw.StartRegistrationAsync(
             new StartRegistrationRequest { RegistrationRequest = ByteString.CopyFrom(new byte[32]) }, daemon.Setup.Headers("newcomer")).ResponseAsync);
         Assert.Equal(StatusCode.FailedPrecondition, refused.StatusCode);
         Assert.Equal(RefusalReason.FleetRetired, RefusalTrailer.Of(refused));
         Assert.Contains("retired", refused.Status.Detail, StringComparison.Ordinal);
-        Assert.Contains("http://fleet-2.example:7101", refused.Status.Detail, StringComparison.Ordinal);
+        // The endpoint its bundle names (the test daemon has moved to another port since it was published).
+        Assert.Contains($"fleet '{SuccessorFleet}' (epoch 2) at http://127.0.0.1:", refused.Status.Detail, StringComparison.Ordinal);
         Assert.Contains(daemon.Logs.Events, e => e.EventId.Id == 1011);
 
-        // A user registered before the fleet retired still recovers (and so can move to the successor).
-        var recovered = await daemon.CreateClient("old-user").RecoverAsync(password);
+        // A user registered before the fleet retired still recovers there, and moves to the successor:
+        // a client whose clock also says the old bundle expired checks it as the successor's predecessor.
+        var trust = new FleetTrust(Trust(ns: 6, required: 2).Policy, time: new ShiftedTime(TimeSpan.FromDays(31)));
+        var recovered = await Following(daemon, successor, "old-user", trust).RecoverAsync(password);
         Assert.Equal(RecoveryStatus.Recovered, recovered.Status);
+        Assert.True(recovered.MovedTo?.FleetId == SuccessorFleet, recovered.MoveFailure);
+        Assert.True((await successor.CreateRawClient().GetStatusAsync(new GetStatusRequest(), Headers(successor, "old-user", SuccessorFleet))).Registered);
     }
+
+    [Fact]
+    public async Task SecondFleet_ClientsThatPinOnlyWitnessesAndOperatorFollowIt_UsersMoveOnRecovery_WithTheirHistory()
+    {
+        var successorFile = Path.Combine(_work, "successor-7.pb");
+        var (old, oldBundle, _) = await StartWithBundleAsync(ns: 7, reloadSeconds: 1, configure: settings => settings["HsmVault:Bundle:SuccessorFile"] = successorFile);
+        var trust = Trust(ns: 7, required: 2, stateFile: Path.Combine(_work, "trust-7.json"));
+        var alicePassword = old.Setup.NewPassword();
+        var aliceKey = old.Setup.NewBackupKey();
+        var erinPassword = old.Setup.NewPassword();
+        await Client(old, "alice", trust).RegisterAsync(alicePassword, aliceKey, guessLimit: 4);
+        await Client(old, "erin", trust).RegisterAsync(erinPassword, old.Setup.NewBackupKey());
+
+        // The operator brings up the next fleet (its own token and keys, epoch 2, taking users over from
+        // the first), and the first fleet starts naming it without a restart.
+        var (next, nextBundle, _) = await StartWithBundleAsync(ns: 7, epoch: 2, configure: settings =>
+        {
+            settings["HsmVault:FleetId"] = SuccessorFleet;
+            settings["HsmVault:Bundle:Predecessors:0"] = oldBundle;
+        });
+        File.Copy(nextBundle, successorFile);
+        await WaitForLogAsync(old, 1015);
+
+        // Alice recovers through the old fleet's endpoint, and her record moves.
+        var recovered = await Following(old, next, "alice", trust).RecoverAsync(alicePassword);
+        Assert.Equal(RecoveryStatus.Recovered, recovered.Status);
+        Assert.Equal(aliceKey, recovered.BackupKey);
+        Assert.Equal((SuccessorFleet, 2UL), (recovered.MovedTo?.FleetId, recovered.MovedTo?.Epoch));
+        Assert.False((await old.CreateRawClient().GetStatusAsync(new GetStatusRequest(), old.Setup.Headers("alice"))).Registered);
+        var moved = await next.CreateRawClient().GetStatusAsync(new GetStatusRequest(), Headers(next, "alice", SuccessorFleet));
+        Assert.True(moved.Registered);
+        Assert.Equal(4U, moved.GuessLimit);
+        Assert.Equal([(DaemonSetup.FleetId, 1UL), (SuccessorFleet, 2UL)], moved.History.Select(h => (h.FleetId, h.Epoch)));
+        Assert.Contains(next.Logs.Events, e => e.EventId.Id == 5011);
+
+        // The client accepted epoch 2, and still takes the old fleet's epoch 1 as its predecessor; her
+        // next recovery, through the old endpoint, finds her on the new fleet.
+        var again = await Following(old, next, "alice", trust).RecoverAsync(alicePassword);
+        Assert.Equal(aliceKey, again.BackupKey);
+        Assert.Equal(SuccessorFleet, again.MovedTo?.FleetId);
+
+        // New users go straight to the new fleet.
+        var carol = await Following(old, next, "carol", trust).RegisterAsync(old.Setup.NewPassword(), old.Setup.NewBackupKey());
+        Assert.Equal(SuccessorFleet, carol.FleetId);
+        Assert.False((await old.CreateRawClient().GetStatusAsync(new GetStatusRequest(), old.Setup.Headers("carol"))).Registered);
+
+        // Erin's move is cut after the old fleet's receipt: she has no live record until her next
+        // recovery, which activates the pending one (no guess spent) and recovers there.
+        var cut = await Following(old, next, "erin", trust, new FailOnce("ActivateRecord")).RecoverAsync(erinPassword);
+        Assert.Equal(RecoveryStatus.Recovered, cut.Status);
+        Assert.NotNull(cut.MoveFailure);
+        Assert.True((await next.CreateRawClient().GetStatusAsync(new GetStatusRequest(), Headers(next, "erin", SuccessorFleet))).MovePending);
+        var finished = await Following(old, next, "erin", trust).RecoverAsync(erinPassword);
+        Assert.Equal(RecoveryStatus.Recovered, finished.Status);
+        var erin = await next.CreateRawClient().GetStatusAsync(new GetStatusRequest(), Headers(next, "erin", SuccessorFleet));
+        Assert.Equal((true, erin.GuessLimit), (erin.Registered, erin.GuessesRemaining));
+        old.AssertCleanLogs();
+        next.AssertCleanLogs();
+    }
+
+    private const string SuccessorFleet = "e2e-fleet-2";
+
+    /// <summary>A client pointed at <paramref name="old"/> that follows its successor to <paramref name="next"/>, with a token for each fleet.</summary>
+    private static VaultClient Following(TestDaemon old, TestDaemon next, string user, FleetTrust trust, Interceptor? onSuccessor = null)
+    {
+        var jwt = old.Setup.Mint(user);
+        var successorJwt = DevelopmentTokens.Mint(next.Setup.TenantKey, DaemonSetup.Tenant, user, SuccessorFleet, TimeSpan.FromMinutes(30));
+        CallInvoker successorCalls = next.CreateChannel().CreateCallInvoker();
+        if (onSuccessor is not null)
+        {
+            successorCalls = successorCalls.Intercept(onSuccessor);
+        }
+
+        return new VaultClient(old.CreateChannel().CreateCallInvoker(), _ => ValueTask.FromResult(jwt), trust: trust,
+            successorClient: _ => new VaultClient(successorCalls, _ => ValueTask.FromResult(successorJwt), trust: trust));
+    }
+
+    private static Metadata Headers(TestDaemon daemon, string user, string fleetId) =>
+        new() { { "authorization", "Bearer " + DevelopmentTokens.Mint(daemon.Setup.TenantKey, DaemonSetup.Tenant, user, fleetId, TimeSpan.FromMinutes(30)) } };
 
     private async Task<(TestDaemon Daemon, string BundleFile, string ConfigFile)> StartWithBundleAsync(
         int ns,
+        ulong epoch = 1,
         int witnessCount = 2,
         int reloadSeconds = 30,
         Action<Dictionary<string, string?>>? configure = null,
         Action<IServiceCollection>? services = null,
-        Func<TestDaemon, Task>? beforeBundle = null)
+        Func<TestDaemon, Task>? beforeBundle = null,
+        string publishOptions = "")
     {
         var daemon = await TestDaemon.StartAsync(configure, services: services);
         _daemons.Add(daemon);
@@ -278,8 +373,8 @@ public sealed class FleetBundleTests(TwoWitnesses witnesses) : IClassFixture<Two
             await beforeBundle(daemon);
         }
 
-        var bundleFile = Path.Combine(_work, $"bundle-{ns}.pb");
-        var configFile = await PublishAsync(daemon, ns, epoch: 1, bundleFile, witnessCount);
+        var bundleFile = Path.Combine(_work, $"bundle-{ns}-{epoch}.pb");
+        var configFile = await PublishAsync(daemon, ns, epoch, bundleFile, witnessCount, publishOptions);
         daemon.Settings["HsmVault:Bundle:File"] = bundleFile;
         daemon.Settings["HsmVault:Bundle:Witnesses:0"] = witnesses.WitnessA.Address.ToString();
         daemon.Settings["HsmVault:Bundle:Witnesses:1"] = witnesses.WitnessB.Address.ToString();
@@ -384,6 +479,23 @@ public sealed class FleetBundleTests(TwoWitnesses witnesses) : IClassFixture<Two
 
         public override AsyncDuplexStreamingCall<TRequest, TResponse> AsyncDuplexStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options) =>
             For(method).AsyncDuplexStreamingCall(method, host, options);
+    }
+
+    /// <summary>Fails the first call of <paramref name="method"/> with UNAVAILABLE, as a dropped connection would, before it reaches the member.</summary>
+    private sealed class FailOnce(string method) : Interceptor
+    {
+        private int _failed;
+
+        public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(
+            TRequest request, ClientInterceptorContext<TRequest, TResponse> context, AsyncUnaryCallContinuation<TRequest, TResponse> continuation)
+        {
+            if (context.Method.Name == method && Interlocked.Exchange(ref _failed, 1) == 0)
+            {
+                throw new RpcException(new Status(StatusCode.Unavailable, "connection dropped by the test"));
+            }
+
+            return continuation(request, context);
+        }
     }
 
     private sealed class ShiftedTime(TimeSpan offset) : TimeProvider

@@ -73,8 +73,8 @@ public sealed partial class ServedBundle
             throw new StartupRefusedException($"HsmVault:Bundle:File: {e.Message}", e);
         }
 
-        Announce(_current, reloaded: false);
         ReloadSuccessorIfChanged();
+        Announce(_current, reloaded: false);
     }
 
     /// <summary>The bundle served now; null when the member serves none.</summary>
