@@ -190,6 +190,41 @@ public sealed class MoveTests : IDisposable
         Assert.Equal(RecordState.Deleted, deleted!.State);
     }
 
+    [Fact]
+    public void Receipt_RoundTripsExactly_AndAnythingElseIsRefusedNamingWhy()
+    {
+        var receipt = new MoveReceipt("old-fleet", "new-fleet", "https://issuer.example/ü", "alice@example.com", 7,
+            [new RegistrationEvent("first", 1, 1_700_000_000_000), new RegistrationEvent("old-fleet", 2, 1_800_000_000_000)]);
+        var encoded = receipt.Encode();
+
+        var decoded = MoveReceipt.Decode(encoded);
+
+        Assert.Equal(receipt with { History = decoded.History }, decoded);
+        Assert.Equal(receipt.History, decoded.History);
+        Assert.Equal(encoded, decoded.Encode());
+        for (var length = 0; length < encoded.Length; length++)
+        {
+            Assert.Throws<FormatException>(() => MoveReceipt.Decode(encoded.AsSpan(0, length)));
+        }
+
+        Assert.Contains("follow the end", Assert.Throws<FormatException>(() => MoveReceipt.Decode([.. encoded, 0])).Message, StringComparison.Ordinal);
+        Assert.Contains("not a move receipt", Assert.Throws<FormatException>(() => MoveReceipt.Decode("HsmVault registration response v1\0"u8)).Message, StringComparison.Ordinal);
+        var noVersion = new MoveReceipt("a", "b", "t", "u", 0, []).Encode();
+        Assert.Contains("target version", Assert.Throws<FormatException>(() => MoveReceipt.Decode(noVersion)).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void History_KeepsTheNewestEvents()
+    {
+        var many = Enumerable.Range(0, RegistrationHistory.MaxEvents + 3).Select(i => new RegistrationEvent($"fleet-{i}", (ulong)i, i)).ToList();
+
+        var kept = RegistrationHistory.Append(RegistrationHistory.Empty, many);
+
+        Assert.Equal(RegistrationHistory.MaxEvents, kept.Count);
+        Assert.Equal("fleet-3", kept[0].FleetId);
+        Assert.Equal(kept, RegistrationHistory.Decode(RegistrationHistory.Encode(kept)));
+    }
+
     private async Task<SignedMoveReceipt> MoveAliceAsync()
     {
         await _old.RegisterAsync(Alice, "pw", BackupKey);

@@ -149,6 +149,40 @@ public sealed class BundleVerifierTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
+    public async Task Verify_AsTheVerifiedSuccessorsPredecessor_AcceptsAnOlderOrExpiredFleet_ButOnlyAnEarlierEpochOfAnotherFleet()
+    {
+        var old = await PublishAsync(Bundle(1), _witnessA);
+        var sameFleet = await PublishAsync(Bundle(2), _witnessA);
+        var nextBundle = Bundle(3) with { FleetId = "next-fleet" };
+        var state = new ClientTrustState();
+        var successor = Verifier(1).Verify(await PublishAsync(nextBundle, _witnessA), state);
+        // Its epoch only: the checkpoints' consistency has tests of its own, and would need proofs here.
+        state.Accept(successor with { Checkpoints = [] });
+        var later = new BundleVerifier(Policy([_a.NoteKey, _b.NoteKey], 1), new FixedTime(DateTimeOffset.UtcNow.AddDays(31)));
+
+        // Epoch 1 is below the highest seen (3) and, by the later clock, expired: as the fleet a user
+        // leaves for its verified successor it is still checked, and accepted.
+        var leaving = Verifier(1).Verify(old, state, successor: successor.Bundle);
+        Assert.Equal(1UL, leaving.Bundle.Epoch);
+        Assert.Equal(1UL, later.Verify(old, new ClientTrustState(), successor: nextBundle).Bundle.Epoch);
+        Assert.Equal(BundleRefusal.EpochRolledBack, Refuse(Verifier(1), old, state).Reason);
+
+        // A "successor" of the same fleet, or not later, is no successor.
+        var ofItself = Assert.Throws<BundleRefusedException>(() => Verifier(1).Verify(old, state, successor: BundleCodec.Decode(sameFleet.Bundle)));
+        Assert.Equal(BundleRefusal.SuccessorInvalid, ofItself.Reason);
+        Assert.Contains("another fleet", ofItself.Message, StringComparison.Ordinal);
+        var notLater = Assert.Throws<BundleRefusedException>(() => Verifier(1).Verify(old, state, successor: nextBundle with { Epoch = 1 }));
+        Assert.Equal(BundleRefusal.SuccessorInvalid, notLater.Reason);
+        var otherNamespace = Assert.Throws<BundleRefusedException>(() => Verifier(1).Verify(old, state, successor: nextBundle with { Namespace = "elsewhere" }));
+        Assert.Equal(BundleRefusal.SuccessorInvalid, otherNamespace.Reason);
+
+        // Its signatures and proofs still count: a predecessor whose operator signature fails is refused.
+        var tampered = old with { Bundle = BundleCodec.Encode(BundleCodec.Decode(old.Bundle) with { Keys = Keys(RandomElement()) }) };
+        Assert.Equal(BundleRefusal.OperatorSignatureInvalid,
+            Assert.Throws<BundleRefusedException>(() => Verifier(1).Verify(tampered, state, successor: successor.Bundle)).Reason);
+    }
+
+    [Fact]
     public async Task Verify_PastNotAfter_IsRefused()
     {
         var signed = await PublishAsync(Bundle(1), _witnessA);
