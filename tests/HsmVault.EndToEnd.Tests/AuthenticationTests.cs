@@ -44,6 +44,7 @@ public sealed class AuthenticationTests : DaemonTest
             ("StartRecovery", async () => await raw.StartRecoveryAsync(new StartRecoveryRequest { Ke1 = ke1 }, headers)),
             ("FinishRecovery", async () => await raw.FinishRecoveryAsync(new FinishRecoveryRequest { SessionId = Messages.Filled(16, 1), Ke3 = Messages.Filled(64, 1) }, headers)),
             ("DeleteRecord", async () => await raw.DeleteRecordAsync(new DeleteRecordRequest(), headers)),
+            ("ActivateRecord", async () => await raw.ActivateRecordAsync(new ActivateRecordRequest(), headers)),
         };
         foreach (var (name, call) in calls)
         {

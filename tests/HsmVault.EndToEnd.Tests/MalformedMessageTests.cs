@@ -264,6 +264,69 @@ public sealed class MalformedMessageTests : DaemonTest
         await Daemon.CreateClient(Registered).RegisterAsync(_password, _key);
     }
 
+    public static TheoryData<string, string, ulong> BadMoveDestinations => new()
+    {
+        { "no fleet id", "", 1 },
+        { "a fleet id with a space", "other fleet", 1 },
+        { "this fleet itself", DaemonSetup.FleetId, 1 },
+        { "version 0", "next-fleet", 0 },
+        { "a version beyond int64", "next-fleet", ulong.MaxValue },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadMoveDestinations))]
+    public async Task DeleteRecord_WithABadMoveTo_IsInvalidArgumentAndDeletesNothing(string why, string fleetId, ulong version)
+    {
+        var error = await RefusedWithoutChangeAsync(raw => raw.DeleteRecordAsync(
+            new DeleteRecordRequest { MoveTo = new MoveTo { FleetId = fleetId, RecordVersion = version } }, Setup.Headers(Registered)));
+
+        Assert.True(error.StatusCode == StatusCode.InvalidArgument, $"{why}: {error.Status}");
+        Assert.Contains("move_to", error.Status.Detail, StringComparison.Ordinal);
+    }
+
+    /// <summary>In <see cref="BadActivations"/>: a well-formed receipt for the registered user, so that only the signature is wrong.</summary>
+    private const int WellFormedReceipt = -1;
+
+    public static TheoryData<string, int, uint, int> BadActivations => new()
+    {
+        { "no receipt", 0, 1, 64 },
+        { "a receipt of random bytes", 100, 1, 64 },
+        { "an oversized receipt", 5000, 1, 64 },
+        { "an unknown signature algorithm", WellFormedReceipt, 7, 64 },
+        { "a short signature", WellFormedReceipt, 1, 63 },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadActivations))]
+    public async Task ActivateRecord_WithAMalformedReceipt_IsRefusedSayingWhyAndChangesNothing(string why, int receiptLength, uint algorithm, int signatureLength)
+    {
+        var error = await RefusedWithoutChangeAsync(raw => raw.ActivateRecordAsync(
+            new ActivateRecordRequest
+            {
+                MoveReceipt = receiptLength == WellFormedReceipt
+                    ? ByteString.CopyFrom(new Protocol.Moves.MoveReceipt("old-fleet", DaemonSetup.FleetId, DaemonSetup.Tenant, Registered, 1, []).Encode())
+                    : Messages.Filled(receiptLength, 0x41),
+                MoveReceiptSignature = new TaggedSignature { Algorithm = algorithm, Signature = Messages.Filled(signatureLength, 1) },
+            },
+            Setup.Headers(Registered)));
+
+        Assert.True(error.StatusCode == StatusCode.InvalidArgument, $"{why}: {error.Status}");
+    }
+
+    [Fact]
+    public async Task ActivateRecord_WithAWellFormedReceiptOnAFleetWithoutPredecessors_IsMoveRefused()
+    {
+        var receipt = new Protocol.Moves.MoveReceipt("old-fleet", DaemonSetup.FleetId, DaemonSetup.Tenant, Registered, 1, []).Encode();
+
+        var error = await RefusedWithoutChangeAsync(raw => raw.ActivateRecordAsync(
+            new ActivateRecordRequest { MoveReceipt = ByteString.CopyFrom(receipt), MoveReceiptSignature = new TaggedSignature { Algorithm = 1, Signature = Messages.Filled(64, 1) } },
+            Setup.Headers(Registered)));
+
+        Assert.Equal(StatusCode.FailedPrecondition, error.StatusCode);
+        Assert.Equal(RefusalReason.MoveRefused, VaultClient.ReasonOf(error));
+        Assert.Contains("takes users over from no fleet", error.Status.Detail, StringComparison.Ordinal);
+    }
+
     /// <summary>
     /// Runs <paramref name="call"/>, which must fail, and checks that neither user's status
     /// changed; returns the failure.
