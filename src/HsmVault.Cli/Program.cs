@@ -19,6 +19,9 @@ const string Usage = """
                   --witness-policy K (HSMVAULT_WITNESS_POLICY, default all) and --trust-state FILE
                   (HSMVAULT_TRUST_STATE, default ~/.config/hsmvault/trust-state.json); --unverified-fleet skips
                   it (a development fleet without a bundle)
+        new fleets: when the fleet names a verified successor, register stores the record there and recover
+                  moves the user's record there (status shows each registration: fleet, epoch, time); with
+                  --jwt-file the successor needs its own token: --successor-jwt-file FILE (HSMVAULT_SUCCESSOR_JWT_FILE)
 
     recovery codes (never contact the vault):
       recovery-code new                      a new 64-digit code and its key's fingerprint
