@@ -397,7 +397,19 @@ public sealed partial class VaultService : IDisposable
                 case CommandOutcome.NotRegistered or CommandOutcome.Destroyed when moveTo is not null:
                     // The delete is applied (or there was nothing live): read the tombstone after it for the history.
                     await _log.ReadBarrierAsync(cancellationToken);
-                    return SignReceipt(user, moveTo, _state.Read(user));
+                    var tombstone = _state.Read(user);
+                    if (tombstone is { HoldsRecord: true })
+                    {
+                        // Registered again meanwhile: this fleet would sign that it holds no record while it holds one.
+                        if (attempt < MaxVersionConflictRetries)
+                        {
+                            continue;
+                        }
+
+                        throw new VaultException(VaultError.Aborted, $"the record of {user} was registered again while it was being moved; retry");
+                    }
+
+                    return SignReceipt(user, moveTo, tombstone);
                 case CommandOutcome.Deleted:
                     return null;
                 case CommandOutcome.NotRegistered or CommandOutcome.Destroyed:
