@@ -17,7 +17,7 @@ namespace HsmVault.Server.Peering;
 /// than this one; Raft messages must name that member as sender, so one member cannot speak
 /// for another.
 /// </summary>
-public sealed partial class PeerGrpcService(
+internal sealed partial class PeerGrpcService(
     RaftHost host,
     VaultStateMachine state,
     CommandVerifier verifier,
