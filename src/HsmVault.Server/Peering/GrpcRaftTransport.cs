@@ -120,10 +120,10 @@ public sealed partial class GrpcRaftTransport : IRaftTransport, IAsyncDisposable
 
     private static partial class Log
     {
-        [LoggerMessage(5000, LogLevel.Warning, "Peer {Peer} is unreachable: {Reason}")]
+        [LoggerMessage(EventId = 6000, EventName = "PeerUnreachable", Level = LogLevel.Warning, Message = "Peer {Peer} is unreachable: {Reason}")]
         public static partial void PeerUnreachable(ILogger logger, string peer, string reason);
 
-        [LoggerMessage(5001, LogLevel.Information, "Peer {Peer} is reachable again")]
+        [LoggerMessage(EventId = 6001, EventName = "PeerReachable", Level = LogLevel.Information, Message = "Peer {Peer} is reachable again")]
         public static partial void PeerReachable(ILogger logger, string peer);
     }
 }

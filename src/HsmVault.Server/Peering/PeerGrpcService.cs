@@ -211,13 +211,14 @@ internal sealed partial class PeerGrpcService(
 
     private static partial class Log
     {
-        [LoggerMessage(5100, LogLevel.Warning, "Refused a peer call from {Remote}: {Reason}")]
+        [LoggerMessage(EventId = 6100, EventName = "PeerCallRefused", Level = LogLevel.Warning, Message = "Refused a peer call from {Remote}: {Reason}")]
         public static partial void Refused(ILogger logger, string remote, string reason);
 
-        [LoggerMessage(5101, LogLevel.Error, "Member {Peer} announces fleet '{Fleet}' but this member is in fleet '{Expected}'; check the configuration")]
+        [LoggerMessage(EventId = 6101, EventName = "PeerWrongFleet", Level = LogLevel.Error,
+            Message = "Member {Peer} announces fleet '{Fleet}' but this member is in fleet '{Expected}'; check the configuration")]
         public static partial void WrongFleet(ILogger logger, string peer, string fleet, string expected);
 
-        [LoggerMessage(5102, LogLevel.Warning, "Member {Peer} sent a message as {From} to {To}; refused")]
+        [LoggerMessage(EventId = 6102, EventName = "PeerImpersonation", Level = LogLevel.Warning, Message = "Member {Peer} sent a message as {From} to {To}; refused")]
         public static partial void Impersonation(ILogger logger, string peer, string from, string to);
     }
 }
