@@ -1,5 +1,4 @@
 using System.Threading.Channels;
-using HsmVault.Consensus.Internal;
 using Microsoft.Extensions.Logging;
 
 namespace HsmVault.Consensus;
@@ -16,7 +15,7 @@ namespace HsmVault.Consensus;
 /// If storage or the state machine throws, the loop stops (a member must not continue on a disk it cannot
 /// trust); <see cref="Completion"/> then faults and the daemon should exit.
 /// </remarks>
-public sealed class RaftHost : IAsyncDisposable
+public sealed partial class RaftHost : IAsyncDisposable
 {
     private readonly RaftHostOptions _options;
     private readonly IRaftStorage _storage;
@@ -129,13 +128,13 @@ public sealed class RaftHost : IAsyncDisposable
             node, _storage, _stateMachine, _transport, _highWaterMarks, new Completions(this, node), _options.SnapshotInterval, _logger);
         if (node.RollbackDetected && mark is not null)
         {
-            RaftHostLog.RollbackDetected(_logger, node.Id, mark);
+            Log.RollbackDetected(_logger, node.Id, mark);
         }
 
         _wasBehindMark = node.IsBehindHighWaterMark;
         pipeline.Process();
         PublishStatus(node);
-        RaftHostLog.Started(_logger, node.Id, node.Term, node.CommitIndex, pipeline.Applied, node.LastIndex, node.SnapshotIndex);
+        Log.Started(_logger, node.Id, node.Term, node.CommitIndex, pipeline.Applied, node.LastIndex, node.SnapshotIndex);
 
         _loop = Task.Run(() => RunAsync(node, pipeline, _stopping.Token), CancellationToken.None);
         _timer = _timeProvider.CreateTimer(
@@ -263,11 +262,11 @@ public sealed class RaftHost : IAsyncDisposable
         }
         catch (OperationCanceledException) when (stopping.IsCancellationRequested)
         {
-            RaftHostLog.Stopped(_logger, node.Id);
+            Log.Stopped(_logger, node.Id);
         }
         catch (Exception exception)
         {
-            RaftHostLog.LoopFailed(_logger, node.Id, exception);
+            Log.LoopFailed(_logger, node.Id, exception);
             FailPending(new QuorumUnavailableException("The consensus loop stopped; the outcome is unknown.", exception));
             throw;
         }
@@ -342,15 +341,15 @@ public sealed class RaftHost : IAsyncDisposable
         {
             if (status.Role == RaftRole.Leader)
             {
-                RaftHostLog.BecameLeader(_logger, node.Id, status.Term);
+                Log.BecameLeader(_logger, node.Id, status.Term);
             }
             else if (_lastRole == RaftRole.Leader)
             {
-                RaftHostLog.SteppedDown(_logger, node.Id, status.Term);
+                Log.SteppedDown(_logger, node.Id, status.Term);
             }
             else if (status.LeaderId is { } leader)
             {
-                RaftHostLog.Following(_logger, node.Id, leader, status.Term);
+                Log.Following(_logger, node.Id, leader, status.Term);
             }
 
             _lastRole = status.Role;
@@ -360,7 +359,7 @@ public sealed class RaftHost : IAsyncDisposable
         if (_wasBehindMark && !status.IsBehindHighWaterMark)
         {
             _wasBehindMark = false;
-            RaftHostLog.CaughtUp(_logger, node.Id);
+            Log.CaughtUp(_logger, node.Id);
         }
     }
 
@@ -454,4 +453,35 @@ public sealed class RaftHost : IAsyncDisposable
     private sealed record ProposeWork(byte[] Command, TaskCompletionSource<byte[]> Completion) : Work;
 
     private sealed record ReadWork(TaskCompletionSource Completion) : Work;
+
+    /// <summary>Log messages of the Raft host loop; event ids 3000-3099 (with <see cref="ReadyPipeline"/>).</summary>
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 3000, EventName = "RaftStarted", Level = LogLevel.Information,
+            Message = "Raft member {Id} started: term {Term}, commit {Commit}, applied {Applied}, last index {LastIndex}, snapshot {SnapshotIndex}")]
+        public static partial void Started(ILogger logger, string id, ulong term, ulong commit, ulong applied, ulong lastIndex, ulong snapshotIndex);
+
+        [LoggerMessage(EventId = 3001, EventName = "RaftRollbackDetected", Level = LogLevel.Warning,
+            Message = "Raft member {Id}: the data directory is behind the high-water mark {Mark} (rolled back or wiped); it will not campaign or vote below the mark until it has caught up from the fleet")]
+        public static partial void RollbackDetected(ILogger logger, string id, HighWaterMark mark);
+
+        [LoggerMessage(EventId = 3002, EventName = "RaftBecameLeader", Level = LogLevel.Information, Message = "Raft member {Id} became leader of term {Term}")]
+        public static partial void BecameLeader(ILogger logger, string id, ulong term);
+
+        [LoggerMessage(EventId = 3003, EventName = "RaftFollowing", Level = LogLevel.Information, Message = "Raft member {Id} follows {LeaderId} in term {Term}")]
+        public static partial void Following(ILogger logger, string id, string leaderId, ulong term);
+
+        [LoggerMessage(EventId = 3004, EventName = "RaftSteppedDown", Level = LogLevel.Information, Message = "Raft member {Id} no longer leads (term {Term})")]
+        public static partial void SteppedDown(ILogger logger, string id, ulong term);
+
+        [LoggerMessage(EventId = 3008, EventName = "RaftLoopFailed", Level = LogLevel.Critical,
+            Message = "Raft member {Id} stopped on an unrecoverable error; restart the daemon")]
+        public static partial void LoopFailed(ILogger logger, string id, Exception exception);
+
+        [LoggerMessage(EventId = 3009, EventName = "RaftStopped", Level = LogLevel.Information, Message = "Raft member {Id} stopped")]
+        public static partial void Stopped(ILogger logger, string id);
+
+        [LoggerMessage(EventId = 3010, EventName = "RaftCaughtUp", Level = LogLevel.Information, Message = "Raft member {Id} caught up past its high-water mark")]
+        public static partial void CaughtUp(ILogger logger, string id);
+    }
 }

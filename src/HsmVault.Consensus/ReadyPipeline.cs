@@ -1,4 +1,3 @@
-using HsmVault.Consensus.Internal;
 using Microsoft.Extensions.Logging;
 
 namespace HsmVault.Consensus;
@@ -35,7 +34,7 @@ public interface IReadyObserver
 /// must treat the member as crashed (the daemon stops its loop; the simulator restarts the member from its disk).
 /// A transport failure is logged and the message lost, which Raft tolerates.
 /// </remarks>
-public sealed class ReadyPipeline
+public sealed partial class ReadyPipeline
 {
     private readonly RaftNode _node;
     private readonly IRaftStorage _storage;
@@ -151,7 +150,7 @@ public sealed class ReadyPipeline
 
             Applied = snapshot.Index;
             _observer.SnapshotRestored(snapshot);
-            RaftHostLog.SnapshotInstalled(_logger, _node.Id, snapshot.Index);
+            Log.SnapshotInstalled(_logger, _node.Id, snapshot.Index);
         }
 
         // One call per batch, so the state machine can make the batch durable at once (see VaultStateMachine.ApplyBatch);
@@ -196,7 +195,7 @@ public sealed class ReadyPipeline
             catch (Exception exception) when (exception is not OutOfMemoryException)
             {
                 // Raft tolerates a lost message; a broken transport must not stop the member.
-                RaftHostLog.SendFailed(_logger, message.GetType().Name, message.To, exception);
+                Log.SendFailed(_logger, message.GetType().Name, message.To, exception);
             }
         }
     }
@@ -224,6 +223,21 @@ public sealed class ReadyPipeline
             }
         });
         _node.Compact(snapshot);
-        RaftHostLog.SnapshotTaken(_logger, _node.Id, index);
+        Log.SnapshotTaken(_logger, _node.Id, index);
+    }
+
+    /// <summary>Log messages of the Ready pipeline; event ids in the Raft host's block, 3000-3099.</summary>
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 3005, EventName = "RaftSnapshotTaken", Level = LogLevel.Information,
+            Message = "Raft member {Id} took a snapshot at index {Index} and compacted its log")]
+        public static partial void SnapshotTaken(ILogger logger, string id, ulong index);
+
+        [LoggerMessage(EventId = 3006, EventName = "RaftSnapshotInstalled", Level = LogLevel.Information,
+            Message = "Raft member {Id} installed a snapshot from the leader at index {Index}")]
+        public static partial void SnapshotInstalled(ILogger logger, string id, ulong index);
+
+        [LoggerMessage(EventId = 3007, EventName = "RaftSendFailed", Level = LogLevel.Warning, Message = "Raft transport failed to send {MessageType} to {To}")]
+        public static partial void SendFailed(ILogger logger, string messageType, string to, Exception exception);
     }
 }

@@ -27,7 +27,7 @@ namespace HsmVault.Hsm;
 /// ceremony between machines would exchange the ephemeral points and wrapped blobs over a
 /// channel, with the same steps.
 /// </remarks>
-public static class FleetCeremony
+public static partial class FleetCeremony
 {
     private static readonly IMechanismFactory Mechanisms = Pkcs11Modules.Factories.MechanismFactory;
 
@@ -331,6 +331,22 @@ public static class FleetCeremony
             .Add(CKA.CKA_EC_PARAMS, from.Session.GetBytes(publicKey, CKA.CKA_EC_PARAMS))
             .Add(CKA.CKA_EC_POINT, from.Session.GetBytes(publicKey, CKA.CKA_EC_POINT));
         return to.Session.CreateObject(template.Items);
+    }
+
+    /// <summary>Log messages of the key ceremony; event ids 2020-2029.</summary>
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 2020, EventName = "CeremonyKeyCopied", Level = LogLevel.Information,
+            Message = "Copied fleet key '{KeyLabel}' from token '{SourceLabel}' to token '{TargetLabel}' under an ECDH-derived wrapping key")]
+        public static partial void KeyCopied(ILogger logger, string sourceLabel, string targetLabel, string keyLabel);
+
+        [LoggerMessage(EventId = 2021, EventName = "CeremonyKeyLocked", Level = LogLevel.Information,
+            Message = "Locked fleet key '{KeyLabel}' in token '{TokenLabel}' (CKA_EXTRACTABLE false)")]
+        public static partial void KeyLocked(ILogger logger, string tokenLabel, string keyLabel);
+
+        [LoggerMessage(EventId = 2022, EventName = "CeremonyMechanisms", Level = LogLevel.Information,
+            Message = "Key ceremony from token '{SourceLabel}' to token '{TargetLabel}' wraps by RFC 5649 with mechanism 0x{WrapMechanism:x} and unwraps with 0x{UnwrapMechanism:x}")]
+        public static partial void CeremonyMechanisms(ILogger logger, string sourceLabel, string targetLabel, ulong wrapMechanism, ulong unwrapMechanism);
     }
 }
 

@@ -25,7 +25,7 @@ namespace HsmVault.Hsm;
 /// the same token (<see cref="PinnedTokenIdentity"/>: another token under the same name is refused), and
 /// the operation retried once.
 /// </remarks>
-public sealed class Pkcs11VaultToken : IVaultToken
+public sealed partial class Pkcs11VaultToken : IVaultToken
 {
     private static readonly IMechanismFactory Mechanisms = Pkcs11Modules.Factories.MechanismFactory;
 
@@ -470,4 +470,32 @@ public sealed class Pkcs11VaultToken : IVaultToken
             $"token '{connection.Description.Label}' is unavailable: {operation} failed after reconnecting ({cause.Message})", cause);
     }
 
+
+    /// <summary>Log messages of the vault token; event ids 2000-2009 (<see cref="TokenSigningKey"/> writes its session events too).</summary>
+    internal static partial class Log
+    {
+        [LoggerMessage(EventId = 2000, EventName = "TokenOpened", Level = LogLevel.Information,
+            Message = "Opened token '{Label}' (serial {Serial}, {Manufacturer} {Model}) in slot 0x{SlotId:x}; cap {MaxConcurrentOperations} concurrent operations")]
+        public static partial void TokenOpened(ILogger logger, string label, string serial, string manufacturer, string model, ulong slotId, int maxConcurrentOperations);
+
+        [LoggerMessage(EventId = 2001, EventName = "TokenSessionLost", Level = LogLevel.Warning,
+            Message = "Token '{Label}' lost its session during {Operation} ({ReturnValue}); reconnecting")]
+        public static partial void SessionLost(ILogger logger, string label, string operation, CKR returnValue);
+
+        [LoggerMessage(EventId = 2002, EventName = "TokenReconnected", Level = LogLevel.Information,
+            Message = "Reconnected to token '{Label}' in slot 0x{SlotId:x} (generation {Generation})")]
+        public static partial void Reconnected(ILogger logger, string label, ulong slotId, int generation);
+
+        [LoggerMessage(EventId = 2003, EventName = "TokenUnavailable", Level = LogLevel.Error,
+            Message = "Token '{Label}' is unavailable after reconnecting during {Operation}")]
+        public static partial void TokenUnavailable(ILogger logger, string label, string operation, Exception exception);
+
+        [LoggerMessage(EventId = 2005, EventName = "TokenOperationTimedOut", Level = LogLevel.Error,
+            Message = "Token '{Label}' gave {Operation} no operation slot within {Timeout}; refusing it as unavailable")]
+        public static partial void OperationTimedOut(ILogger logger, string label, string operation, TimeSpan timeout);
+
+        [LoggerMessage(EventId = 2006, EventName = "TokenImpostor", Level = LogLevel.Error,
+            Message = "Refused token '{Label}' found in slot 0x{SlotId:x} after a lost session: {Reason}")]
+        public static partial void TokenImpostor(ILogger logger, string label, ulong slotId, string reason);
+    }
 }

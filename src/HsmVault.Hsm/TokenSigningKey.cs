@@ -77,7 +77,7 @@ public sealed class TokenSigningKey : IDisposable
             var connection = Connection.Open(library, copy, pin, keyLabel, generateIfMissing, out var generated);
             if (generated)
             {
-                Log.KeyProvisioned(logger, connection.Description.Label, keyLabel);
+                TokenProvisioner.Log.KeyProvisioned(logger, connection.Description.Label, keyLabel);
             }
 
             return new TokenSigningKey(library, copy, pin, keyLabel, connection, logger) { Generated = generated };
@@ -106,7 +106,7 @@ public sealed class TokenSigningKey : IDisposable
             }
             catch (Pkcs11Exception ex) when (SessionLoss.IsSessionLost(ex.RV))
             {
-                Log.SessionLost(_logger, connection.Description.Label, "Sign", ex.RV);
+                Pkcs11VaultToken.Log.SessionLost(_logger, connection.Description.Label, "Sign", ex.RV);
             }
 
             try
@@ -115,7 +115,7 @@ public sealed class TokenSigningKey : IDisposable
             }
             catch (Exception ex) when (ex is Pkcs11Exception or TokenConfigurationException)
             {
-                Log.TokenUnavailable(_logger, connection.Description.Label, "Sign", ex);
+                Pkcs11VaultToken.Log.TokenUnavailable(_logger, connection.Description.Label, "Sign", ex);
                 throw new TokenUnavailableException(
                     $"token '{connection.Description.Label}' is unavailable: signing with '{_keyLabel}' failed after logging in again ({ex.Message})", ex);
             }
@@ -185,7 +185,7 @@ public sealed class TokenSigningKey : IDisposable
             }
 
             _connection = fresh;
-            Log.Reconnected(_logger, fresh.Description.Label, fresh.Description.SlotId, 0);
+            Pkcs11VaultToken.Log.Reconnected(_logger, fresh.Description.Label, fresh.Description.SlotId, 0);
             return fresh;
         }
     }

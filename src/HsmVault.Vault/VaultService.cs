@@ -342,7 +342,12 @@ public sealed partial class VaultService : IDisposable
                 case CommandOutcome.Reset:
                 case CommandOutcome.Unchanged:
                     // Unchanged: this attempt (or a later one) already reset the count, e.g. a retried finish.
-                    Log.Recovered(_logger, user.ForLog(_options.LogUserIds));
+                    if (_logger.IsEnabled(LogLevel.Debug))
+                    {
+                        var logged = user.ForLog(_options.LogUserIds);
+                        Log.Recovered(_logger, logged);
+                    }
+
                     return new RecoveryFinishResult(RecoveryOutcome.Success, reset.GuessesRemaining,
                         SecretEnvelopes.SealForRelease(sessionKey, sessionId, session.EncryptedSecret));
                 case CommandOutcome.Destroyed:
@@ -573,7 +578,12 @@ public sealed partial class VaultService : IDisposable
             if (charge.Outcome == CommandOutcome.Charged)
             {
                 FaultPoints.Hit(FaultPoints.AfterChargeCommitted);
-                Log.GuessCharged(_logger, user.ForLog(_options.LogUserIds), charge.GuessesRemaining);
+                if (_logger.IsEnabled(LogLevel.Debug))
+                {
+                    var logged = user.ForLog(_options.LogUserIds);
+                    Log.GuessCharged(_logger, logged, charge.GuessesRemaining);
+                }
+
                 var session = new RecoverySession(user, current.Version, charge.AttemptSerial, start.State, contents.EncryptedSecret, charge.GuessesRemaining, _sessions.NewExpiry());
                 return new RecoveryStartResult(start.Ke2, reservation.Fill(session), charge.GuessesRemaining);
             }
@@ -653,7 +663,12 @@ public sealed partial class VaultService : IDisposable
 
     private async Task<RecoveryFinishResult> FailedGuessAsync(RecoverySession session, CancellationToken cancellationToken)
     {
-        Log.WrongPassword(_logger, session.User.ForLog(_options.LogUserIds), session.GuessesRemaining);
+        if (_logger.IsEnabled(LogLevel.Debug))
+        {
+            var logged = session.User.ForLog(_options.LogUserIds);
+            Log.WrongPassword(_logger, logged, session.GuessesRemaining);
+        }
+
         if (session.GuessesRemaining > 0)
         {
             return new RecoveryFinishResult(RecoveryOutcome.WrongPassword, session.GuessesRemaining, null);
@@ -768,18 +783,24 @@ public sealed partial class VaultService : IDisposable
         _ => new(VaultError.Aborted, $"the record of {user} kept changing during this request; retry"),
     };
 
+    /// <summary>
+    /// Log messages of the vault service; event ids 4000-4099. The Debug ones are written under an
+    /// <see cref="ILogger.IsEnabled"/> check, so a user's pseudonym (a SHA-256) is computed only for
+    /// an event that is recorded.
+    /// </summary>
     private static partial class Log
     {
-        [LoggerMessage(4002, LogLevel.Debug, "Charged a guess for {User}; {GuessesRemaining} remain", EventName = "GuessCharged")]
+        [LoggerMessage(EventId = 4002, EventName = "GuessCharged", Level = LogLevel.Debug, Message = "Charged a guess for {User}; {GuessesRemaining} remain")]
         public static partial void GuessCharged(ILogger logger, string user, int guessesRemaining);
 
-        [LoggerMessage(4003, LogLevel.Debug, "Wrong password for {User}; {GuessesRemaining} guesses remain", EventName = "WrongPassword")]
+        [LoggerMessage(EventId = 4003, EventName = "WrongPassword", Level = LogLevel.Debug, Message = "Wrong password for {User}; {GuessesRemaining} guesses remain")]
         public static partial void WrongPassword(ILogger logger, string user, int guessesRemaining);
 
-        [LoggerMessage(4005, LogLevel.Debug, "Recovered {User}", EventName = "Recovered")]
+        [LoggerMessage(EventId = 4005, EventName = "Recovered", Level = LogLevel.Debug, Message = "Recovered {User}")]
         public static partial void Recovered(ILogger logger, string user);
 
-        [LoggerMessage(4007, LogLevel.Warning, "A charge for {User} was not confirmed ({Detail}); finding out whether it took effect before answering", EventName = "ChargeOutcomeUnknown")]
+        [LoggerMessage(EventId = 4007, EventName = "ChargeOutcomeUnknown", Level = LogLevel.Warning,
+            Message = "A charge for {User} was not confirmed ({Detail}); finding out whether it took effect before answering")]
         public static partial void ChargeOutcomeUnknown(ILogger logger, string user, string detail);
     }
 }

@@ -3,7 +3,6 @@ using HsmVault.Crypto.Signatures;
 using HsmVault.Transparency;
 using HsmVault.Transparency.Merkle;
 using HsmVault.Transparency.Notes;
-using HsmVault.Witness.Internal;
 using HsmVault.Witness.Storage;
 using Microsoft.Extensions.Logging;
 
@@ -16,7 +15,7 @@ namespace HsmVault.Witness;
 /// completes and that size's signed checkpoint are committed together. Reads are answered
 /// from memory (tree, latest checkpoint) or the store and never wait for a submission.
 /// </summary>
-public sealed class WitnessLog : IDisposable
+public sealed partial class WitnessLog : IDisposable
 {
     /// <summary>Largest bundle accepted.</summary>
     public const int MaxBundleBytes = 32 * 1024;
@@ -487,5 +486,25 @@ public sealed class WitnessLog : IDisposable
         {
             throw new WitnessException(WitnessErrorKind.InvalidArgument, e.Message);
         }
+    }
+
+    /// <summary>Log messages of the witness log; event ids 7000-7003.</summary>
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 7000, EventName = "WitnessLogOpened", Level = LogLevel.Information,
+            Message = "Witness log '{Origin}' open with {TreeSize} entries; verifier key {VerifierKey}")]
+        public static partial void LogOpened(ILogger logger, string origin, ulong treeSize, string verifierKey);
+
+        [LoggerMessage(EventId = 7001, EventName = "WitnessBundleLogged", Level = LogLevel.Information,
+            Message = "Logged {Namespace} epoch {Epoch} (digest {Digest}) as entry {LeafIndex}")]
+        public static partial void BundleLogged(ILogger logger, string @namespace, ulong epoch, string digest, ulong leafIndex);
+
+        [LoggerMessage(EventId = 7002, EventName = "WitnessEquivocationRefused", Level = LogLevel.Warning,
+            Message = "Refused equivocation: {Namespace} epoch {Epoch} is logged with digest {LoggedDigest}; the operator submitted {AttemptedDigest}")]
+        public static partial void EquivocationRefused(ILogger logger, string @namespace, ulong epoch, string loggedDigest, string attemptedDigest);
+
+        [LoggerMessage(EventId = 7003, EventName = "WitnessSubmissionUnauthenticated", Level = LogLevel.Warning,
+            Message = "Refused a submission for {Namespace} epoch {Epoch}: no operator key of the namespace verifies its signature")]
+        public static partial void SubmissionUnauthenticated(ILogger logger, string @namespace, ulong epoch);
     }
 }

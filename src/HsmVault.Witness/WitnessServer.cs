@@ -17,7 +17,7 @@ namespace HsmVault.Witness;
 /// checks over the log and the witness's token key. The executable and the tests both start the
 /// witness through here.
 /// </summary>
-public static class WitnessServer
+public static partial class WitnessServer
 {
     /// <summary>Largest gRPC message accepted: a bundle of <see cref="WitnessLog.MaxBundleBytes"/> and its envelope.</summary>
     public const int MaxMessageBytes = WitnessLog.MaxBundleBytes + (4 * 1024);
@@ -104,5 +104,13 @@ public static class WitnessServer
         });
         services.AddGrpcHealthChecks().AddCheck<WitnessHealthCheck>("witness");
         return services;
+    }
+
+    /// <summary>Log messages of the witness host's wiring; event id 7004.</summary>
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 7004, EventName = "WitnessKeyGenerated", Level = LogLevel.Information,
+            Message = "Generated the witness key '{KeyLabel}' in token '{TokenLabel}'")]
+        public static partial void KeyGenerated(ILogger logger, string keyLabel, string tokenLabel);
     }
 }

@@ -19,8 +19,8 @@ public sealed partial class LargeStateCatchUpTests(ITestOutputHelper output)
 
     // Event ids of RaftHostLog, GrpcRaftTransport and PeerGrpcService.
     private const int SnapshotInstalledEvent = 3006;
-    private const int SnapshotSentEvent = 5020;
-    private const int SnapshotReceivedEvent = 5103;
+    private const int SnapshotSentEvent = 6002;
+    private const int SnapshotReceivedEvent = 6103;
 
     [Fact]
     public async Task WipedFollower_OfAMillionUserFleet_CatchesUpByChunkedSnapshot()

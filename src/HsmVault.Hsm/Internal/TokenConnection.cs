@@ -11,7 +11,7 @@ namespace HsmVault.Hsm.Internal;
 /// handles found under it, and a pool of idle operation sessions. Replaced as a whole when the
 /// token drops its sessions.
 /// </summary>
-internal sealed class TokenConnection : IDisposable
+internal sealed partial class TokenConnection : IDisposable
 {
     private readonly ISession _loginSession;
     private readonly ConcurrentBag<ISession> _idle = [];
@@ -123,5 +123,13 @@ internal sealed class TokenConnection : IDisposable
         {
             Log.SessionCloseFailed(_logger, Description.Label, rv);
         }
+    }
+
+    /// <summary>Log messages of a token connection; event ids in the token's block, 2000-2009.</summary>
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 2004, EventName = "TokenSessionCloseFailed", Level = LogLevel.Debug,
+            Message = "Closing a session of token '{Label}' failed; it was already gone ({ReturnValue})")]
+        public static partial void SessionCloseFailed(ILogger logger, string label, CKR returnValue);
     }
 }

@@ -74,7 +74,13 @@ public static partial class JwtAuthentication
                         context.HandleResponse();
                         var reason = TokenRefusals.Describe(context.AuthenticateFailure, context.Request.Headers.Authorization, fleetId, issuers);
                         var logger = context.HttpContext.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(JwtAuthentication));
-                        Log.Refused(logger, CallerText.Escape(context.Request.Path.Value), context.HttpContext.Connection.RemoteIpAddress?.ToString() ?? "(unknown)", reason);
+                        if (logger.IsEnabled(LogLevel.Information))
+                        {
+                            var path = CallerText.Escape(context.Request.Path.Value);
+                            var remote = context.HttpContext.Connection.RemoteIpAddress?.ToString() ?? "(unknown)";
+                            Log.Refused(logger, path, remote, reason);
+                        }
+
                         return GrpcStatusResponse.WriteAsync(context.Response, StatusCode.Unauthenticated, reason);
                     },
                 };
@@ -149,7 +155,8 @@ public static partial class JwtAuthentication
     {
         // Information, not Warning: a refused token is the caller's mistake, and anyone can send
         // one. The reason never holds a caller's raw claim (TokenRefusals escapes them).
-        [LoggerMessage(1100, LogLevel.Information, "Refused an unauthenticated call to {Path} from {Remote}: {Reason}")]
+        [LoggerMessage(EventId = 1100, EventName = "AuthenticationRefused", Level = LogLevel.Information,
+            Message = "Refused an unauthenticated call to {Path} from {Remote}: {Reason}")]
         public static partial void Refused(ILogger logger, string path, string remote, string reason);
     }
 }

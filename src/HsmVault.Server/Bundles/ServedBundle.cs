@@ -311,7 +311,7 @@ public sealed partial class ServedBundle
             Message = "HsmVault:Bundle:File is not set: this member serves no validation bundle, so verifying clients refuse it and GetFleetInfo is unauthenticated (development only)")]
         public static partial void NoBundle(ILogger logger);
 
-        [LoggerMessage(EventId = 1014, EventName = "SuccessorRefused", Level = LogLevel.Error,
+        [LoggerMessage(EventId = 1016, EventName = "SuccessorRefused", Level = LogLevel.Error,
             Message = "The successor bundle file '{Path}' is not served: {Reason}")]
         public static partial void SuccessorRefused(ILogger logger, string path, string reason);
 

@@ -8,7 +8,7 @@ namespace HsmVault.Server.Internal;
 /// How a caller's own words (a JWT's issuer or subject, an unverified token's claims) may appear
 /// in a log line or a status message: never raw. A subject with a newline, U+202E (right-to-left
 /// override), a zero-width character or a quote could otherwise forge or disguise a log line,
-/// e.g. a fake <c>AUDIT:</c> event.
+/// e.g. a line that reads like an audit event.
 /// </summary>
 internal static class CallerText
 {

@@ -120,19 +120,22 @@ internal static partial class ProcessHardening
 
     private static partial class Log
     {
-        [LoggerMessage(1400, LogLevel.Warning, "Data folder '{Path}' was open to other users; removed group and other access from {Count} entries")]
+        [LoggerMessage(EventId = 1400, EventName = "DataFolderAccessFixed", Level = LogLevel.Warning,
+            Message = "Data folder '{Path}' was open to other users; removed group and other access from {Count} entries")]
         public static partial void DataDirectoryFixed(ILogger logger, string path, int count);
 
-        [LoggerMessage(1401, LogLevel.Warning, "Core dumps could not be turned off: {Reason}")]
+        [LoggerMessage(EventId = 1401, EventName = "CoreDumpsNotDisabled", Level = LogLevel.Warning, Message = "Core dumps could not be turned off: {Reason}")]
         public static partial void CoreDumpsNotDisabled(ILogger logger, string reason);
 
-        [LoggerMessage(1402, LogLevel.Warning, "Core dumps are allowed (HsmVault:Process:DisableCoreDumps is false): a core file would hold the unsealed server key")]
+        [LoggerMessage(EventId = 1402, EventName = "CoreDumpsAllowed", Level = LogLevel.Warning,
+            Message = "Core dumps are allowed (HsmVault:Process:DisableCoreDumps is false): a core file would hold the unsealed server key")]
         public static partial void CoreDumpsAllowed(ILogger logger);
 
-        [LoggerMessage(1403, LogLevel.Warning, "Memory is not locked: {Reason}")]
+        [LoggerMessage(EventId = 1403, EventName = "MemoryNotLocked", Level = LogLevel.Warning, Message = "Memory is not locked: {Reason}")]
         public static partial void MemoryNotLocked(ILogger logger, string reason);
 
-        [LoggerMessage(1404, LogLevel.Warning, "Not on Linux: umask, core dump and memory locking settings are not applied")]
+        [LoggerMessage(EventId = 1404, EventName = "ProcessHardeningNotApplied", Level = LogLevel.Warning,
+            Message = "Not on Linux: umask, core dump and memory locking settings are not applied")]
         public static partial void NotLinux(ILogger logger);
     }
 }

@@ -51,10 +51,11 @@ internal sealed partial class StartupAnnouncer(
 
     private static partial class Log
     {
-        [LoggerMessage(1000, LogLevel.Information, "Token '{Label}' (serial {Serial}, model {Model}) is ready")]
+        [LoggerMessage(EventId = 1000, EventName = "TokenReady", Level = LogLevel.Information, Message = "Token '{Label}' (serial {Serial}, model {Model}) is ready")]
         public static partial void TokenReady(ILogger logger, string label, string serial, string model);
 
-        [LoggerMessage(1001, LogLevel.Information, "hsmvaultd {FleetId}/{MemberId} listening on {ClientAddresses} for clients; {PeerAddresses}")]
+        [LoggerMessage(EventId = 1001, EventName = "DaemonListening", Level = LogLevel.Information,
+            Message = "hsmvaultd {FleetId}/{MemberId} listening on {ClientAddresses} for clients; {PeerAddresses}")]
         public static partial void Listening(ILogger logger, string fleetId, string memberId, string clientAddresses, string peerAddresses);
     }
 }

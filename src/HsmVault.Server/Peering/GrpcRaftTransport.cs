@@ -206,7 +206,8 @@ public sealed partial class GrpcRaftTransport : IRaftTransport, IAsyncDisposable
                     _deliveredAt = Stopwatch.GetTimestamp();
                 }
 
-                Log.SnapshotSent(transport._logger, peer, request.Snapshot.Index, request.Snapshot.Data.Length, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                var milliseconds = (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+                Log.SnapshotSent(transport._logger, peer, request.Snapshot.Index, request.Snapshot.Data.Length, milliseconds);
             }
             catch (OperationCanceledException) when (cancel.IsCancellationRequested)
             {
@@ -237,16 +238,16 @@ public sealed partial class GrpcRaftTransport : IRaftTransport, IAsyncDisposable
 
     private static partial class Log
     {
-        [LoggerMessage(5020, LogLevel.Information, "Sent snapshot at index {Index} ({Bytes} bytes) to {Peer} in {Milliseconds} ms")]
+        [LoggerMessage(EventId = 6002, EventName = "SnapshotSent", Level = LogLevel.Information, Message = "Sent snapshot at index {Index} ({Bytes} bytes) to {Peer} in {Milliseconds} ms")]
         public static partial void SnapshotSent(ILogger logger, string peer, ulong index, long bytes, long milliseconds);
 
-        [LoggerMessage(5021, LogLevel.Warning, "Sending snapshot at index {Index} to {Peer} failed: {Reason}")]
+        [LoggerMessage(EventId = 6003, EventName = "SnapshotSendFailed", Level = LogLevel.Warning, Message = "Sending snapshot at index {Index} to {Peer} failed: {Reason}")]
         public static partial void SnapshotFailed(ILogger logger, string peer, ulong index, string reason);
 
-        [LoggerMessage(5000, LogLevel.Warning, "Peer {Peer} is unreachable: {Reason}")]
+        [LoggerMessage(EventId = 6000, EventName = "PeerUnreachable", Level = LogLevel.Warning, Message = "Peer {Peer} is unreachable: {Reason}")]
         public static partial void PeerUnreachable(ILogger logger, string peer, string reason);
 
-        [LoggerMessage(5001, LogLevel.Information, "Peer {Peer} is reachable again")]
+        [LoggerMessage(EventId = 6001, EventName = "PeerReachable", Level = LogLevel.Information, Message = "Peer {Peer} is reachable again")]
         public static partial void PeerReachable(ILogger logger, string peer);
     }
 }

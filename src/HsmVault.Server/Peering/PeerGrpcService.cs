@@ -18,7 +18,7 @@ namespace HsmVault.Server.Peering;
 /// for another. Snapshot chunks are assembled per stream, into a file beside the Raft storage
 /// (<see cref="SnapshotAssembler"/>), and only a complete, matching snapshot reaches Raft.
 /// </summary>
-public sealed partial class PeerGrpcService(
+internal sealed partial class PeerGrpcService(
     RaftHost host,
     FileRaftStorage storage,
     VaultStateMachine state,
@@ -251,19 +251,20 @@ public sealed partial class PeerGrpcService(
 
     private static partial class Log
     {
-        [LoggerMessage(5100, LogLevel.Warning, "Refused a peer call from {Remote}: {Reason}")]
+        [LoggerMessage(EventId = 6100, EventName = "PeerCallRefused", Level = LogLevel.Warning, Message = "Refused a peer call from {Remote}: {Reason}")]
         public static partial void Refused(ILogger logger, string remote, string reason);
 
-        [LoggerMessage(5101, LogLevel.Error, "Member {Peer} announces fleet '{Fleet}' but this member is in fleet '{Expected}'; check the configuration")]
+        [LoggerMessage(EventId = 6101, EventName = "PeerWrongFleet", Level = LogLevel.Error,
+            Message = "Member {Peer} announces fleet '{Fleet}' but this member is in fleet '{Expected}'; check the configuration")]
         public static partial void WrongFleet(ILogger logger, string peer, string fleet, string expected);
 
-        [LoggerMessage(5102, LogLevel.Warning, "Member {Peer} sent a message as {From} to {To}; refused")]
+        [LoggerMessage(EventId = 6102, EventName = "PeerImpersonation", Level = LogLevel.Warning, Message = "Member {Peer} sent a message as {From} to {To}; refused")]
         public static partial void Impersonation(ILogger logger, string peer, string from, string to);
 
-        [LoggerMessage(5103, LogLevel.Information, "Received snapshot at index {Index} ({Bytes} bytes) from {Peer}, complete and matching its digest")]
+        [LoggerMessage(EventId = 6103, EventName = "SnapshotReceived", Level = LogLevel.Information, Message = "Received snapshot at index {Index} ({Bytes} bytes) from {Peer}, complete and matching its digest")]
         public static partial void SnapshotReceived(ILogger logger, string peer, ulong index, long bytes);
 
-        [LoggerMessage(5104, LogLevel.Warning, "Refused a snapshot chunk from {Peer}: {Reason}")]
+        [LoggerMessage(EventId = 6104, EventName = "SnapshotChunkRefused", Level = LogLevel.Warning, Message = "Refused a snapshot chunk from {Peer}: {Reason}")]
         public static partial void SnapshotChunkRefused(ILogger logger, string peer, string reason);
     }
 }

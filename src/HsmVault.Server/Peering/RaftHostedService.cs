@@ -40,7 +40,7 @@ internal sealed partial class RaftHostedService(
 
     private static partial class Log
     {
-        [LoggerMessage(5200, LogLevel.Critical, "The Raft host stopped on an error; stopping the daemon")]
+        [LoggerMessage(EventId = 6200, EventName = "RaftHostFailed", Level = LogLevel.Critical, Message = "The Raft host stopped on an error; stopping the daemon")]
         public static partial void HostFailed(ILogger logger, Exception? exception);
     }
 }

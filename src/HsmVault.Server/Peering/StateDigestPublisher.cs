@@ -39,7 +39,8 @@ internal sealed partial class StateDigestPublisher(VaultService vault, TimeProvi
 
     private static partial class Log
     {
-        [LoggerMessage(3400, LogLevel.Debug, "Could not publish this member's state digest ({Detail}); trying again", EventName = "StateDigestNotPublished")]
+        [LoggerMessage(EventId = 3400, EventName = "StateDigestNotPublished", Level = LogLevel.Debug,
+            Message = "Could not publish this member's state digest ({Detail}); trying again")]
         public static partial void PublishFailed(ILogger logger, string detail);
     }
 }

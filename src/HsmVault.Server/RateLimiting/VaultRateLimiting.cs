@@ -89,11 +89,17 @@ public static partial class VaultRateLimiting
         var limit = rejected.Lease.TryGetMetadata(MetadataName.ReasonPhrase, out var reason) ? reason : "a rate limit";
         var retryAfter = rejected.Lease.TryGetMetadata(MetadataName.RetryAfter, out var after) ? after : TimeSpan.FromSeconds(1);
         var message = string.Create(CultureInfo.InvariantCulture, $"rate limit exceeded: {limit} on this member; retry in {retryAfter.TotalSeconds:0.###} s");
-        var caller = context.User.Identity?.IsAuthenticated == true
-            ? CallerText.UserHash(context.User.FindFirst(JwtRegisteredClaimNames.Iss)?.Value ?? "", context.User.FindFirst(JwtRegisteredClaimNames.Sub)?.Value ?? "")
-            : context.Connection.RemoteIpAddress?.ToString() ?? "(unknown)";
         var logger = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(VaultRateLimiting));
-        Log.Refused(logger, CallerText.Escape(context.Request.Path.Value), caller, message);
+        if (logger.IsEnabled(LogLevel.Debug))
+        {
+            // Under a flood: the caller's hash and the escaped path only when the event is recorded.
+            var caller = context.User.Identity?.IsAuthenticated == true
+                ? CallerText.UserHash(context.User.FindFirst(JwtRegisteredClaimNames.Iss)?.Value ?? "", context.User.FindFirst(JwtRegisteredClaimNames.Sub)?.Value ?? "")
+                : context.Connection.RemoteIpAddress?.ToString() ?? "(unknown)";
+            var path = CallerText.Escape(context.Request.Path.Value);
+            Log.Refused(logger, path, caller, message);
+        }
+
         var retryMilliseconds = ((long)Math.Ceiling(retryAfter.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture);
         return new ValueTask(GrpcStatusResponse.WriteAsync(context.Response, StatusCode.ResourceExhausted, message,
             [new KeyValuePair<string, string>(RetryAfterTrailer, retryMilliseconds)]));
@@ -103,7 +109,7 @@ public static partial class VaultRateLimiting
     {
         // Debug: under a flood this fires for every refused call; the limit's own description
         // names the tenant escaped, and the caller is a hash or an address, never a subject.
-        [LoggerMessage(1200, LogLevel.Debug, "Refused a call to {Path} from {Caller}: {Reason}")]
+        [LoggerMessage(EventId = 1200, EventName = "RateLimited", Level = LogLevel.Debug, Message = "Refused a call to {Path} from {Caller}: {Reason}")]
         public static partial void Refused(ILogger logger, string path, string caller, string reason);
     }
 }

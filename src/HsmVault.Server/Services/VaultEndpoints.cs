@@ -33,7 +33,7 @@ internal sealed class VaultMethodProvider : IServiceMethodProvider<VaultEndpoint
     public void OnServiceMethodDiscovery(ServiceMethodProviderContext<VaultEndpoints> context) =>
         // The generated binder lists every method with its descriptor; without an implementation
         // instance it passes null handlers, and the calls are bound below by name.
-        Protocol.V1.Vault.BindService(new Binder(context), serviceImpl: null!);
+        Generated.Vault.BindService(new Binder(context), serviceImpl: null!);
 
     /// <summary>The request marshaller of <paramref name="method"/>, with parse failures as INVALID_ARGUMENT.</summary>
     internal static Method<TRequest, TResponse> WithCheckedParsing<TRequest, TResponse>(Method<TRequest, TResponse> method)

@@ -19,8 +19,8 @@ namespace HsmVault.Server.Services;
 /// <see cref="VaultExceptionInterceptor"/>.
 /// </summary>
 [Authorize]
-public sealed class VaultGrpcService(
-    VaultService vault, FleetInfoProvider fleetInfo, ServedBundle bundle, WitnessConsistencyProofs consistencyProofs) : Protocol.V1.Vault.VaultBase
+internal sealed class VaultGrpcService(
+    VaultService vault, FleetInfoProvider fleetInfo, ServedBundle bundle, WitnessConsistencyProofs consistencyProofs) : Generated.Vault.VaultBase
 {
     /// <inheritdoc/>
     [AllowAnonymous]

@@ -9,7 +9,7 @@ namespace HsmVault.Witness.Internal;
 /// Opens the token key and the log before the witness accepts a request, so a wrong
 /// configuration fails at start-up with its own message; then says where the witness listens.
 /// </summary>
-internal sealed class WitnessStartup(WitnessLog log, IServer server, IHostApplicationLifetime lifetime, ILogger<WitnessStartup> logger) : IHostedService
+internal sealed partial class WitnessStartup(WitnessLog log, IServer server, IHostApplicationLifetime lifetime, ILogger<WitnessStartup> logger) : IHostedService
 {
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -22,4 +22,11 @@ internal sealed class WitnessStartup(WitnessLog log, IServer server, IHostApplic
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>Log messages of the witness start-up; event id 7005.</summary>
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 7005, EventName = "WitnessListening", Level = LogLevel.Information, Message = "hsmvault-witness {Origin} listening on {Addresses}")]
+        public static partial void Listening(ILogger logger, string origin, string addresses);
+    }
 }

@@ -10,7 +10,7 @@ namespace HsmVault.Witness.Services;
 /// turns every <see cref="WitnessException"/> into its one status code (and, for refused
 /// submissions, the <see cref="RefusalTrailer"/> naming a <see cref="WitnessRefusal"/>).
 /// </summary>
-internal sealed class WitnessGrpcService(WitnessLog log) : Protocol.V1.Witness.WitnessBase
+internal sealed class WitnessGrpcService(WitnessLog log) : Generated.Witness.WitnessBase
 {
     /// <summary>The proto names of <see cref="WitnessRefusal"/> values (e.g. WITNESS_REFUSAL_EQUIVOCATION).</summary>
     private static readonly Google.Protobuf.Reflection.EnumDescriptor RefusalNames =
