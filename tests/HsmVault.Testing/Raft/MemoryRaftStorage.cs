@@ -56,12 +56,9 @@ public sealed class MemoryRaftStorage : IRaftStorage
     }
 
     /// <inheritdoc />
-    public RaftSnapshot WriteSnapshot(ulong index, ulong term, IReadOnlyList<string> members, Action<Stream> writeData)
+    public void SaveSnapshot(RaftSnapshot snapshot)
     {
-        ArgumentNullException.ThrowIfNull(writeData);
-        using var data = new MemoryStream();
-        writeData(data);
-        var snapshot = new RaftSnapshot(index, term, [.. members], data.ToArray());
+        ArgumentNullException.ThrowIfNull(snapshot);
         FlushPending();
         _snapshot = snapshot;
         var holdsLast = _entries.Any(e => e.Index == snapshot.Index && e.Term == snapshot.Term);
@@ -75,7 +72,6 @@ public sealed class MemoryRaftStorage : IRaftStorage
         }
 
         _hardState = _hardState with { Commit = Math.Max(_hardState.Commit, snapshot.Index) };
-        return snapshot;
     }
 
     /// <inheritdoc />
