@@ -10,7 +10,7 @@ CLI := src/HsmVault.Cli/bin/$(CONFIGURATION)/net10.0/hsmvault.dll
 
 IMAGE ?= hsmvault:dev
 
-.PHONY: run build test bench prerequisites clean image run-containers run-containers-down run-containers-destroy test-containers
+.PHONY: run run-second-fleet build test bench prerequisites clean image run-containers run-containers-down run-containers-destroy test-containers
 
 # What a fresh Debian 12 machine lacks: SoftHSM2, and NSS's certutil for the tests that run the
 # daemon over NSS softoken, a second PKCS#11 implementation (the .NET SDK comes with the machine).
@@ -27,6 +27,14 @@ build: prerequisites
 run: build
 	softhsm/dev-fleet.sh $(RUN_DIR) $(MEMBERS)
 	softhsm/run-dev.sh $(RUN_DIR) $(MEMBERS)
+
+# Beside a running `make run` (in another shell, the same RUN_DIR): a second fleet, dev-fleet-2,
+# with its own tokens and keys under $(RUN_DIR)/fleet2/, published at the running witnesses as the next
+# epoch of the namespace and then named by the first fleet as its successor, so users move to it at their
+# next recovery; runs its members in the foreground until Ctrl-C (softhsm/second-fleet.sh). No build: the
+# first fleet's daemons run from the same binaries.
+run-second-fleet:
+	softhsm/second-fleet.sh $(RUN_DIR) $(MEMBERS)
 
 # Builds once, then runs the test projects one after another (-m:1): fleet and crash tests
 # start real daemons, and on 2 cores they should not compete with the simulator for CPU. Ends with

@@ -6,7 +6,9 @@
 # 1. starts the witnesses (DIR/witness-j.json), and reads each one's verifier key from its log;
 # 2. publishes the fleet's validation bundle at every witness (`hsmvault fleet bundle`, namespace
 #    dev-fleet, countersigned by member 1's token) unless DIR/bundle.pb is younger than 20 days;
-#    each publication takes the next epoch (DIR/bundle.epoch);
+#    each publication takes the namespace's next epoch (DIR/bundle.epoch, which softhsm/second-fleet.sh
+#    moves on too). Once a successor is named (DIR/successor.pb), the fleet is retired: its bundle is
+#    no longer renewed, and past its not-after the fleet refuses registrations and still serves recoveries;
 # 3. writes DIR/trust.env (sourced by DIR/env): the pinned witness keys, the witness policy (all of
 #    them), the operator's public key and the client's trust state file, so that `hsmvault
 #    register`/`recover` verify the bundle before they send a password-derived byte;
@@ -45,7 +47,7 @@ for config in "${witness_configs[@]}"; do
 done
 
 if (( ${#keys[@]} > 0 )); then
-    if [[ ! -f $dir/bundle.pb ]] || [[ -n $(find "$dir/bundle.pb" -mtime +20) ]]; then
+    if [[ ! -f $dir/bundle.pb ]] || { [[ ! -f $dir/successor.pb ]] && [[ -n $(find "$dir/bundle.pb" -mtime +20) ]]; }; then
         epoch=$(( $(cat "$dir/bundle.epoch" 2>/dev/null || echo 0) + 1 ))
         configs=() witnesses=()
         for i in $(seq 1 "$count"); do configs+=(--config "$dir/member-$i.json"); done
