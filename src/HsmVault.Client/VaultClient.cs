@@ -30,7 +30,7 @@ public enum RecoveryStatus
 /// <param name="BackupKey">The recovered key; the caller wipes it when done.</param>
 public sealed record RecoveryResult(RecoveryStatus Status, int GuessesRemaining, byte[]? BackupKey)
 {
-    /// <summary>The successor fleet the record moved to during this recovery (or was found on), or null.</summary>
+    /// <summary>The successor fleet the record moved to during this recovery (a move begun now or finished now), or null.</summary>
     public ValidationBundle? MovedTo { get; init; }
 
     /// <summary>Why a move this recovery began did not finish (the key is recovered all the same; the next recovery finishes the move), or null.</summary>
@@ -247,11 +247,12 @@ public sealed class VaultClient
     private async Task<RecoveryResult> RecoverOnSuccessorAsync(VaultClient successor, ReadOnlyMemory<byte> password, CancellationToken cancellationToken)
     {
         var status = await successor._rpc.GetStatusAsync(new GetStatusRequest(), await successor.HeadersAsync(cancellationToken), cancellationToken: cancellationToken);
-        if (status.MovePending)
+        if (!status.MovePending)
         {
-            await FinishMoveAsync(successor, (long)status.RecordVersion, cancellationToken);
+            return await successor.RecoverAsync(password, cancellationToken);
         }
 
+        await FinishMoveAsync(successor, (long)status.RecordVersion, cancellationToken);
         return await successor.RecoverAsync(password, cancellationToken) with { MovedTo = successor._verified?.Bundle };
     }
 
