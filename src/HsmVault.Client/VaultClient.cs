@@ -56,6 +56,7 @@ public sealed class VaultClient
     private readonly IKeyStretchingFunction? _ksfOverride;
     private readonly FleetTrust? _trust;
     private readonly Func<VerifiedBundle, VaultClient>? _successorClient;
+    private VaultClient? _successor;
     private GetFleetInfoResponse? _fleetInfo;
     private VerifiedBundle? _verified;
 
@@ -261,8 +262,6 @@ public sealed class VaultClient
         _trust is not null && _successorClient is not null && (await VerifyFleetAsync(cancellationToken)).Successor is { } successor
             ? (_successor ??= _successorClient(successor))
             : null;
-
-    private VaultClient? _successor;
 
     private async Task<RecoveryResult> RecoverHereAsync(ReadOnlyMemory<byte> password, CancellationToken cancellationToken)
     {
