@@ -656,8 +656,9 @@ public sealed partial class VaultService : IDisposable
         }
 
         var record = _state.Read(charge.User);
-        return record is { State: RecordState.Live } && record.Version == charge.Version && record.RecentlyCharged(charge.AttemptId)
-            ? new CommandResult(CommandOutcome.Charged, record.GuessesRemaining, charge.AttemptSerial + 1)
+        return record is { State: RecordState.Live } && record.Version == charge.Version
+            && RecentCharges.RemainingAfter(record.RecentCharges, charge.AttemptId) is { } remaining
+            ? new CommandResult(CommandOutcome.Charged, remaining, charge.AttemptSerial + 1)
             : null;
     }
 

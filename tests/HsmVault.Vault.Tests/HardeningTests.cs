@@ -46,6 +46,33 @@ public sealed class HardeningTests : IDisposable
     }
 
     [Fact]
+    public async Task StartRecovery_CommitWhoseAnswerIsLost_AnswersWhatItsChargeLeftNotTheCountAfterALaterReset()
+    {
+        await _vault.RegisterAsync(Alice, "right", _backupKey);
+        var lost = false;
+        _vault.Log.LoseAnswer = command =>
+        {
+            if (command is not ChargeGuessCommand || lost)
+            {
+                return false;
+            }
+
+            // Before this member finds out what its charge did, the user logs in elsewhere with
+            // the right password: one more charge, then the proven password resets the count.
+            lost = true;
+            var elsewhere = _vault.RecoverAsync(Alice, "right").GetAwaiter().GetResult();
+            Assert.Equal(RecoveryOutcome.Success, elsewhere.Finish.Outcome);
+            return true;
+        };
+
+        var (start, _) = await _vault.StartAsync(Alice, "wrong");
+
+        Assert.True(lost);
+        Assert.Equal(9, start.GuessesRemaining);
+        Assert.Equal(10, (await _vault.StatusAsync(Alice)).GuessesRemaining);
+    }
+
+    [Fact]
     public async Task StartRecovery_CallerGaveUp_SameRequestIdFetchesTheSameAnswer()
     {
         await _vault.RegisterAsync(Alice, "right", _backupKey);

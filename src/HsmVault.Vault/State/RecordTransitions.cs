@@ -52,11 +52,12 @@ public static class RecordTransitions
             return (null, new CommandResult(CommandOutcome.VersionConflict, current.GuessesRemaining, current.AttemptSerial));
         }
 
+        var used = current.GuessesUsed + 1;
         var charged = current with
         {
-            GuessesUsed = current.GuessesUsed + 1,
+            GuessesUsed = used,
             AttemptSerial = current.AttemptSerial + 1,
-            RecentAttemptIds = StoredRecord.Remember(current.RecentAttemptIds, command.AttemptId),
+            RecentCharges = RecentCharges.Remember(current.RecentCharges, command.AttemptId, current.GuessLimit - used),
         };
         return (charged, new CommandResult(CommandOutcome.Charged, charged.GuessesRemaining, charged.AttemptSerial));
     }

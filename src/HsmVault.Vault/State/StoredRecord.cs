@@ -35,7 +35,7 @@ public enum RecordState
 /// <param name="SealedRecord">The token-sealed record; null unless live.</param>
 /// <param name="AttemptSerial">Guesses ever charged on this version; only ever grows, so every charge has its own number.</param>
 /// <param name="LastResetSerial">The attempt whose proven password last reset the count; a reset for it or an earlier one does nothing.</param>
-/// <param name="RecentAttemptIds">The serving members' ids of the last <see cref="AttemptIdsKept"/> charges, newest last (null before any).</param>
+/// <param name="RecentCharges">The last charges in <see cref="State.RecentCharges"/>' encoding: who served each and what it left (null before any).</param>
 /// <param name="History">The record's registrations in <see cref="RegistrationHistory"/>'s encoding (null: none kept, a record stored before histories).</param>
 public sealed record StoredRecord(
     UserIdentity User,
@@ -46,35 +46,9 @@ public sealed record StoredRecord(
     byte[]? SealedRecord,
     long AttemptSerial = 0,
     long LastResetSerial = 0,
-    byte[]? RecentAttemptIds = null,
+    byte[]? RecentCharges = null,
     byte[]? History = null)
 {
-    /// <summary>How many charges' attempt ids a record remembers.</summary>
-    public const int AttemptIdsKept = 4;
-
-    /// <summary><paramref name="recent"/> with <paramref name="attemptId"/> appended, keeping the newest <see cref="AttemptIdsKept"/>.</summary>
-    public static byte[] Remember(byte[]? recent, byte[] attemptId)
-    {
-        ArgumentNullException.ThrowIfNull(attemptId);
-        byte[] all = [.. recent ?? [], .. attemptId];
-        return all.Length > AttemptIdsKept * attemptId.Length ? all[^(AttemptIdsKept * attemptId.Length)..] : all;
-    }
-
-    /// <summary>Whether one of the last charges had <paramref name="attemptId"/>.</summary>
-    public bool RecentlyCharged(ReadOnlySpan<byte> attemptId)
-    {
-        var recent = RecentAttemptIds ?? [];
-        for (var offset = 0; offset + attemptId.Length <= recent.Length; offset += attemptId.Length)
-        {
-            if (recent.AsSpan(offset, attemptId.Length).SequenceEqual(attemptId))
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
-
     /// <summary>The registrations of <see cref="History"/>, oldest first.</summary>
     public IReadOnlyList<RegistrationEvent> Registrations => History is null ? RegistrationHistory.Empty : RegistrationHistory.Decode(History);
 

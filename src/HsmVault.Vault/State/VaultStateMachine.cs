@@ -618,8 +618,8 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
         writer.Write(RecordLimits.CountByte(record.GuessesUsed));
         writer.Write(record.AttemptSerial);
         writer.Write(record.LastResetSerial);
-        writer.Write(record.RecentAttemptIds?.Length ?? 0);
-        writer.Write(record.RecentAttemptIds ?? []);
+        writer.Write(record.RecentCharges?.Length ?? 0);
+        writer.Write(record.RecentCharges ?? []);
         writer.Write(record.SealedRecord?.Length ?? -1);
         if (record.SealedRecord is not null)
         {
@@ -654,13 +654,13 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
                 int used = reader.ReadByte();
                 var attemptSerial = reader.ReadInt64();
                 var lastResetSerial = reader.ReadInt64();
-                var attemptIdLength = reader.ReadInt32();
-                if (attemptIdLength < 0 || attemptIdLength > StoredRecord.AttemptIdsKept * VaultCommandCodec.AttemptIdBytes || attemptIdLength % VaultCommandCodec.AttemptIdBytes != 0)
+                var recentChargesLength = reader.ReadInt32();
+                if (!RecentCharges.IsValidLength(recentChargesLength))
                 {
-                    throw new InvalidDataException($"vault snapshot has an invalid attempt id for {user}");
+                    throw new InvalidDataException($"vault snapshot has invalid recent charges for {user}");
                 }
 
-                var attemptId = attemptIdLength == 0 ? null : ReadExactly(reader, attemptIdLength);
+                var recentCharges = RecentCharges.Normalize(recentChargesLength == 0 ? null : ReadExactly(reader, recentChargesLength));
                 var length = reader.ReadInt32();
                 if (!Enum.IsDefined(state) || !RecordLimits.IsGuessLimit(limit) || used > limit
                     || attemptSerial < 0 || lastResetSerial < 0 || lastResetSerial > attemptSerial
@@ -671,7 +671,7 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
 
                 var sealedRecord = length < 0 ? null : ReadExactly(reader, length);
                 var history = format == SnapshotFormatWithoutHistory ? null : ReadHistory(reader, user);
-                records.Add(new StoredRecord(user, version, state, limit, used, sealedRecord, attemptSerial, lastResetSerial, attemptId, history));
+                records.Add(new StoredRecord(user, version, state, limit, used, sealedRecord, attemptSerial, lastResetSerial, recentCharges, history));
             }
 
             var tickets = new List<byte[]>();
@@ -748,7 +748,7 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
         reader.IsDBNull(6) ? null : (byte[])reader[6],
         reader.GetInt64(7),
         reader.GetInt64(8),
-        reader.IsDBNull(9) ? null : (byte[])reader[9],
+        reader.IsDBNull(9) ? null : RecentCharges.Normalize((byte[])reader[9]),
         reader.IsDBNull(10) ? null : (byte[])reader[10]);
 
     private void WriteLocked(StoredRecord record, SqliteTransaction transaction)
@@ -768,7 +768,7 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
         command.Parameters.AddWithValue("$b", (object?)record.SealedRecord ?? DBNull.Value);
         command.Parameters.AddWithValue("$as", record.AttemptSerial);
         command.Parameters.AddWithValue("$lr", record.LastResetSerial);
-        command.Parameters.AddWithValue("$ai", (object?)record.RecentAttemptIds ?? DBNull.Value);
+        command.Parameters.AddWithValue("$ai", (object?)record.RecentCharges ?? DBNull.Value);
         command.Parameters.AddWithValue("$h", (object?)record.History ?? DBNull.Value);
         command.ExecuteNonQuery();
     }
