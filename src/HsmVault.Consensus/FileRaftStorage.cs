@@ -25,6 +25,7 @@ public sealed partial class FileRaftStorage : IRaftStorage
     private const string SnapshotFileName = "snapshot";
     private const int RecordHeaderLength = 8;
     private const int MaxRecordLength = 256 * 1024 * 1024;
+    private const int StreamBufferBytes = 1024 * 1024;
     private const byte EntryRecord = 1;
     private const byte CommitRecord = 3;
 
@@ -41,6 +42,9 @@ public sealed partial class FileRaftStorage : IRaftStorage
         ArgumentException.ThrowIfNullOrEmpty(directory);
         _directory = Path.GetFullPath(directory);
         Directory.CreateDirectory(_directory);
+
+        // A snapshot transfer that a crash interrupted never touched the state: its partial file is just litter.
+        SnapshotAssembler.DeleteLeftovers(_directory);
         _snapshot = ReadSnapshotFile();
         _hardState = ReadHardStateFile();
         TruncatedTailBytes = RecoverLog();
@@ -50,6 +54,9 @@ public sealed partial class FileRaftStorage : IRaftStorage
 
     /// <summary>Bytes of torn tail cut off the log when it was opened (0 after a clean shutdown).</summary>
     public long TruncatedTailBytes { get; }
+
+    /// <summary>The storage's directory, where incoming snapshots are assembled too (see <see cref="SnapshotAssembler"/>).</summary>
+    public string DirectoryPath => _directory;
 
     private string LogPath => Path.Combine(_directory, LogFileName);
 
@@ -107,20 +114,54 @@ public sealed partial class FileRaftStorage : IRaftStorage
     }
 
     /// <inheritdoc />
-    public void SaveSnapshot(RaftSnapshot snapshot)
+    public RaftSnapshot WriteSnapshot(ulong index, ulong term, IReadOnlyList<string> members, Action<Stream> writeData)
     {
-        ArgumentNullException.ThrowIfNull(snapshot);
-        WriteFileAtomically(SnapshotFileName, EncodeSnapshot(snapshot));
-        _snapshot = snapshot;
+        ArgumentNullException.ThrowIfNull(members);
+        ArgumentNullException.ThrowIfNull(writeData);
+        var header = EncodeSnapshotHeader(index, term, members);
+        var path = Path.Combine(_directory, SnapshotFileName);
+        var temporary = path + ".tmp";
+        long bodyLength;
+        using (var stream = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, StreamBufferBytes))
+        {
+            // The same layout as every whole file here, written in one pass: the checksum goes in front at the end.
+            Span<byte> fileHeader = stackalloc byte[12];
+            fileHeader.Clear();
+            stream.Write(fileHeader);
+            using (var body = new ChecksumStream(stream))
+            {
+                body.Write(header);
+                writeData(body);
+                bodyLength = body.Length;
+                BinaryPrimitives.WriteUInt32LittleEndian(fileHeader, body.Crc);
+            }
+
+            BinaryPrimitives.WriteUInt64LittleEndian(fileHeader[4..], (ulong)bodyLength);
+            stream.Position = 0;
+            stream.Write(fileHeader);
+            stream.Flush(flushToDisk: true);
+        }
+
+        File.Move(temporary, path, overwrite: true);
+        SyncDirectory();
+
+        // Whoever still reads the previous snapshot (a transfer to a peer) fails and is asked again for the new one.
+        (_snapshot?.Data as FileSnapshotData)?.Dispose();
+        _snapshot = ReadSnapshotFile();
         ReconcileWithSnapshot();
         RewriteLog();
+        return _snapshot!;
     }
 
     /// <inheritdoc />
     public void Sync() => _log.Flush(flushToDisk: true);
 
     /// <inheritdoc />
-    public void Dispose() => _log.Dispose();
+    public void Dispose()
+    {
+        _log.Dispose();
+        (_snapshot?.Data as FileSnapshotData)?.Dispose();
+    }
 
     private void WriteEntryRecord(LogEntry entry)
     {
@@ -288,17 +329,21 @@ public sealed partial class FileRaftStorage : IRaftStorage
         _log = new FileStream(LogPath, FileMode.Append, FileAccess.Write, FileShare.Read, 64 * 1024);
     }
 
-    private void WriteFileAtomically(string name, byte[] body)
+    private void WriteFileAtomically(string name, byte[] body) => WriteFileAtomically(name, body, []);
+
+    /// <summary>Writes a file whose body is <paramref name="first"/> then <paramref name="second"/>, without joining them in memory.</summary>
+    private void WriteFileAtomically(string name, ReadOnlySpan<byte> first, ReadOnlySpan<byte> second)
     {
         var path = Path.Combine(_directory, name);
         var temporary = path + ".tmp";
         using (var stream = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
         {
             Span<byte> header = stackalloc byte[12];
-            BinaryPrimitives.WriteUInt32LittleEndian(header, Crc32C.Compute(body));
-            BinaryPrimitives.WriteUInt64LittleEndian(header[4..], (ulong)body.Length);
+            BinaryPrimitives.WriteUInt32LittleEndian(header, Crc32C.Compute(first, second));
+            BinaryPrimitives.WriteUInt64LittleEndian(header[4..], (ulong)(first.Length + second.Length));
             stream.Write(header);
-            stream.Write(body);
+            stream.Write(first);
+            stream.Write(second);
             stream.Flush(flushToDisk: true);
         }
 
@@ -306,7 +351,8 @@ public sealed partial class FileRaftStorage : IRaftStorage
         SyncDirectory();
     }
 
-    private byte[]? ReadFileChecked(string name)
+    /// <summary>The file's checked body, a view of the bytes read (a snapshot is not copied once more).</summary>
+    private ArraySegment<byte>? ReadFileChecked(string name)
     {
         var path = Path.Combine(_directory, name);
         if (!File.Exists(path))
@@ -329,7 +375,7 @@ public sealed partial class FileRaftStorage : IRaftStorage
             throw new InvalidDataException($"{path} fails its checksum.");
         }
 
-        return body.ToArray();
+        return new ArraySegment<byte>(bytes, 12, bytes.Length - 12);
     }
 
     private static byte[] EncodeHardState(HardState state)
@@ -346,8 +392,7 @@ public sealed partial class FileRaftStorage : IRaftStorage
 
     private HardState ReadHardStateFile()
     {
-        var body = ReadFileChecked(HardStateFileName);
-        if (body is null)
+        if (ReadFileChecked(HardStateFileName) is not { } body)
         {
             return default;
         }
@@ -355,21 +400,22 @@ public sealed partial class FileRaftStorage : IRaftStorage
         var term = BinaryPrimitives.ReadUInt64LittleEndian(body);
         var commit = BinaryPrimitives.ReadUInt64LittleEndian(body.AsSpan(8));
         var voteLength = BinaryPrimitives.ReadUInt16LittleEndian(body.AsSpan(17));
-        var vote = body[16] == 1 ? Encoding.UTF8.GetString(body, 19, voteLength) : null;
+        var vote = body[16] == 1 ? Encoding.UTF8.GetString(body.AsSpan(19, voteLength)) : null;
         return new HardState(term, vote, commit);
     }
 
-    private static byte[] EncodeSnapshot(RaftSnapshot snapshot)
+    /// <summary>The snapshot file's body up to the application's data, which follows it.</summary>
+    private static byte[] EncodeSnapshotHeader(ulong index, ulong term, IReadOnlyList<string> members)
     {
         using var stream = new MemoryStream();
         Span<byte> number = stackalloc byte[8];
-        BinaryPrimitives.WriteUInt64LittleEndian(number, snapshot.Index);
+        BinaryPrimitives.WriteUInt64LittleEndian(number, index);
         stream.Write(number);
-        BinaryPrimitives.WriteUInt64LittleEndian(number, snapshot.Term);
+        BinaryPrimitives.WriteUInt64LittleEndian(number, term);
         stream.Write(number);
-        BinaryPrimitives.WriteUInt16LittleEndian(number, (ushort)snapshot.Members.Count);
+        BinaryPrimitives.WriteUInt16LittleEndian(number, (ushort)members.Count);
         stream.Write(number[..2]);
-        foreach (var member in snapshot.Members)
+        foreach (var member in members)
         {
             var bytes = Encoding.UTF8.GetBytes(member);
             BinaryPrimitives.WriteUInt16LittleEndian(number, (ushort)bytes.Length);
@@ -377,31 +423,67 @@ public sealed partial class FileRaftStorage : IRaftStorage
             stream.Write(bytes);
         }
 
-        stream.Write(snapshot.Data.Span);
         return stream.ToArray();
     }
 
+    /// <summary>
+    /// Opens the snapshot file and checks it whole, reading it in pieces; the data stays in the file, which the returned
+    /// snapshot keeps open (see <see cref="FileSnapshotData"/>).
+    /// </summary>
     private RaftSnapshot? ReadSnapshotFile()
     {
-        var body = ReadFileChecked(SnapshotFileName);
-        if (body is null)
+        var path = Path.Combine(_directory, SnapshotFileName);
+        if (!File.Exists(path))
         {
             return null;
         }
 
-        var index = BinaryPrimitives.ReadUInt64LittleEndian(body);
-        var term = BinaryPrimitives.ReadUInt64LittleEndian(body.AsSpan(8));
-        int count = BinaryPrimitives.ReadUInt16LittleEndian(body.AsSpan(16));
-        var offset = 18;
-        var members = new List<string>(count);
-        for (var i = 0; i < count; i++)
+        var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, StreamBufferBytes);
+        try
         {
-            int length = BinaryPrimitives.ReadUInt16LittleEndian(body.AsSpan(offset));
-            members.Add(Encoding.UTF8.GetString(body, offset + 2, length));
-            offset += 2 + length;
-        }
+            Span<byte> header = stackalloc byte[12];
+            if (file.Length < header.Length)
+            {
+                throw new InvalidDataException($"{path} is truncated.");
+            }
 
-        return new RaftSnapshot(index, term, members, body.AsMemory(offset));
+            file.ReadExactly(header);
+            var crc = BinaryPrimitives.ReadUInt32LittleEndian(header);
+            var length = BinaryPrimitives.ReadUInt64LittleEndian(header[4..]);
+            var buffer = new byte[StreamBufferBytes];
+            var running = Crc32C.Start;
+            int read;
+            while ((read = file.Read(buffer)) > 0)
+            {
+                running = Crc32C.Append(running, buffer.AsSpan(0, read));
+            }
+
+            if ((ulong)(file.Length - header.Length) != length || Crc32C.Finish(running) != crc)
+            {
+                // Written by rename after fsync, so it cannot be torn: this is corruption, not a crash.
+                throw new InvalidDataException($"{path} fails its checksum.");
+            }
+
+            file.Position = header.Length;
+            using var reader = new BinaryReader(file, Encoding.UTF8, leaveOpen: true);
+            var index = reader.ReadUInt64();
+            var term = reader.ReadUInt64();
+            int count = reader.ReadUInt16();
+            var members = new List<string>(count);
+            for (var i = 0; i < count; i++)
+            {
+                int memberLength = reader.ReadUInt16();
+                members.Add(Encoding.UTF8.GetString(reader.ReadBytes(memberLength)));
+            }
+
+            var dataOffset = file.Position;
+            return new RaftSnapshot(index, term, members, new FileSnapshotData(file, dataOffset, file.Length - dataOffset));
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Makes a rename durable: fsync the directory that holds the entry (POSIX requires it).</summary>
@@ -439,4 +521,44 @@ public sealed partial class FileRaftStorage : IRaftStorage
 
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     private static partial int NativeClose(int fd);
+
+    /// <summary>Passes writes through to the snapshot file, keeping their CRC-32C and length.</summary>
+    private sealed class ChecksumStream(Stream inner) : Stream
+    {
+        private uint _crc = Crc32C.Start;
+        private long _length;
+
+        public uint Crc => Crc32C.Finish(_crc);
+
+        public override bool CanRead => false;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => _length;
+
+        public override long Position
+        {
+            get => _length;
+            set => throw new NotSupportedException();
+        }
+
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            _crc = Crc32C.Append(_crc, buffer);
+            _length += buffer.Length;
+            inner.Write(buffer);
+        }
+
+        public override void Flush() => inner.Flush();
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+    }
 }

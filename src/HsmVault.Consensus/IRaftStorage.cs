@@ -24,10 +24,29 @@ public interface IRaftStorage : IDisposable
 
     /// <summary>
     /// Stores a snapshot durably and compacts the log: entries up to the snapshot's index are dropped, and
-    /// if the log does not hold the snapshot's last entry, all entries are dropped.
+    /// if the log does not hold the snapshot's last entry, all entries are dropped. The data is written by
+    /// <paramref name="writeData"/> into the stream it is given, so it never has to be held whole in memory.
     /// </summary>
-    void SaveSnapshot(RaftSnapshot snapshot);
+    /// <returns>The stored snapshot, whose data reads from this storage.</returns>
+    RaftSnapshot WriteSnapshot(ulong index, ulong term, IReadOnlyList<string> members, Action<Stream> writeData);
 
     /// <summary>Makes every earlier write durable (fsync). The host calls it before sending any message.</summary>
     void Sync();
+}
+
+/// <summary>Helpers over <see cref="IRaftStorage"/>.</summary>
+public static class RaftStorageExtensions
+{
+    /// <summary>Stores <paramref name="snapshot"/>, a copy of its data, as <see cref="IRaftStorage.WriteSnapshot"/> does.</summary>
+    /// <returns>The stored snapshot, whose data reads from <paramref name="storage"/>.</returns>
+    public static RaftSnapshot SaveSnapshot(this IRaftStorage storage, RaftSnapshot snapshot)
+    {
+        ArgumentNullException.ThrowIfNull(storage);
+        ArgumentNullException.ThrowIfNull(snapshot);
+        return storage.WriteSnapshot(snapshot.Index, snapshot.Term, snapshot.Members, destination =>
+        {
+            using var source = snapshot.Data.OpenRead();
+            source.CopyTo(destination);
+        });
+    }
 }

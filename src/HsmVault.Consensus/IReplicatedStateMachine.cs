@@ -33,11 +33,18 @@ public interface IReplicatedStateMachine
         return results;
     }
 
-    /// <summary>Serializes the state as of <see cref="AppliedIndex"/>, returned in <paramref name="index"/>.</summary>
-    byte[] CreateSnapshot(out ulong index);
+    /// <summary>
+    /// Serializes the state as of <see cref="AppliedIndex"/> into <paramref name="destination"/>, piece by piece (the state
+    /// may be far larger than memory wants to hold at once).
+    /// </summary>
+    /// <returns>The index the snapshot was taken at.</returns>
+    ulong WriteSnapshot(Stream destination);
 
-    /// <summary>Replaces the whole state by a snapshot taken at <paramref name="index"/> on some member.</summary>
-    void RestoreSnapshot(ulong index, ReadOnlySpan<byte> data);
+    /// <summary>
+    /// Replaces the whole state by a snapshot taken at <paramref name="index"/> on some member, read from
+    /// <paramref name="source"/>. A snapshot that turns out malformed throws and leaves the state as it was.
+    /// </summary>
+    void RestoreSnapshot(ulong index, Stream source);
 }
 
 /// <summary>

@@ -24,8 +24,8 @@ public sealed record LogEntry(ulong Index, ulong Term, LogEntryKind Kind, ReadOn
 /// <param name="Index">Index of the last entry the snapshot includes.</param>
 /// <param name="Term">Term of that entry.</param>
 /// <param name="Members">Fleet membership as of <paramref name="Index"/>.</param>
-/// <param name="Data">The application's serialized state.</param>
-public sealed record RaftSnapshot(ulong Index, ulong Term, IReadOnlyList<string> Members, ReadOnlyMemory<byte> Data);
+/// <param name="Data">The application's serialized state, read as a stream (in memory or in a file).</param>
+public sealed record RaftSnapshot(ulong Index, ulong Term, IReadOnlyList<string> Members, SnapshotData Data);
 
 /// <summary>The state a member must persist before it answers anyone (Raft figure 2, "persistent state").</summary>
 /// <param name="Term">Latest term this member has seen.</param>

@@ -28,6 +28,7 @@ public sealed partial class RaftHost : IAsyncDisposable
     private readonly Channel<Work> _inbox = Channel.CreateUnbounded<Work>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Dictionary<ulong, (ulong Term, TaskCompletionSource<byte[]> Completion)> _proposals = [];
     private readonly Dictionary<ulong, TaskCompletionSource> _reads = [];
+    private readonly List<IDisposable> _deliveredSnapshots = [];
     private readonly CancellationTokenSource _stopping = new();
     private RaftNode? _node;
     private ITimer? _timer;
@@ -104,7 +105,8 @@ public sealed partial class RaftHost : IAsyncDisposable
         var state = _storage.Load();
         if (state.Snapshot is { } snapshot && _stateMachine.AppliedIndex < snapshot.Index)
         {
-            _stateMachine.RestoreSnapshot(snapshot.Index, snapshot.Data.Span);
+            using var data = snapshot.Data.OpenRead();
+            _stateMachine.RestoreSnapshot(snapshot.Index, data);
         }
 
         var mark = _highWaterMarks.Read();
@@ -143,7 +145,10 @@ public sealed partial class RaftHost : IAsyncDisposable
         return Task.CompletedTask;
     }
 
-    /// <summary>Hands an inbound message from another member to the loop. Thread-safe; never blocks.</summary>
+    /// <summary>
+    /// Hands an inbound message from another member to the loop. Thread-safe; never blocks. The host owns the data of a
+    /// delivered snapshot from then on (an assembled transfer's file) and releases it once the snapshot is stored or ignored.
+    /// </summary>
     public void Deliver(RaftMessage message)
     {
         ArgumentNullException.ThrowIfNull(message);
@@ -251,6 +256,7 @@ public sealed partial class RaftHost : IAsyncDisposable
                 }
 
                 pipeline.Process();
+                ReleaseDeliveredSnapshots();
                 PublishStatus(node);
             }
         }
@@ -277,6 +283,11 @@ public sealed partial class RaftHost : IAsyncDisposable
                 break;
             case MessageWork m:
                 node.Step(m.Message);
+                if (m.Message is InstallSnapshotRequest { Snapshot.Data: IDisposable data })
+                {
+                    _deliveredSnapshots.Add(data);
+                }
+
                 break;
             case ProposeWork p:
                 if (node.Propose(p.Command) is { } ticket)
@@ -302,6 +313,20 @@ public sealed partial class RaftHost : IAsyncDisposable
 
                 break;
         }
+    }
+
+    /// <summary>
+    /// A processed batch has copied every snapshot it installed into the storage, and the core sends that copy
+    /// (<see cref="RaftNode.Compact"/>), so what the messages brought is no longer needed.
+    /// </summary>
+    private void ReleaseDeliveredSnapshots()
+    {
+        foreach (var data in _deliveredSnapshots)
+        {
+            data.Dispose();
+        }
+
+        _deliveredSnapshots.Clear();
     }
 
     private static string NotLeaderMessage(RaftNode node) => node.LeaderId is { } leader

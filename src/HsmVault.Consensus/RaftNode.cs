@@ -411,8 +411,8 @@ public sealed class RaftNode
     }
 
     /// <summary>
-    /// Compacts the log up to <paramref name="snapshot"/>, which the host has already made durable.
-    /// The snapshot must not go beyond the applied index.
+    /// Compacts the log up to <paramref name="snapshot"/>, which the host has already made durable, and sends that
+    /// snapshot to followers from now on. The snapshot must not go beyond the applied index.
     /// </summary>
     public void Compact(RaftSnapshot snapshot)
     {
@@ -422,8 +422,19 @@ public sealed class RaftNode
             throw new InvalidOperationException("Compact between GetReady and Advance.");
         }
 
-        if (snapshot.Index <= _log.SnapshotIndex)
+        if (snapshot.Index < _log.SnapshotIndex)
         {
+            return;
+        }
+
+        if (snapshot.Index == _log.SnapshotIndex)
+        {
+            // The durable copy of the snapshot the log already starts at (one installed from the leader): send that one.
+            if (snapshot.Term == _log.SnapshotTerm)
+            {
+                _snapshot = snapshot;
+            }
+
             return;
         }
 

@@ -45,6 +45,7 @@ public sealed partial class ReadyPipeline
     private readonly int _snapshotInterval;
     private readonly ILogger _logger;
     private readonly List<ReadState> _waitingReads = [];
+    private RaftSnapshot? _stored;
 
     /// <summary>Creates the pipeline of a node just recovered from <paramref name="storage"/> and <paramref name="stateMachine"/>.</summary>
     /// <param name="node">The core whose Readies this carries out.</param>
@@ -101,6 +102,13 @@ public sealed partial class ReadyPipeline
             ApplyAll(ready);
             ReleaseReads(ready);
             _node.Advance();
+            if (_stored is { } stored)
+            {
+                // The core sends this copy from now on: the one in the message may be a transfer's file, soon gone.
+                _node.Compact(stored);
+                _stored = null;
+            }
+
             MaybeSnapshot();
         }
     }
@@ -109,7 +117,7 @@ public sealed partial class ReadyPipeline
     {
         if (ready.Snapshot is not null)
         {
-            _storage.SaveSnapshot(ready.Snapshot);
+            _stored = _storage.SaveSnapshot(ready.Snapshot);
         }
 
         _storage.Append(ready.Entries);
@@ -135,7 +143,11 @@ public sealed partial class ReadyPipeline
     {
         if (ready.Snapshot is { } snapshot)
         {
-            _stateMachine.RestoreSnapshot(snapshot.Index, snapshot.Data.Span);
+            using (var data = _stored!.Data.OpenRead())
+            {
+                _stateMachine.RestoreSnapshot(snapshot.Index, data);
+            }
+
             Applied = snapshot.Index;
             _observer.SnapshotRestored(snapshot);
             Log.SnapshotInstalled(_logger, _node.Id, snapshot.Index);
@@ -195,14 +207,21 @@ public sealed partial class ReadyPipeline
             return;
         }
 
-        var data = _stateMachine.CreateSnapshot(out var index);
+        var index = _stateMachine.AppliedIndex;
         if (index <= _node.SnapshotIndex || index > _node.AppliedIndex || _node.TryGetTerm(index) is not { } term)
         {
             return;
         }
 
-        var snapshot = new RaftSnapshot(index, term, _node.Members, data);
-        _storage.SaveSnapshot(snapshot);
+        // Straight from the application into the storage's file: the state is never one array.
+        var snapshot = _storage.WriteSnapshot(index, term, _node.Members, destination =>
+        {
+            var written = _stateMachine.WriteSnapshot(destination);
+            if (written != index)
+            {
+                throw new InvalidOperationException($"The application wrote a snapshot at {written}, not at its applied index {index}.");
+            }
+        });
         _node.Compact(snapshot);
         Log.SnapshotTaken(_logger, _node.Id, index);
     }

@@ -147,7 +147,7 @@ public static class HsmVaultServer
         })
         .AddServiceOptions<PeerGrpcService>(peer =>
         {
-            // Members send batches of log entries and whole snapshots; the 16 KiB client cap
+            // Members send batches of log entries and snapshot chunks; the 16 KiB client cap
             // would stop a lagging or wiped member from ever catching up.
             peer.MaxReceiveMessageSize = PeerConnections.MaxMessageBytes;
         });

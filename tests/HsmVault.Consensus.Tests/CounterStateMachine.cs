@@ -57,6 +57,19 @@ public sealed class CounterStateMachine : Simulation.ISimulatedStateMachine
         return data;
     }
 
+    public ulong WriteSnapshot(Stream destination)
+    {
+        destination.Write(CreateSnapshot(out var index));
+        return index;
+    }
+
+    public void RestoreSnapshot(ulong index, Stream source)
+    {
+        using var copy = new MemoryStream();
+        source.CopyTo(copy);
+        RestoreSnapshot(index, copy.ToArray());
+    }
+
     public void RestoreSnapshot(ulong index, ReadOnlySpan<byte> data)
     {
         AppliedIndex = BinaryPrimitives.ReadUInt64LittleEndian(data);

@@ -124,6 +124,36 @@ public sealed class StorageTests : IDisposable
     }
 
     [Fact]
+    public void FileStorage_WriteSnapshot_StreamsTheDataIn_AndServesItFromTheFile()
+    {
+        var expected = new byte[(3 * 1024 * 1024) + 5];
+        new Random(3).NextBytes(expected);
+        RaftSnapshot stored;
+        using (var storage = new FileRaftStorage(_directory))
+        {
+            stored = storage.WriteSnapshot(40, 2, ["n1", "n2"], destination =>
+            {
+                for (var offset = 0; offset < expected.Length; offset += 4096)
+                {
+                    destination.Write(expected.AsSpan(offset, Math.Min(4096, expected.Length - offset)));
+                }
+            });
+            Assert.Equal(expected.Length, stored.Data.Length);
+            Assert.Equal(expected, stored.Data.ToArray());
+
+            // A newer snapshot releases the older one's file: a reader of it fails rather than reading the new file.
+            storage.SaveSnapshot(new RaftSnapshot(41, 2, ["n1", "n2"], new byte[] { 1 }));
+            Assert.Throws<ObjectDisposedException>(() => stored.Data.ToArray());
+            storage.SaveSnapshot(new RaftSnapshot(42, 2, ["n1", "n2"], expected));
+        }
+
+        using var reopened = new FileRaftStorage(_directory);
+        var snapshot = reopened.Load().Snapshot!;
+        Assert.Equal((42UL, 2UL), (snapshot.Index, snapshot.Term));
+        Assert.Equal(expected, snapshot.Data.ToArray());
+    }
+
+    [Fact]
     public void FileStorage_SnapshotNotInLog_DropsTheDivergingEntries()
     {
         using (var storage = new FileRaftStorage(_directory))

@@ -68,7 +68,8 @@ internal sealed class TestNetwork
         var state = peer.Storage.Load();
         if (state.Snapshot is { } snapshot && peer.StateMachine.AppliedIndex < snapshot.Index)
         {
-            peer.StateMachine.RestoreSnapshot(snapshot.Index, snapshot.Data.Span);
+            using var data = snapshot.Data.OpenRead();
+            peer.StateMachine.RestoreSnapshot(snapshot.Index, data);
         }
 
         peer.Node = new RaftNode(Options(id, seed), state, peer.Mark, peer.StateMachine.AppliedIndex);
@@ -183,9 +184,8 @@ internal sealed class TestNetwork
     public RaftSnapshot TakeSnapshot(string id)
     {
         var peer = Peers[id];
-        var data = peer.StateMachine.CreateSnapshot(out var index);
-        var snapshot = new RaftSnapshot(index, Node(id).TryGetTerm(index)!.Value, _ids, data);
-        peer.Storage.SaveSnapshot(snapshot);
+        var index = peer.StateMachine.AppliedIndex;
+        var snapshot = peer.Storage.WriteSnapshot(index, Node(id).TryGetTerm(index)!.Value, _ids, destination => peer.StateMachine.WriteSnapshot(destination));
         Node(id).Compact(snapshot);
         return snapshot;
     }

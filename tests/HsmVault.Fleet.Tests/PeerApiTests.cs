@@ -7,6 +7,7 @@ using Grpc.Net.Client;
 using HsmVault.Cli.Commands;
 using HsmVault.Fleet.Tests.Support;
 using HsmVault.Protocol.V1;
+using HsmVault.Server.Peering;
 using HsmVault.Vault;
 using HsmVault.Vault.State;
 
@@ -16,6 +17,9 @@ namespace HsmVault.Fleet.Tests;
 public sealed class PeerApiTests
 {
     private static readonly byte[] Password = Encoding.UTF8.GetBytes("peer api password");
+
+    // Event id of RaftHostLog.
+    private const int SnapshotInstalledEvent = 3006;
 
     [Fact]
     public async Task PeerApi_CalledByAClient_IsRefusedAndDeliversNothing()
@@ -114,6 +118,84 @@ public sealed class PeerApiTests
                 $"{member.Id}'s audit event for erin's registration");
         }
 
+        fleet.AssertNoUnexpectedErrors();
+    }
+
+    [Fact]
+    public async Task SnapshotChunks_ForAnotherSender_OutOfOrder_Oversized_OrNotMatching_AreRefused_AndInstallNothing()
+    {
+        await using var fleet = await FleetFixture.CreateAsync();
+        var leader = await fleet.SettledAsync();
+        await fleet.RegisterAsync(leader, "frank", Password, Password, guessLimit: 5);
+
+        // Holding one follower's peer credentials, the attacker streams snapshots to the other follower.
+        var victim = fleet.Members.First(m => m != leader);
+        var target = fleet.Members.First(m => m != leader && m != victim);
+        using var stolen = LoadCertificate(
+            Path.Combine(fleet.CertificateDirectory, $"{victim.Id}.peer.pem"), Path.Combine(fleet.CertificateDirectory, $"{victim.Id}.peer.key.pem"));
+        using var channel = PeerChannel(fleet, target, stolen);
+        var peer = new Peer.PeerClient(channel);
+        var term = target.Raft.Status!.Term;
+        var data = new byte[3 * 1000];
+        RaftEnvelope Chunk(string from, ulong offset, int length, bool done, byte[]? sha256 = null) => new()
+        {
+            From = from,
+            To = target.Id,
+            Term = term + 5,
+            InstallSnapshot = new InstallSnapshotBody
+            {
+                Index = 1_000,
+                Term = term + 5,
+                Members = { fleet.Members.Select(m => m.Id) },
+                Data = ByteString.CopyFrom(data, (int)offset, length),
+                Offset = offset,
+                TotalBytes = (ulong)data.Length,
+                Done = done,
+                Sha256 = ByteString.CopyFrom(sha256 ?? []),
+            },
+        };
+
+        var cases = new (string What, StatusCode Expected, RaftEnvelope[] Chunks)[]
+        {
+            ("in the leader's name", StatusCode.PermissionDenied, [Chunk(leader.Id, 0, 1000, false)]),
+            ("without its beginning", StatusCode.InvalidArgument, [Chunk(victim.Id, 1000, 1000, false)]),
+            ("with a gap", StatusCode.InvalidArgument, [Chunk(victim.Id, 0, 1000, false), Chunk(victim.Id, 2000, 1000, true, System.Security.Cryptography.SHA256.HashData(data))]),
+            ("repeated", StatusCode.InvalidArgument, [Chunk(victim.Id, 0, 1000, false), Chunk(victim.Id, 1000, 1000, false), Chunk(victim.Id, 1000, 1000, false)]),
+            ("not matching its digest", StatusCode.InvalidArgument, [Chunk(victim.Id, 0, 1000, false), Chunk(victim.Id, 1000, 2000, true, new byte[32])]),
+        };
+        foreach (var (what, expected, chunks) in cases)
+        {
+            var refused = await Assert.ThrowsAsync<RpcException>(async () =>
+            {
+                using var call = peer.Replicate(new Metadata { { "hsmvault-fleet", FleetFixture.FleetId } }, Deadline());
+                foreach (var chunk in chunks)
+                {
+                    await call.RequestStream.WriteAsync(chunk);
+                }
+
+                await call.RequestStream.CompleteAsync();
+                await call.ResponseAsync;
+            });
+            Assert.True(refused.StatusCode == expected, $"{what}: {refused}");
+        }
+
+        // One peer message stays small: a chunk far beyond the cap is refused before it is read.
+        var oversized = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            using var call = peer.Replicate(new Metadata { { "hsmvault-fleet", FleetFixture.FleetId } }, Deadline());
+            var big = Chunk(victim.Id, 0, 0, false);
+            big.InstallSnapshot.Data = ByteString.CopyFrom(new byte[PeerConnections.MaxMessageBytes + 1]);
+            await call.RequestStream.WriteAsync(big);
+            await call.RequestStream.CompleteAsync();
+            await call.ResponseAsync;
+        });
+        Assert.Equal(StatusCode.ResourceExhausted, oversized.StatusCode);
+
+        // Nothing was installed, nothing is left on the target's disk, and the fleet carries on.
+        Assert.False(target.Logs.Contains(SnapshotInstalledEvent), target.Logs.Text);
+        Assert.Empty(Directory.EnumerateFiles(target.DataDirectory, HsmVault.Consensus.SnapshotAssembler.FilePrefix + "*", SearchOption.AllDirectories));
+        var status = await fleet.ConvergedStatusAsync("frank");
+        Assert.Equal(5u, status["frank"].GuessesRemaining);
         fleet.AssertNoUnexpectedErrors();
     }
 

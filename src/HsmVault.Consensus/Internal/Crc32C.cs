@@ -10,7 +10,12 @@ internal static class Crc32C
 
     public static uint Compute(ReadOnlySpan<byte> first, ReadOnlySpan<byte> second) => ~Append(Append(~0u, first), second);
 
-    private static uint Append(uint crc, ReadOnlySpan<byte> data)
+    /// <summary>The running value to start an incremental computation from: <c>Finish(Append(Append(Start, a), b))</c>.</summary>
+    public const uint Start = ~0u;
+
+    public static uint Finish(uint crc) => ~crc;
+
+    public static uint Append(uint crc, ReadOnlySpan<byte> data)
     {
         while (data.Length >= 8)
         {

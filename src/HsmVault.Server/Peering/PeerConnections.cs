@@ -13,8 +13,14 @@ namespace HsmVault.Server.Peering;
 /// </summary>
 public sealed class PeerConnections : IDisposable
 {
-    /// <summary>Largest peer message: a batch of log entries or a whole snapshot.</summary>
-    public const int MaxMessageBytes = 256 * 1024 * 1024;
+    /// <summary>Data bytes per snapshot chunk: a snapshot of any size travels as a stream of these (see peer.proto).</summary>
+    public const int SnapshotChunkBytes = 4 * 1024 * 1024;
+
+    /// <summary>
+    /// Largest peer message: a snapshot chunk with its envelope, or a batch of log entries (at most
+    /// <c>RaftHostOptions.MaxEntriesPerMessage</c> commands, each under the client API's 16 KiB cap).
+    /// </summary>
+    public const int MaxMessageBytes = SnapshotChunkBytes + (4 * 1024 * 1024);
 
     /// <summary>Metadata header naming the sender's fleet, checked by the receiver besides the certificate.</summary>
     public const string FleetHeader = "hsmvault-fleet";

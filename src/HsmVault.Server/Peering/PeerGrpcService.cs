@@ -15,10 +15,12 @@ namespace HsmVault.Server.Peering;
 /// The peer API of <c>peer.proto</c>, served on the peer endpoint only. Every call must come
 /// over mutual TLS with a certificate that proves a configured member of this fleet, other
 /// than this one; Raft messages must name that member as sender, so one member cannot speak
-/// for another.
+/// for another. Snapshot chunks are assembled per stream, into a file beside the Raft storage
+/// (<see cref="SnapshotAssembler"/>), and only a complete, matching snapshot reaches Raft.
 /// </summary>
 internal sealed partial class PeerGrpcService(
     RaftHost host,
+    FileRaftStorage storage,
     VaultStateMachine state,
     CommandVerifier verifier,
     PeerCertificates? certificates,
@@ -60,12 +62,18 @@ internal sealed partial class PeerGrpcService(
 
     private async Task ReceiveAsync(string peer, IAsyncStreamReader<RaftEnvelope> requestStream, CancellationToken cancellationToken)
     {
+        // A snapshot's data stays in its file all the way to the state machine: the disk is the bound.
+        using var snapshots = new SnapshotAssembler(storage.DirectoryPath, long.MaxValue);
         await foreach (var envelope in requestStream.ReadAllAsync(cancellationToken))
         {
-            RaftMessage message;
+            var chunk = envelope.BodyCase == RaftEnvelope.BodyOneofCase.InstallSnapshot;
+            RaftMessage? message = null;
             try
             {
-                message = RaftMessageMapper.FromEnvelope(envelope);
+                if (!chunk)
+                {
+                    message = RaftMessageMapper.FromEnvelope(envelope);
+                }
             }
             catch (InvalidDataException e)
             {
@@ -78,14 +86,46 @@ internal sealed partial class PeerGrpcService(
                 continue;
             }
 
-            if (message.From != peer || message.To != _self)
+            // Every chunk is checked, not only the last: a member may not even fill another's disk in its name.
+            if (envelope.From != peer || envelope.To != _self)
             {
-                Log.Impersonation(logger, peer, message.From, message.To);
+                Log.Impersonation(logger, peer, envelope.From, envelope.To);
                 throw Refuse(PeerRefusal.NotAllowed, $"member '{peer}' may only send its own messages to '{_self}'");
             }
 
-            host.Deliver(message);
+            if (chunk)
+            {
+                message = Assemble(peer, envelope, snapshots);
+            }
+
+            if (message is not null)
+            {
+                host.Deliver(message);
+            }
         }
+    }
+
+    /// <summary>Adds a chunk to the stream's transfer; the whole InstallSnapshot message once it is complete.</summary>
+    private InstallSnapshotRequest? Assemble(string peer, RaftEnvelope envelope, SnapshotAssembler snapshots)
+    {
+        RaftSnapshot? snapshot;
+        try
+        {
+            snapshot = snapshots.Add(RaftMessageMapper.ToChunk(envelope));
+        }
+        catch (InvalidDataException e)
+        {
+            Log.SnapshotChunkRefused(logger, peer, e.Message);
+            throw Refuse(PeerRefusal.Malformed, $"snapshot chunk from {peer} refused: {e.Message}");
+        }
+
+        if (snapshot is null)
+        {
+            return null;
+        }
+
+        Log.SnapshotReceived(logger, peer, snapshot.Index, snapshot.Data.Length);
+        return new InstallSnapshotRequest(envelope.From, envelope.To, envelope.Term, snapshot, envelope.InstallSnapshot.ReadSequence);
     }
 
     /// <inheritdoc/>
@@ -220,5 +260,11 @@ internal sealed partial class PeerGrpcService(
 
         [LoggerMessage(EventId = 6102, EventName = "PeerImpersonation", Level = LogLevel.Warning, Message = "Member {Peer} sent a message as {From} to {To}; refused")]
         public static partial void Impersonation(ILogger logger, string peer, string from, string to);
+
+        [LoggerMessage(EventId = 6103, EventName = "SnapshotReceived", Level = LogLevel.Information, Message = "Received snapshot at index {Index} ({Bytes} bytes) from {Peer}, complete and matching its digest")]
+        public static partial void SnapshotReceived(ILogger logger, string peer, ulong index, long bytes);
+
+        [LoggerMessage(EventId = 6104, EventName = "SnapshotChunkRefused", Level = LogLevel.Warning, Message = "Refused a snapshot chunk from {Peer}: {Reason}")]
+        public static partial void SnapshotChunkRefused(ILogger logger, string peer, string reason);
     }
 }

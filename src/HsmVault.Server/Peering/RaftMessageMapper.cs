@@ -4,7 +4,10 @@ using HsmVault.Protocol.V1;
 
 namespace HsmVault.Server.Peering;
 
-/// <summary>Maps the Raft core's message records to <c>peer.proto</c> envelopes and back, one to one.</summary>
+/// <summary>
+/// Maps the Raft core's message records to <c>peer.proto</c> envelopes and back: one to one, except a snapshot, which
+/// travels as a sequence of chunk envelopes (<see cref="ToChunkEnvelopes"/>, <see cref="ToChunk"/>).
+/// </summary>
 public static class RaftMessageMapper
 {
     /// <summary>The envelope for <paramref name="message"/>.</summary>
@@ -54,17 +57,8 @@ public static class RaftMessageMapper
                     ReadSequence = m.ReadSequence,
                 };
                 break;
-            case InstallSnapshotRequest m:
-                var snapshot = new InstallSnapshotBody
-                {
-                    Index = m.Snapshot.Index,
-                    Term = m.Snapshot.Term,
-                    Data = ByteString.CopyFrom(m.Snapshot.Data.Span),
-                    ReadSequence = m.ReadSequence,
-                };
-                snapshot.Members.AddRange(m.Snapshot.Members);
-                envelope.InstallSnapshot = snapshot;
-                break;
+            case InstallSnapshotRequest:
+                throw new ArgumentException("a snapshot travels in chunks: use ToChunkEnvelopes", nameof(message));
             default:
                 throw new ArgumentException($"unknown Raft message {message.GetType().Name}", nameof(message));
         }
@@ -72,8 +66,42 @@ public static class RaftMessageMapper
         return envelope;
     }
 
-    /// <summary>The Raft message an envelope carries.</summary>
-    /// <exception cref="InvalidDataException">The envelope has no body, or an entry of an unknown kind.</exception>
+    /// <summary>
+    /// The envelopes that carry <paramref name="message"/>'s snapshot, <paramref name="chunkBytes"/> of data each, in the
+    /// order they must be sent. Each is built when enumerated, so only one chunk's copy exists at a time.
+    /// </summary>
+    public static IEnumerable<RaftEnvelope> ToChunkEnvelopes(InstallSnapshotRequest message, int chunkBytes)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        return SnapshotChunker.Split(message.Snapshot, chunkBytes).Select(chunk =>
+        {
+            var body = new InstallSnapshotBody
+            {
+                Index = chunk.Index,
+                Term = chunk.Term,
+                Data = ByteString.CopyFrom(chunk.Data.Span),
+                ReadSequence = message.ReadSequence,
+                Offset = chunk.Offset,
+                TotalBytes = chunk.TotalBytes,
+                Done = chunk.Done,
+                Sha256 = ByteString.CopyFrom(chunk.Sha256.Span),
+            };
+            body.Members.AddRange(chunk.Members);
+            return new RaftEnvelope { From = message.From, To = message.To, Term = message.Term, InstallSnapshot = body };
+        });
+    }
+
+    /// <summary>The snapshot chunk an <c>install_snapshot</c> envelope carries.</summary>
+    public static SnapshotChunk ToChunk(RaftEnvelope envelope)
+    {
+        ArgumentNullException.ThrowIfNull(envelope);
+        var body = envelope.InstallSnapshot ?? throw new InvalidDataException("Raft envelope carries no snapshot chunk");
+        return new SnapshotChunk(
+            body.Index, body.Term, [.. body.Members], body.TotalBytes, body.Offset, body.Data.Memory, body.Done, body.Sha256.Memory);
+    }
+
+    /// <summary>The Raft message an envelope carries (for a snapshot chunk, see <see cref="ToChunk"/>).</summary>
+    /// <exception cref="InvalidDataException">The envelope has no body, is a snapshot chunk, or has an entry of an unknown kind.</exception>
     public static RaftMessage FromEnvelope(RaftEnvelope envelope)
     {
         ArgumentNullException.ThrowIfNull(envelope);
@@ -99,10 +127,7 @@ public static class RaftMessageMapper
                 envelope.AppendEntriesResponse.ConflictIndex,
                 envelope.AppendEntriesResponse.ConflictTerm,
                 envelope.AppendEntriesResponse.ReadSequence),
-            RaftEnvelope.BodyOneofCase.InstallSnapshot => new InstallSnapshotRequest(
-                from, to, term,
-                new RaftSnapshot(envelope.InstallSnapshot.Index, envelope.InstallSnapshot.Term, envelope.InstallSnapshot.Members.ToList(), envelope.InstallSnapshot.Data.ToByteArray()),
-                envelope.InstallSnapshot.ReadSequence),
+            RaftEnvelope.BodyOneofCase.InstallSnapshot => throw new InvalidDataException("a snapshot chunk is not a whole Raft message"),
             _ => throw new InvalidDataException("Raft envelope has no message body"),
         };
     }

@@ -44,6 +44,12 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
     /// <summary>Snapshots of this format (no registration history) still restore.</summary>
     private const byte SnapshotFormatWithoutHistory = 2;
 
+    /// <summary>
+    /// Largest sealed record a snapshot row may carry: far above any real one (the client API caps a request at
+    /// 16 KiB), so that a malformed length is refused before it is allocated.
+    /// </summary>
+    private const int MaxSealedRecordBytes = 1024 * 1024;
+
     /// <summary>How many published digests are kept to compare late reports against.</summary>
     private const int DigestsKept = 1024;
 
@@ -328,14 +334,36 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
         }
     }
 
-    /// <summary>Serialises the state, as of the applied index, for a Raft snapshot.</summary>
-    public byte[] CreateSnapshot(out ulong index)
+    /// <summary>How many user rows the state holds (live, destroyed and deleted alike).</summary>
+    public long CountRecords()
     {
         lock (_lock)
         {
-            index = _appliedIndex;
-            using var stream = new MemoryStream();
-            using (var writer = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true))
+            using var command = _connection.CreateCommand();
+            command.CommandText = "SELECT COUNT(*) FROM records";
+            return (long)command.ExecuteScalar()!;
+        }
+    }
+
+    /// <summary>Serialises the state, as of the applied index, for a Raft snapshot (in memory: for tests and small states).</summary>
+    public byte[] CreateSnapshot(out ulong index)
+    {
+        using var stream = new MemoryStream();
+        index = WriteSnapshot(stream);
+        return stream.ToArray();
+    }
+
+    /// <summary>
+    /// Serialises the state, as of the applied index, into <paramref name="destination"/>: rows stream from SQLite in key
+    /// order, so the state is never held whole in memory.
+    /// </summary>
+    /// <returns>The applied index the snapshot is taken at.</returns>
+    public ulong WriteSnapshot(Stream destination)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        lock (_lock)
+        {
+            using (var writer = new BinaryWriter(destination, Encoding.UTF8, leaveOpen: true))
             {
                 writer.Write(SnapshotFormatVersion);
                 writer.Write(_digest);
@@ -366,14 +394,25 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
                 }
             }
 
-            return stream.ToArray();
+            return _appliedIndex;
         }
     }
 
-    /// <summary>Replaces the whole state with a snapshot taken at <paramref name="index"/>.</summary>
+    /// <summary>Replaces the whole state with a snapshot taken at <paramref name="index"/> (in memory: for tests and small states).</summary>
     public void RestoreSnapshot(ulong index, ReadOnlySpan<byte> data)
     {
-        var (digest, records, tickets) = ParseSnapshot(data);
+        using var stream = new MemoryStream(data.ToArray(), writable: false);
+        RestoreSnapshot(index, stream);
+    }
+
+    /// <summary>
+    /// Replaces the whole state with a snapshot taken at <paramref name="index"/>, read from <paramref name="source"/>
+    /// row by row into one transaction: a defect anywhere throws <see cref="InvalidDataException"/> and rolls it all
+    /// back, so the state stays as it was.
+    /// </summary>
+    public void RestoreSnapshot(ulong index, Stream source)
+    {
+        ArgumentNullException.ThrowIfNull(source);
         lock (_lock)
         {
             using var transaction = _connection.BeginTransaction();
@@ -384,25 +423,17 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
                 clear.ExecuteNonQuery();
             }
 
-            foreach (var record in records)
-            {
-                WriteLocked(record, transaction);
-            }
-
-            foreach (var nonce in tickets)
-            {
-                UseTicket(nonce, transaction);
-            }
-
-            _digest = digest;
-            WriteMeta("digest", _digest, transaction);
+            using var write = CreateWriteCommand(transaction);
+            var digest = ReadSnapshot(source, record => WriteRecord(write, record), nonce => UseTicket(nonce, transaction));
+            WriteMeta("digest", digest, transaction);
             if (index % (ulong)_digestInterval == 0)
             {
-                KeepDigest(index, _digest, transaction);
+                KeepDigest(index, digest, transaction);
             }
 
             WriteMeta("applied_index", (long)index, transaction);
             transaction.Commit();
+            _digest = digest;
             _appliedIndex = index;
             ReleaseWaitersLocked();
         }
@@ -630,11 +661,14 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
         writer.Write(record.History ?? []);
     }
 
-    /// <summary>Parses a snapshot completely before anything is replaced; any defect throws <see cref="InvalidDataException"/>.</summary>
-    private static (byte[] Digest, List<StoredRecord> Records, List<byte[]> Tickets) ParseSnapshot(ReadOnlySpan<byte> data)
+    /// <summary>
+    /// Reads a snapshot, handing each row and ticket on as it is parsed (the caller writes them inside a transaction it
+    /// commits only if the whole snapshot parses); any defect throws <see cref="InvalidDataException"/>.
+    /// </summary>
+    /// <returns>The state digest the snapshot carries.</returns>
+    private static byte[] ReadSnapshot(Stream source, Action<StoredRecord> record, Action<byte[]> ticket)
     {
-        using var stream = new MemoryStream(data.ToArray(), writable: false);
-        using var reader = new BinaryReader(stream, Encoding.UTF8);
+        using var reader = new BinaryReader(source, Encoding.UTF8, leaveOpen: true);
         try
         {
             var format = reader.ReadByte();
@@ -644,7 +678,6 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
             }
 
             var digest = ReadExactly(reader, 32);
-            var records = new List<StoredRecord>();
             while (reader.ReadBoolean())
             {
                 var user = new UserIdentity(reader.ReadString(), reader.ReadString());
@@ -664,28 +697,27 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
                 var length = reader.ReadInt32();
                 if (!Enum.IsDefined(state) || !RecordLimits.IsGuessLimit(limit) || used > limit
                     || attemptSerial < 0 || lastResetSerial < 0 || lastResetSerial > attemptSerial
-                    || length < -1 || length > stream.Length - stream.Position || (length < 0) == (state is RecordState.Live or RecordState.Pending))
+                    || length < -1 || length > MaxSealedRecordBytes || (length < 0) == (state is RecordState.Live or RecordState.Pending))
                 {
                     throw new InvalidDataException($"vault snapshot has an invalid row for {user}");
                 }
 
                 var sealedRecord = length < 0 ? null : ReadExactly(reader, length);
                 var history = format == SnapshotFormatWithoutHistory ? null : ReadHistory(reader, user);
-                records.Add(new StoredRecord(user, version, state, limit, used, sealedRecord, attemptSerial, lastResetSerial, recentCharges, history));
+                record(new StoredRecord(user, version, state, limit, used, sealedRecord, attemptSerial, lastResetSerial, recentCharges, history));
             }
 
-            var tickets = new List<byte[]>();
             while (reader.ReadBoolean())
             {
-                tickets.Add(ReadExactly(reader, UserIdentity.RegistrationNonceBytes));
+                ticket(ReadExactly(reader, UserIdentity.RegistrationNonceBytes));
             }
 
-            if (stream.Position != stream.Length)
+            if (source.ReadByte() != -1)
             {
                 throw new InvalidDataException("vault snapshot has trailing bytes");
             }
 
-            return (digest, records, tickets);
+            return digest;
         }
         catch (Exception e) when (e is EndOfStreamException or FormatException or IOException or VaultException)
         {
@@ -753,23 +785,41 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
 
     private void WriteLocked(StoredRecord record, SqliteTransaction transaction)
     {
-        using var command = _connection.CreateCommand();
+        using var command = CreateWriteCommand(transaction);
+        WriteRecord(command, record);
+    }
+
+    /// <summary>The row upsert, to run once or, by <see cref="WriteRecord"/>, for many rows: SQLite then prepares it once.</summary>
+    private SqliteCommand CreateWriteCommand(SqliteTransaction transaction)
+    {
+        var command = _connection.CreateCommand();
         command.Transaction = transaction;
         command.CommandText = $"""
             INSERT OR REPLACE INTO records ({RecordColumns})
             VALUES ($t, $u, $v, $s, $l, $g, $b, $as, $lr, $ai, $h)
             """;
-        command.Parameters.AddWithValue("$t", record.User.Tenant);
-        command.Parameters.AddWithValue("$u", record.User.UserId);
-        command.Parameters.AddWithValue("$v", record.Version);
-        command.Parameters.AddWithValue("$s", (int)record.State);
-        command.Parameters.AddWithValue("$l", record.GuessLimit);
-        command.Parameters.AddWithValue("$g", record.GuessesUsed);
-        command.Parameters.AddWithValue("$b", (object?)record.SealedRecord ?? DBNull.Value);
-        command.Parameters.AddWithValue("$as", record.AttemptSerial);
-        command.Parameters.AddWithValue("$lr", record.LastResetSerial);
-        command.Parameters.AddWithValue("$ai", (object?)record.RecentCharges ?? DBNull.Value);
-        command.Parameters.AddWithValue("$h", (object?)record.History ?? DBNull.Value);
+        foreach (var name in (string[])["$t", "$u", "$v", "$s", "$l", "$g", "$b", "$as", "$lr", "$ai", "$h"])
+        {
+            command.Parameters.Add(new SqliteParameter { ParameterName = name });
+        }
+
+        return command;
+    }
+
+    private static void WriteRecord(SqliteCommand command, StoredRecord record)
+    {
+        var parameters = command.Parameters;
+        parameters[0].Value = record.User.Tenant;
+        parameters[1].Value = record.User.UserId;
+        parameters[2].Value = record.Version;
+        parameters[3].Value = (int)record.State;
+        parameters[4].Value = record.GuessLimit;
+        parameters[5].Value = record.GuessesUsed;
+        parameters[6].Value = (object?)record.SealedRecord ?? DBNull.Value;
+        parameters[7].Value = record.AttemptSerial;
+        parameters[8].Value = record.LastResetSerial;
+        parameters[9].Value = (object?)record.RecentCharges ?? DBNull.Value;
+        parameters[10].Value = (object?)record.History ?? DBNull.Value;
         command.ExecuteNonQuery();
     }
 

@@ -27,7 +27,8 @@ internal sealed class SimulatedDisk(MemoryRaftStorage disk, SimulationOptions op
 
     public void SaveHardState(HardState state) => disk.SaveHardState(state);
 
-    public void SaveSnapshot(RaftSnapshot snapshot) => disk.SaveSnapshot(snapshot);
+    public RaftSnapshot WriteSnapshot(ulong index, ulong term, IReadOnlyList<string> members, Action<Stream> writeData) =>
+        disk.WriteSnapshot(index, term, members, writeData);
 
     public void Sync()
     {
@@ -123,7 +124,7 @@ internal sealed class SimulatedApplication(ISimulatedStateMachine application, S
         return results;
     }
 
-    public byte[] CreateSnapshot(out ulong index) => application.CreateSnapshot(out index);
+    public ulong WriteSnapshot(Stream destination) => application.WriteSnapshot(destination);
 
-    public void RestoreSnapshot(ulong index, ReadOnlySpan<byte> data) => application.RestoreSnapshot(index, data);
+    public void RestoreSnapshot(ulong index, Stream source) => application.RestoreSnapshot(index, source);
 }

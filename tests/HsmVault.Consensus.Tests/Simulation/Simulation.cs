@@ -33,6 +33,9 @@ internal sealed class Simulation : IDisposable
 {
     private const int TraceLines = 400;
 
+    /// <summary>Small, so that even the simulator's snapshots travel in several chunks.</summary>
+    private const int SnapshotChunkBytes = 64;
+
     private readonly SimulationOptions _options;
     private readonly int _seed;
     private readonly Random _random;
@@ -43,6 +46,8 @@ internal sealed class Simulation : IDisposable
     private readonly PriorityQueue<RaftMessage, (long Tick, long Sequence)> _network = new();
     private readonly Queue<string>? _trace;
     private readonly Network _transport;
+    private readonly string _transferDirectory = Directory.CreateTempSubdirectory("hsmvault-sim-transfers-").FullName;
+    private readonly Dictionary<(string From, string To), SnapshotAssembler> _assemblers = [];
     private long _sequence;
     private long _now;
     private long _messages;
@@ -108,7 +113,16 @@ internal sealed class Simulation : IDisposable
     public ulong NextRequestId() => ++_nextRequestId;
 
     /// <summary>Releases what the workload's applications hold (the vault's in-memory databases).</summary>
-    public void Dispose() => (_workload as IDisposable)?.Dispose();
+    public void Dispose()
+    {
+        (_workload as IDisposable)?.Dispose();
+        foreach (var assembler in _assemblers.Values)
+        {
+            assembler.Dispose();
+        }
+
+        Directory.Delete(_transferDirectory, recursive: true);
+    }
 
     public SimulationResult Run()
     {
@@ -262,6 +276,14 @@ internal sealed class Simulation : IDisposable
         member.Storage.Crash(_random);
         member.Node = null;
         member.Pipeline = null;
+
+        // A transfer under way to the member dies with its process (its file stays for DeleteLeftovers).
+        foreach (var link in _assemblers.Keys.Where(k => k.To == member.Id).ToList())
+        {
+            _assemblers[link].Dispose();
+            _assemblers.Remove(link);
+        }
+
         _workload.Crashed(member);
         member.RestartAt = _now + 5 + _random.Next(95);
         Log($"crash {member.Id}, restart at {member.RestartAt}");
@@ -291,7 +313,11 @@ internal sealed class Simulation : IDisposable
         var state = member.Storage.Load();
         if (state.Snapshot is { } snapshot && member.StateMachine.AppliedIndex < snapshot.Index)
         {
-            member.StateMachine.RestoreSnapshot(snapshot.Index, snapshot.Data.Span);
+            using (var data = snapshot.Data.OpenRead())
+            {
+                member.StateMachine.RestoreSnapshot(snapshot.Index, data);
+            }
+
             _checker.CheckSnapshotRestored(member.Id, member.StateMachine.AppliedIndex, member.StateMachine.Chain);
         }
 
@@ -326,6 +352,12 @@ internal sealed class Simulation : IDisposable
     private void Send(RaftMessage message)
     {
         _messages++;
+        if (message is InstallSnapshotRequest snapshot)
+        {
+            SendInChunks(snapshot);
+            return;
+        }
+
         if (_faultsActive && _random.NextDouble() < _options.DropRate)
         {
             return;
@@ -335,6 +367,47 @@ internal sealed class Simulation : IDisposable
         if (_faultsActive && _random.NextDouble() < _options.DuplicateRate)
         {
             _network.Enqueue(message, (_now + 1 + _random.Next(_options.MaxDelayTicks * 3), _sequence++));
+        }
+    }
+
+    /// <summary>
+    /// As the daemon's transport does: the snapshot goes in chunks, in order on a stream of its own (one delay for them
+    /// all). The network may break that stream at any chunk, and nothing after it arrives.
+    /// </summary>
+    private void SendInChunks(InstallSnapshotRequest request)
+    {
+        var at = _now + 1 + _random.Next(_options.MaxDelayTicks);
+        foreach (var chunk in SnapshotChunker.Split(request.Snapshot, SnapshotChunkBytes))
+        {
+            if (_faultsActive && _random.NextDouble() < _options.DropRate)
+            {
+                return;
+            }
+
+            _network.Enqueue(new ChunkMessage(request.From, request.To, request.Term, request.ReadSequence, chunk), (at, _sequence++));
+        }
+    }
+
+    /// <summary>The receiver's side, with the daemon's assembler: the whole InstallSnapshot once a transfer is complete.</summary>
+    private InstallSnapshotRequest? Assemble(ChunkMessage message)
+    {
+        var link = (message.From, message.To);
+        if (!_assemblers.TryGetValue(link, out var assembler))
+        {
+            assembler = new SnapshotAssembler(_transferDirectory, long.MaxValue);
+            _assemblers[link] = assembler;
+        }
+
+        try
+        {
+            return assembler.Add(message.Chunk) is { } snapshot
+                ? new InstallSnapshotRequest(message.From, message.To, message.Term, snapshot, message.ReadSequence)
+                : null;
+        }
+        catch (InvalidDataException refused)
+        {
+            Log($"{message.From}->{message.To} snapshot chunk refused: {refused.Message}");
+            return null;
         }
     }
 
@@ -356,9 +429,21 @@ internal sealed class Simulation : IDisposable
                 continue;
             }
 
-            Log($"{message.From}->{message.To} {Describe(message)}");
-            member.Node.Step(message);
+            var delivered = message is ChunkMessage chunk ? Assemble(chunk) : message;
+            if (delivered is null)
+            {
+                continue;
+            }
+
+            Log($"{message.From}->{message.To} {Describe(delivered)}");
+            member.Node.Step(delivered);
             Drain(member);
+
+            // As RaftHost does: once processed, an installed snapshot lives in the storage; the transfer's file goes.
+            if (delivered is InstallSnapshotRequest { Snapshot.Data: IDisposable transferred })
+            {
+                transferred.Dispose();
+            }
         }
     }
 
@@ -450,4 +535,7 @@ internal sealed class Simulation : IDisposable
 
         public void ReadDropped(ulong requestId) => simulation._workload.ReadDropped(member, requestId);
     }
+
+    /// <summary>One chunk of a snapshot in the simulated network.</summary>
+    private sealed record ChunkMessage(string From, string To, ulong Term, ulong ReadSequence, SnapshotChunk Chunk) : RaftMessage(From, To, Term);
 }

@@ -56,9 +56,12 @@ public sealed class MemoryRaftStorage : IRaftStorage
     }
 
     /// <inheritdoc />
-    public void SaveSnapshot(RaftSnapshot snapshot)
+    public RaftSnapshot WriteSnapshot(ulong index, ulong term, IReadOnlyList<string> members, Action<Stream> writeData)
     {
-        ArgumentNullException.ThrowIfNull(snapshot);
+        ArgumentNullException.ThrowIfNull(writeData);
+        using var data = new MemoryStream();
+        writeData(data);
+        var snapshot = new RaftSnapshot(index, term, [.. members], data.ToArray());
         FlushPending();
         _snapshot = snapshot;
         var holdsLast = _entries.Any(e => e.Index == snapshot.Index && e.Term == snapshot.Term);
@@ -72,6 +75,7 @@ public sealed class MemoryRaftStorage : IRaftStorage
         }
 
         _hardState = _hardState with { Commit = Math.Max(_hardState.Commit, snapshot.Index) };
+        return snapshot;
     }
 
     /// <inheritdoc />

@@ -73,6 +73,10 @@ internal sealed class ProductionVaultState : ISimulatedStateMachine, IDisposable
 
     public byte[] CreateSnapshot(out ulong index) => _state.CreateSnapshot(out index);
 
+    public ulong WriteSnapshot(Stream destination) => _state.WriteSnapshot(destination);
+
+    public void RestoreSnapshot(ulong index, Stream source) => _state.RestoreSnapshot(index, source);
+
     public void RestoreSnapshot(ulong index, ReadOnlySpan<byte> data) => _state.RestoreSnapshot(index, data);
 
     public ISimulatedStateMachine Clone()
