@@ -189,7 +189,11 @@ public sealed class PeerApiTests
             await call.RequestStream.CompleteAsync();
             await call.ResponseAsync;
         });
-        Assert.Equal(StatusCode.ResourceExhausted, oversized.StatusCode);
+        // The member refuses it with ResourceExhausted; while the client is still held back by
+        // HTTP/2 flow control in the middle of the 8 MiB, the reset that carries the refusal can
+        // reach it first, and then the client sees its call Cancelled. Either way the stream ended
+        // without the chunk, which is what the assertions below check.
+        Assert.True(oversized.StatusCode is StatusCode.ResourceExhausted or StatusCode.Cancelled, oversized.ToString());
 
         // Nothing was installed, nothing is left on the target's disk, and the fleet carries on.
         Assert.False(target.Logs.Contains(SnapshotInstalledEvent), target.Logs.Text);
