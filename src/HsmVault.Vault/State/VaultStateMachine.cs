@@ -39,9 +39,13 @@ namespace HsmVault.Vault.State;
 public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
 {
     private const string DatabaseFileName = "vault.db";
-    private const byte SnapshotFormatVersion = 3;
+    /// <summary>Format 4: each recent charge keeps the guesses it left (<see cref="RecentCharges"/>).</summary>
+    private const byte SnapshotFormatVersion = 4;
 
-    /// <summary>Snapshots of this format (no registration history) still restore.</summary>
+    /// <summary>Snapshots of this format (recent charges as bare attempt ids, which restore as none) still restore.</summary>
+    private const byte SnapshotFormatWithBareAttemptIds = 3;
+
+    /// <summary>Snapshots of this format (no registration history, bare attempt ids) still restore.</summary>
     private const byte SnapshotFormatWithoutHistory = 2;
 
     /// <summary>
@@ -109,7 +113,7 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
                 sealed BLOB,
                 attempt_serial INTEGER NOT NULL,
                 last_reset_serial INTEGER NOT NULL,
-                recent_attempt_ids BLOB,
+                recent_attempt_ids BLOB, -- RecentCharges: attempt ids with the guesses each left (bare ids in older states)
                 history BLOB,
                 PRIMARY KEY (tenant, user_id)) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS used_tickets (nonce BLOB PRIMARY KEY) WITHOUT ROWID;
@@ -672,7 +676,7 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
         try
         {
             var format = reader.ReadByte();
-            if (format is not (SnapshotFormatVersion or SnapshotFormatWithoutHistory))
+            if (format is not (SnapshotFormatVersion or SnapshotFormatWithBareAttemptIds or SnapshotFormatWithoutHistory))
             {
                 throw new InvalidDataException("vault snapshot has an unknown format version");
             }
