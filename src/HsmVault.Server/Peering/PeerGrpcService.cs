@@ -209,7 +209,7 @@ internal sealed partial class PeerGrpcService(
     }
 
     /// <summary>
-    /// The one mapping of peer refusals to statuses. <see cref="ReplicatedVaultLog"/> relies on it:
+    /// The one mapping of peer refusals to statuses. <see cref="GrpcLeaderLink"/> relies on it:
     /// FAILED_PRECONDITION means nothing was proposed (safe to ask again), anything else may have.
     /// </summary>
     private static RpcException Refuse(PeerRefusal refusal, string message) => new(new Status(

@@ -18,7 +18,8 @@ public static class PeeringServiceCollectionExtensions
     /// <summary>
     /// Binds <see cref="PeerOptions"/> from <c>HsmVault:Peer</c> (validated at start-up) and
     /// registers the Raft host (file storage in the data folder, high-water mark in the token,
-    /// gRPC transport) and <see cref="ReplicatedVaultLog"/> as the vault's <see cref="IVaultLog"/>.
+    /// gRPC transport), its <see cref="LeaderRouter"/> over <see cref="GrpcLeaderLink"/>, and
+    /// <see cref="ReplicatedVaultLog"/> as the vault's <see cref="IVaultLog"/>.
     /// A fleet of one runs the same Raft, alone.
     /// </summary>
     public static IServiceCollection AddHsmVaultPeering(this IServiceCollection services)
@@ -42,6 +43,12 @@ public static class PeeringServiceCollectionExtensions
         services.TryAddSingleton<GrpcRaftTransport>();
         services.TryAddSingleton(sp => new FileRaftStorage(Path.Combine(sp.GetRequiredService<IOptions<VaultOptions>>().Value.DataDirectory, "raft")));
         services.TryAddSingleton(CreateRaftHost);
+        services.TryAddSingleton<ILeaderLink, GrpcLeaderLink>();
+        services.TryAddSingleton(sp => new LeaderRouter(
+            sp.GetRequiredService<RaftHost>(),
+            sp.GetRequiredService<ILeaderLink>(),
+            sp.GetRequiredService<IOptions<PeerOptions>>().Value.CommitTimeout,
+            sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton<IVaultLog, ReplicatedVaultLog>();
         services.AddHostedService<RaftHostedService>();
         services.AddHostedService<StateDigestPublisher>();
