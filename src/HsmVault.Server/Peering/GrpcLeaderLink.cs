@@ -11,12 +11,11 @@ namespace HsmVault.Server.Peering;
 /// lead and proposed nothing, UNAVAILABLE that the leader could not be reached or had no majority; any other status
 /// may follow a write that took effect.
 /// </summary>
-public sealed class GrpcLeaderLink(PeerConnections peers, PeerLinkGate gate) : ILeaderLink
+public sealed class GrpcLeaderLink(PeerConnections peers) : ILeaderLink
 {
     /// <inheritdoc/>
     public async Task<byte[]> ForwardAsync(string leader, byte[] command, DateTimeOffset deadline, CancellationToken cancellationToken)
     {
-        EnsureOpen(leader);
         try
         {
             var response = await peers.ClientFor(leader).ForwardAsync(
@@ -34,7 +33,6 @@ public sealed class GrpcLeaderLink(PeerConnections peers, PeerLinkGate gate) : I
     /// <inheritdoc/>
     public async Task<ulong> ReadIndexAsync(string leader, DateTimeOffset deadline, CancellationToken cancellationToken)
     {
-        EnsureOpen(leader);
         try
         {
             var response = await peers.ClientFor(leader).ReadIndexAsync(new ReadIndexRequest(), deadline: deadline.UtcDateTime, cancellationToken: cancellationToken);
@@ -43,15 +41,6 @@ public sealed class GrpcLeaderLink(PeerConnections peers, PeerLinkGate gate) : I
         catch (RpcException e)
         {
             throw Classify(e, $"{e.StatusCode}: {e.Status.Detail}");
-        }
-    }
-
-    /// <summary>A closed link sends nothing: the request certainly did not happen, as when the receiver does not lead.</summary>
-    private void EnsureOpen(string leader)
-    {
-        if (!gate.IsOpen(leader))
-        {
-            throw new NotLeaderException(null, $"the link to '{leader}' is down; nothing was sent");
         }
     }
 

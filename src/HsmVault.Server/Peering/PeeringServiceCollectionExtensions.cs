@@ -35,11 +35,11 @@ public static class PeeringServiceCollectionExtensions
             sp.GetRequiredService<IOptions<PeerOptions>>().Value,
             sp.GetRequiredService<IOptions<VaultOptions>>().Value.FleetId,
             sp.GetRequiredService<IOptions<VaultOptions>>().Value.MemberId,
-            sp.GetService<PeerCertificates>()));
+            sp.GetService<PeerCertificates>(),
+            sp.GetServices<IPeerCallInterceptor>()));
         // Before AddHsmVaultCore's fleet of one, which it replaces (both TryAdd: the first wins).
         services.TryAddSingleton(sp => new FleetMembers(sp.GetRequiredService<IOptions<PeerOptions>>().Value
             .MemberIds(sp.GetRequiredService<IOptions<VaultOptions>>().Value.MemberId).ToHashSet(StringComparer.Ordinal)));
-        services.TryAddSingleton<PeerLinkGate>();
         services.TryAddSingleton<GrpcRaftTransport>();
         services.TryAddSingleton(sp => new FileRaftStorage(Path.Combine(sp.GetRequiredService<IOptions<VaultOptions>>().Value.DataDirectory, "raft")));
         services.TryAddSingleton(CreateRaftHost);
