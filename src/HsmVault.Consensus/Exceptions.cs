@@ -59,3 +59,56 @@ public sealed class QuorumUnavailableException : Exception
     {
     }
 }
+
+/// <summary>
+/// The leader could not be asked: the link to it is down, or it could not reach a majority itself. A request
+/// without effect (a read index) may be asked again; a forwarded write's fate is unknown, since the leader may
+/// have proposed it before the answer was lost.
+/// </summary>
+public sealed class LeaderUnreachableException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public LeaderUnreachableException()
+        : base("The leader could not be reached.")
+    {
+    }
+
+    /// <summary>Creates the exception with a message.</summary>
+    public LeaderUnreachableException(string message)
+        : base(message)
+    {
+    }
+
+    /// <summary>Creates the exception with a message and inner exception.</summary>
+    public LeaderUnreachableException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}
+
+/// <summary>
+/// A write may or may not have taken effect: it reached a leader (this member or another) and no answer says which.
+/// It must not be resent blindly (for the vault: a resent charge could spend a second guess); the caller checks the
+/// state first. An <see cref="ILeaderLink"/> also throws it for a request the leader failed in any way other than
+/// not leading or being unreachable.
+/// </summary>
+public sealed class OutcomeUnknownException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public OutcomeUnknownException()
+        : base("The write may or may not have taken effect.")
+    {
+    }
+
+    /// <summary>Creates the exception with a message.</summary>
+    public OutcomeUnknownException(string message)
+        : base(message)
+    {
+    }
+
+    /// <summary>Creates the exception with a message and inner exception.</summary>
+    public OutcomeUnknownException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}

@@ -30,6 +30,8 @@ public sealed partial class RaftHost : IAsyncDisposable
     private readonly Dictionary<ulong, TaskCompletionSource> _reads = [];
     private readonly List<IDisposable> _deliveredSnapshots = [];
     private readonly CancellationTokenSource _stopping = new();
+    private readonly Lock _appliedLock = new();
+    private readonly List<(ulong Index, TaskCompletionSource Completion)> _appliedWaiters = [];
     private RaftNode? _node;
     private ITimer? _timer;
     private Task _loop = Task.CompletedTask;
@@ -76,6 +78,9 @@ public sealed partial class RaftHost : IAsyncDisposable
         _random = random;
         _logger = logger;
     }
+
+    /// <summary>This member's id.</summary>
+    public string Id => _options.NodeId;
 
     /// <summary>True while this member leads (as of the last processed batch).</summary>
     public bool IsLeader => _status?.Role == RaftRole.Leader;
@@ -196,6 +201,28 @@ public sealed partial class RaftHost : IAsyncDisposable
         {
             throw new QuorumUnavailableException("No majority confirmed this member's leadership in time.", exception);
         }
+    }
+
+    /// <summary>
+    /// Completes once this member has applied everything up to <paramref name="index"/> (a follower's half of a read
+    /// barrier: the leader's read index, then wait until applied here).
+    /// </summary>
+    public Task WaitForAppliedAsync(ulong index, CancellationToken cancellationToken)
+    {
+        TaskCompletionSource completion;
+        lock (_appliedLock)
+        {
+            // PublishStatus sets the status before it takes the lock: a waiter added after it sees the new index here.
+            if (_status is { } status && status.AppliedIndex >= index)
+            {
+                return Task.CompletedTask;
+            }
+
+            completion = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _appliedWaiters.Add((index, completion));
+        }
+
+        return completion.Task.WaitAsync(cancellationToken);
     }
 
     /// <summary>Stops the timer and the loop; pending requests fail with <see cref="OperationCanceledException"/>.</summary>
@@ -337,6 +364,7 @@ public sealed partial class RaftHost : IAsyncDisposable
     {
         var status = node.GetStatus();
         _status = status;
+        ReleaseAppliedWaiters(status.AppliedIndex);
         if (status.Role != _lastRole || status.LeaderId != _lastLeader)
         {
             if (status.Role == RaftRole.Leader)
@@ -360,6 +388,25 @@ public sealed partial class RaftHost : IAsyncDisposable
         {
             _wasBehindMark = false;
             Log.CaughtUp(_logger, node.Id);
+        }
+    }
+
+    /// <summary>
+    /// Completes the waiters <paramref name="applied"/> covers. A waiter whose caller gave up stays listed until then: it
+    /// waits for an index some leader had applied, which this member reaches unless it stops.
+    /// </summary>
+    private void ReleaseAppliedWaiters(ulong applied)
+    {
+        lock (_appliedLock)
+        {
+            for (var i = _appliedWaiters.Count - 1; i >= 0; i--)
+            {
+                if (_appliedWaiters[i].Index <= applied)
+                {
+                    _appliedWaiters[i].Completion.TrySetResult();
+                    _appliedWaiters.RemoveAt(i);
+                }
+            }
         }
     }
 

@@ -4,7 +4,7 @@ using Microsoft.Extensions.Logging;
 namespace HsmVault.Consensus.Tests;
 
 /// <summary>The host's I/O loop with real timers (10 ms ticks) over an in-process transport.</summary>
-public sealed class RaftHostTests : IAsyncLifetime
+public sealed partial class RaftHostTests : IAsyncLifetime
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(10);
 

@@ -23,15 +23,13 @@ public sealed partial class GrpcRaftTransport : IRaftTransport, IAsyncDisposable
     private readonly List<Task> _senders = [];
     private readonly CancellationTokenSource _stopping = new();
     private readonly ILogger _logger;
-    private readonly PeerLinkGate _gate;
     private int _disposed;
 
     /// <summary>Starts a sender per peer.</summary>
-    public GrpcRaftTransport(PeerConnections connections, PeerLinkGate gate, ILogger<GrpcRaftTransport> logger)
+    public GrpcRaftTransport(PeerConnections connections, ILogger<GrpcRaftTransport> logger)
     {
         ArgumentNullException.ThrowIfNull(connections);
         _logger = logger;
-        _gate = gate;
         foreach (var peer in connections.PeerIds)
         {
             var queue = Channel.CreateBounded<RaftMessage>(new BoundedChannelOptions(QueueCapacity)
@@ -49,11 +47,6 @@ public sealed partial class GrpcRaftTransport : IRaftTransport, IAsyncDisposable
     public void Send(RaftMessage message)
     {
         ArgumentNullException.ThrowIfNull(message);
-        if (!_gate.IsOpen(message.To))
-        {
-            return;
-        }
-
         if (message is InstallSnapshotRequest snapshot)
         {
             if (_snapshots.TryGetValue(message.To, out var sender))
@@ -188,11 +181,6 @@ public sealed partial class GrpcRaftTransport : IRaftTransport, IAsyncDisposable
                 using var call = client.Replicate(cancellationToken: cancel);
                 foreach (var envelope in RaftMessageMapper.ToChunkEnvelopes(request, PeerConnections.SnapshotChunkBytes))
                 {
-                    if (!transport._gate.IsOpen(peer))
-                    {
-                        return;
-                    }
-
                     await call.RequestStream.WriteAsync(envelope, cancel);
                 }
 

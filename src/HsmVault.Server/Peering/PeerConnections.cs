@@ -27,11 +27,18 @@ public sealed class PeerConnections : IDisposable
 
     private readonly Dictionary<string, GrpcChannel> _channels = new(StringComparer.Ordinal);
     private readonly string _fleetId;
+    private readonly IPeerCallInterceptor[] _interceptors;
 
     /// <summary>Opens (lazily connecting) channels to every member but <paramref name="self"/>.</summary>
-    public PeerConnections(PeerOptions options, string fleetId, string self, PeerCertificates? certificates)
+    /// <param name="options">The members and their addresses.</param>
+    /// <param name="fleetId">This fleet, named on every call.</param>
+    /// <param name="self">This member.</param>
+    /// <param name="certificates">This member's peer certificate and the fleet's peer CA; null in a fleet of one.</param>
+    /// <param name="interceptors">Wrap every call to a peer (tests' network faults); none in production.</param>
+    public PeerConnections(PeerOptions options, string fleetId, string self, PeerCertificates? certificates, IEnumerable<IPeerCallInterceptor>? interceptors = null)
     {
         _fleetId = fleetId;
+        _interceptors = [.. interceptors ?? []];
         ArgumentNullException.ThrowIfNull(options);
         foreach (var member in options.Members.Where(m => m.Id != self))
         {
@@ -65,14 +72,25 @@ public sealed class PeerConnections : IDisposable
     public IEnumerable<string> PeerIds => _channels.Keys;
 
     /// <summary>A client for the peer API of <paramref name="memberId"/>; every call names this fleet.</summary>
-    public Peer.PeerClient ClientFor(string memberId) =>
-        _channels.TryGetValue(memberId, out var channel)
-            ? new Peer.PeerClient(channel.Intercept(metadata =>
-            {
-                metadata.Add(FleetHeader, _fleetId);
-                return metadata;
-            }))
-            : throw new ArgumentException($"'{memberId}' is not another member of this fleet", nameof(memberId));
+    public Peer.PeerClient ClientFor(string memberId)
+    {
+        if (!_channels.TryGetValue(memberId, out var channel))
+        {
+            throw new ArgumentException($"'{memberId}' is not another member of this fleet", nameof(memberId));
+        }
+
+        var invoker = channel.Intercept(metadata =>
+        {
+            metadata.Add(FleetHeader, _fleetId);
+            return metadata;
+        });
+        foreach (var interceptor in _interceptors)
+        {
+            invoker = invoker.Intercept(interceptor.ForMember(memberId));
+        }
+
+        return new Peer.PeerClient(invoker);
+    }
 
     /// <inheritdoc/>
     public void Dispose()

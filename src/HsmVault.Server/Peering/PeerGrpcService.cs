@@ -24,7 +24,6 @@ internal sealed partial class PeerGrpcService(
     VaultStateMachine state,
     CommandVerifier verifier,
     PeerCertificates? certificates,
-    PeerLinkGate gate,
     IOptions<PeerOptions> peerOptions,
     IOptions<VaultOptions> vaultOptions,
     IHostApplicationLifetime lifetime,
@@ -78,12 +77,6 @@ internal sealed partial class PeerGrpcService(
             catch (InvalidDataException e)
             {
                 throw Refuse(PeerRefusal.Malformed, $"malformed Raft message from {peer}: {e.Message}");
-            }
-
-            if (!gate.IsOpen(peer))
-            {
-                // A closed link behaves like a network that loses everything.
-                continue;
             }
 
             // Every chunk is checked, not only the last: a member may not even fill another's disk in its name.
@@ -204,12 +197,12 @@ internal sealed partial class PeerGrpcService(
         /// <summary>This member does not lead, so it did nothing: the caller may ask the leader.</summary>
         NotLeader,
 
-        /// <summary>The link is down, there is no majority, or leadership moved mid-write (which may or may not have committed).</summary>
+        /// <summary>There is no majority, or leadership moved mid-write (which may or may not have committed).</summary>
         Unavailable,
     }
 
     /// <summary>
-    /// The one mapping of peer refusals to statuses. <see cref="ReplicatedVaultLog"/> relies on it:
+    /// The one mapping of peer refusals to statuses. <see cref="GrpcLeaderLink"/> relies on it:
     /// FAILED_PRECONDITION means nothing was proposed (safe to ask again), anything else may have.
     /// </summary>
     private static RpcException Refuse(PeerRefusal refusal, string message) => new(new Status(
@@ -233,11 +226,6 @@ internal sealed partial class PeerGrpcService(
         {
             Log.Refused(logger, http.Connection.RemoteIpAddress?.ToString() ?? "?", peer ?? "no valid peer certificate");
             throw Refuse(PeerRefusal.NotAllowed, "the peer API is for members of this fleet only");
-        }
-
-        if (!gate.IsOpen(peer))
-        {
-            throw Refuse(PeerRefusal.Unavailable, $"the link from '{peer}' is down");
         }
 
         if (fleet != vaultOptions.Value.FleetId)

@@ -18,7 +18,8 @@ public static class PeeringServiceCollectionExtensions
     /// <summary>
     /// Binds <see cref="PeerOptions"/> from <c>HsmVault:Peer</c> (validated at start-up) and
     /// registers the Raft host (file storage in the data folder, high-water mark in the token,
-    /// gRPC transport) and <see cref="ReplicatedVaultLog"/> as the vault's <see cref="IVaultLog"/>.
+    /// gRPC transport), its <see cref="LeaderRouter"/> over <see cref="GrpcLeaderLink"/>, and
+    /// <see cref="ReplicatedVaultLog"/> as the vault's <see cref="IVaultLog"/>.
     /// A fleet of one runs the same Raft, alone.
     /// </summary>
     public static IServiceCollection AddHsmVaultPeering(this IServiceCollection services)
@@ -34,14 +35,20 @@ public static class PeeringServiceCollectionExtensions
             sp.GetRequiredService<IOptions<PeerOptions>>().Value,
             sp.GetRequiredService<IOptions<VaultOptions>>().Value.FleetId,
             sp.GetRequiredService<IOptions<VaultOptions>>().Value.MemberId,
-            sp.GetService<PeerCertificates>()));
+            sp.GetService<PeerCertificates>(),
+            sp.GetServices<IPeerCallInterceptor>()));
         // Before AddHsmVaultCore's fleet of one, which it replaces (both TryAdd: the first wins).
         services.TryAddSingleton(sp => new FleetMembers(sp.GetRequiredService<IOptions<PeerOptions>>().Value
             .MemberIds(sp.GetRequiredService<IOptions<VaultOptions>>().Value.MemberId).ToHashSet(StringComparer.Ordinal)));
-        services.TryAddSingleton<PeerLinkGate>();
         services.TryAddSingleton<GrpcRaftTransport>();
         services.TryAddSingleton(sp => new FileRaftStorage(Path.Combine(sp.GetRequiredService<IOptions<VaultOptions>>().Value.DataDirectory, "raft")));
         services.TryAddSingleton(CreateRaftHost);
+        services.TryAddSingleton<ILeaderLink, GrpcLeaderLink>();
+        services.TryAddSingleton(sp => new LeaderRouter(
+            sp.GetRequiredService<RaftHost>(),
+            sp.GetRequiredService<ILeaderLink>(),
+            sp.GetRequiredService<IOptions<PeerOptions>>().Value.CommitTimeout,
+            sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton<IVaultLog, ReplicatedVaultLog>();
         services.AddHostedService<RaftHostedService>();
         services.AddHostedService<StateDigestPublisher>();

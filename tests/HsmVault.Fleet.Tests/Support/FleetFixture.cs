@@ -50,7 +50,7 @@ public sealed class FleetSettings
 /// per member a data folder, two fixed ports and a configuration with fast Raft timing.
 /// </summary>
 /// <remarks>
-/// The members run in this process (stop, start, partition through <see cref="Server.Peering.PeerLinkGate"/>)
+/// The members run in this process (stop, start, partition through <see cref="LinkCuts"/>)
 /// or as child processes (kill -9, restart). Each test makes its own fleet: the tokens hold the
 /// members' high-water marks, so a fleet's tokens cannot be reused with fresh data folders.
 /// </remarks>
@@ -68,6 +68,7 @@ public sealed class FleetFixture : IAsyncDisposable
     private readonly ConcurrentDictionary<string, GrpcChannel> _channels = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, string> _jwts = new(StringComparer.Ordinal);
     private readonly List<FleetMember> _members = [];
+    private readonly LinkCuts _cuts = new();
     private readonly List<Func<CapturedLog, bool>> _expectedErrors = [];
 
     private FleetFixture(string workDirectory)
@@ -216,28 +217,26 @@ public sealed class FleetFixture : IAsyncDisposable
     /// <summary>The running members other than <paramref name="member"/>.</summary>
     public IReadOnlyList<FleetMember> Others(FleetMember member) => [.. Running.Where(m => m != member)];
 
-    /// <summary>Cuts every link between <paramref name="member"/> and the others, on both sides (in-process members).</summary>
+    /// <summary>
+    /// Cuts every link between <paramref name="member"/> and the others, both ways, until <see cref="Heal"/> (a
+    /// restart does not mend it). Only in-process members drop traffic over a cut link, so no child process may run.
+    /// </summary>
     public void Partition(FleetMember member)
     {
         ArgumentNullException.ThrowIfNull(member);
+        if (Running.FirstOrDefault(m => m.Hosting != MemberHosting.InProcess) is { } child)
+        {
+            throw new InvalidOperationException($"{child} runs as a child process, which a partition cannot reach");
+        }
+
         foreach (var other in _members.Where(m => m != member))
         {
-            member.Gate.Close(other.Id);
-            if (other.IsRunning)
-            {
-                other.Gate.Close(member.Id);
-            }
+            _cuts.Cut(member.Id, other.Id);
         }
     }
 
-    /// <summary>Opens every link again on every running in-process member.</summary>
-    public void Heal()
-    {
-        foreach (var member in Running.Where(m => m.Hosting == MemberHosting.InProcess))
-        {
-            member.Gate.OpenAll();
-        }
-    }
+    /// <summary>Mends every link.</summary>
+    public void Heal() => _cuts.HealAll();
 
     /// <summary>A JWT for <paramref name="user"/> of the tenant (minted once per fleet).</summary>
     public string Jwt(string user) =>
@@ -420,7 +419,7 @@ public sealed class FleetFixture : IAsyncDisposable
         {
             var directory = Path.Combine(WorkDirectory, ids[i]);
             Directory.CreateDirectory(directory);
-            _members.Add(new FleetMember(ids[i], tokens[i], directory, ports[2 * i], ports[(2 * i) + 1], settings.Hosting));
+            _members.Add(new FleetMember(ids[i], tokens[i], directory, ports[2 * i], ports[(2 * i) + 1], settings.Hosting, _cuts));
         }
 
         var common = CommonSettings(settings);

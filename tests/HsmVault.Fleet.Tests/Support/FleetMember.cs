@@ -12,7 +12,7 @@ namespace HsmVault.Fleet.Tests.Support;
 /// <summary>How a member's daemon runs.</summary>
 public enum MemberHosting
 {
-    /// <summary>In this process (an <see cref="InProcessHost"/>): stopped cleanly, partitioned through its <see cref="PeerLinkGate"/>.</summary>
+    /// <summary>In this process (an <see cref="InProcessHost"/>): stopped cleanly, partitioned by the fixture's <see cref="LinkCuts"/>.</summary>
     InProcess,
 
     /// <summary>As a <c>hsmvaultd</c> child process: stopped by kill -9.</summary>
@@ -33,12 +33,14 @@ public sealed partial class FleetMember : IAsyncDisposable
 {
     private readonly Lock _lock = new();
     private readonly List<string> _childLines = [];
+    private readonly LinkCuts _cuts;
     private InProcessHost? _host;
     private ChildDaemon? _child;
     private LeaderView? _childView;
 
-    internal FleetMember(string id, TokenOptions token, string workDirectory, int clientPort, int peerPort, MemberHosting hosting)
+    internal FleetMember(string id, TokenOptions token, string workDirectory, int clientPort, int peerPort, MemberHosting hosting, LinkCuts cuts)
     {
+        _cuts = cuts;
         Id = id;
         Token = token;
         WorkDirectory = workDirectory;
@@ -104,9 +106,6 @@ public sealed partial class FleetMember : IAsyncDisposable
     /// <summary>The running in-process daemon's Raft host.</summary>
     public RaftHost Raft => Services.GetRequiredService<RaftHost>();
 
-    /// <summary>The running in-process daemon's peer link gate (partitions).</summary>
-    public PeerLinkGate Gate => Services.GetRequiredService<PeerLinkGate>();
-
     /// <summary>Every log line of every run, in-process or child, for failure messages.</summary>
     public string AllLogs => Logs.Text + (ChildOutput.Length == 0 ? "" : "\n" + ChildOutput);
 
@@ -147,7 +146,8 @@ public sealed partial class FleetMember : IAsyncDisposable
 
         if (Hosting == MemberHosting.InProcess)
         {
-            _host = await InProcessHost.StartDaemonAsync(Settings, Logs);
+            _host = await InProcessHost.StartDaemonAsync(
+                Settings, Logs, services: s => s.AddSingleton<IPeerCallInterceptor>(new CutLinks(_cuts, Id)));
         }
         else
         {

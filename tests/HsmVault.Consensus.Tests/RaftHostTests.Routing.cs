@@ -1,0 +1,235 @@
+namespace HsmVault.Consensus.Tests;
+
+/// <summary>
+/// <see cref="LeaderRouter"/> over real hosts: the link between members is <see cref="HostLink"/>, which answers as the
+/// daemon's peer service does, with faults injected around it where a test needs one.
+/// </summary>
+public sealed partial class RaftHostTests
+{
+    [Fact]
+    public async Task Router_SubmitOnFollower_ForwardsToTheLeaderAndReturnsItsResult()
+    {
+        var (hosts, machines) = await StartFleetAsync(3);
+        var (leader, follower) = await LeaderAndFollowerAsync(hosts);
+        var router = new LeaderRouter(follower, new HostLink(hosts, machines), Patience, TimeProvider.System);
+
+        var result = await router.SubmitAsync(CounterStateMachine.Charge(1), CancellationToken.None);
+
+        Assert.Equal([1, 1], result);
+        Assert.Equal(1, machines[hosts.IndexOf(leader)].Count(1));
+        await WaitUntilAsync(() => machines.All(m => m.Count(1) == 1));
+    }
+
+    [Fact]
+    public async Task Router_LinkRefusesAsNotLeader_AsksAgainAndCommitsOnce()
+    {
+        var (hosts, machines) = await StartFleetAsync(3);
+        var (_, follower) = await LeaderAndFollowerAsync(hosts);
+        var link = new FaultyLink(new HostLink(hosts, machines)) { RefusalsBeforeForwarding = 2 };
+        var router = new LeaderRouter(follower, link, Patience, TimeProvider.System);
+
+        var result = await router.SubmitAsync(CounterStateMachine.Charge(2), CancellationToken.None);
+
+        Assert.Equal([1, 1], result);
+        Assert.Equal(3, link.Forwards);
+        await WaitUntilAsync(() => machines.All(m => m.Count(2) == 1));
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Router_LeaderCommitsButTheAnswerIsLost_ReportsUnknownOutcomeAndNeverResends(bool unreachable)
+    {
+        var (hosts, machines) = await StartFleetAsync(3);
+        var (_, follower) = await LeaderAndFollowerAsync(hosts);
+        var link = new FaultyLink(new HostLink(hosts, machines)) { LoseAnswers = true, LostAsUnreachable = unreachable };
+        var router = new LeaderRouter(follower, link, Patience, TimeProvider.System);
+
+        var exception = await Assert.ThrowsAsync<OutcomeUnknownException>(
+            () => router.SubmitAsync(CounterStateMachine.Charge(3), CancellationToken.None));
+
+        Assert.Contains("may or may not have taken effect", exception.Message, StringComparison.Ordinal);
+        Assert.Equal(1, link.Forwards);
+        // It did commit, exactly once: a resend would have charged twice.
+        await WaitUntilAsync(() => machines.All(m => m.Count(3) == 1));
+        await Task.Delay(100);
+        Assert.All(machines, m => Assert.Equal(1, m.Count(3)));
+    }
+
+    [Fact]
+    public async Task Router_NoLeaderAcceptsBeforeTheDeadline_RefusesHavingProposedNothing()
+    {
+        var (hosts, machines) = await StartFleetAsync(3);
+        var (_, follower) = await LeaderAndFollowerAsync(hosts);
+        var link = new FaultyLink(new HostLink(hosts, machines)) { RefusalsBeforeForwarding = int.MaxValue };
+        var router = new LeaderRouter(follower, link, TimeSpan.FromMilliseconds(300), TimeProvider.System);
+
+        var exception = await Assert.ThrowsAsync<QuorumUnavailableException>(
+            () => router.SubmitAsync(CounterStateMachine.Charge(4), CancellationToken.None));
+
+        Assert.StartsWith("no leader", exception.Message, StringComparison.Ordinal);
+        Assert.True(link.Forwards > 1, $"asked {link.Forwards} times");
+        Assert.All(machines, m => Assert.Equal(0, m.Count(4)));
+    }
+
+    [Fact]
+    public async Task Router_ReadBarrierOnFollower_WaitsUntilItHasAppliedTheLeadersIndex()
+    {
+        var (hosts, machines) = await StartFleetAsync(3);
+        var (leader, follower) = await LeaderAndFollowerAsync(hosts);
+        await leader.ProposeAsync(CounterStateMachine.Charge(5), CancellationToken.None);
+        var leaderMachine = machines[hosts.IndexOf(leader)];
+        // A leader one entry ahead of what it has applied yet: the follower must wait for that entry.
+        var link = new FaultyLink(new HostLink(hosts, machines)) { ReadIndexAhead = 1 };
+        var router = new LeaderRouter(follower, link, Patience, TimeProvider.System);
+
+        var barrier = router.ReadBarrierAsync(CancellationToken.None);
+        await Task.Delay(200);
+        Assert.False(barrier.IsCompleted);
+        await leader.ProposeAsync(CounterStateMachine.Charge(5), CancellationToken.None);
+        await barrier.WaitAsync(Patience);
+
+        Assert.Equal(2, machines[hosts.IndexOf(follower)].Count(5));
+        Assert.True(follower.Status!.AppliedIndex >= leaderMachine.AppliedIndex);
+    }
+
+    [Fact]
+    public async Task Router_ReadBarrierWithTheLeaderUnreachableAtFirst_AsksAgain()
+    {
+        var (hosts, machines) = await StartFleetAsync(3);
+        var (leader, follower) = await LeaderAndFollowerAsync(hosts);
+        await leader.ProposeAsync(CounterStateMachine.Charge(6), CancellationToken.None);
+        var link = new FaultyLink(new HostLink(hosts, machines)) { UnreachableReads = 2 };
+        var router = new LeaderRouter(follower, link, Patience, TimeProvider.System);
+
+        await router.ReadBarrierAsync(CancellationToken.None);
+
+        Assert.Equal(3, link.Reads);
+        Assert.Equal(1, machines[hosts.IndexOf(follower)].Count(6));
+    }
+
+    [Fact]
+    public async Task Router_ReadBarrierWhenTheLeaderFails_RefusesAtOnce()
+    {
+        var (hosts, machines) = await StartFleetAsync(3);
+        var (_, follower) = await LeaderAndFollowerAsync(hosts);
+        var link = new FaultyLink(new HostLink(hosts, machines)) { FailReads = true };
+        var router = new LeaderRouter(follower, link, Patience, TimeProvider.System);
+
+        var exception = await Assert.ThrowsAsync<QuorumUnavailableException>(() => router.ReadBarrierAsync(CancellationToken.None));
+
+        Assert.Contains("cannot confirm with the leader", exception.Message, StringComparison.Ordinal);
+        Assert.Equal(1, link.Reads);
+    }
+
+    private static async Task<(RaftHost Leader, RaftHost Follower)> LeaderAndFollowerAsync(List<RaftHost> hosts)
+    {
+        var leader = await WaitForLeaderAsync(hosts);
+        var follower = hosts.First(h => h != leader);
+        await WaitUntilAsync(() => follower.LeaderId == leader.Id);
+        return (leader, follower);
+    }
+
+    /// <summary>Reaches the named host in this process and answers as the daemon's peer service (PeerGrpcService) does.</summary>
+    private sealed class HostLink(List<RaftHost> hosts, List<CounterStateMachine> machines) : ILeaderLink
+    {
+        public async Task<byte[]> ForwardAsync(string leader, byte[] command, DateTimeOffset deadline, CancellationToken cancellationToken)
+        {
+            var host = hosts.Single(h => h.Id == leader);
+            if (!host.IsLeader)
+            {
+                throw new NotLeaderException(host.LeaderId, "not the leader");
+            }
+
+            try
+            {
+                return await host.ProposeAsync(command, cancellationToken);
+            }
+            catch (Exception e) when (e is NotLeaderException or QuorumUnavailableException)
+            {
+                throw new LeaderUnreachableException("leadership changed or no majority while committing", e);
+            }
+        }
+
+        public async Task<ulong> ReadIndexAsync(string leader, DateTimeOffset deadline, CancellationToken cancellationToken)
+        {
+            var host = hosts.Single(h => h.Id == leader);
+            if (!host.IsLeader)
+            {
+                throw new NotLeaderException(host.LeaderId, "not the leader");
+            }
+
+            try
+            {
+                await host.ReadBarrierAsync(cancellationToken);
+            }
+            catch (QuorumUnavailableException e)
+            {
+                throw new LeaderUnreachableException("no majority", e);
+            }
+
+            return machines[hosts.IndexOf(host)].AppliedIndex;
+        }
+    }
+
+    /// <summary>A link with the faults a test asks for around <see cref="HostLink"/>; counts what it was asked.</summary>
+    private sealed class FaultyLink(ILeaderLink inner) : ILeaderLink
+    {
+        private int _forwards;
+        private int _reads;
+
+        /// <summary>Refuse this many forwards as not the leader, having sent nothing.</summary>
+        public int RefusalsBeforeForwarding { get; init; }
+
+        /// <summary>Forward, then lose the answer.</summary>
+        public bool LoseAnswers { get; init; }
+
+        /// <summary>Report a lost answer as unreachable (else as any other failure).</summary>
+        public bool LostAsUnreachable { get; init; }
+
+        /// <summary>Answer this many read index requests as unreachable.</summary>
+        public int UnreachableReads { get; init; }
+
+        /// <summary>Fail every read index request with an unexpected answer.</summary>
+        public bool FailReads { get; init; }
+
+        /// <summary>Added to the leader's read index.</summary>
+        public ulong ReadIndexAhead { get; init; }
+
+        public int Forwards => Volatile.Read(ref _forwards);
+
+        public int Reads => Volatile.Read(ref _reads);
+
+        public async Task<byte[]> ForwardAsync(string leader, byte[] command, DateTimeOffset deadline, CancellationToken cancellationToken)
+        {
+            if (Interlocked.Increment(ref _forwards) <= RefusalsBeforeForwarding)
+            {
+                throw new NotLeaderException(null, "refused before proposing");
+            }
+
+            var result = await inner.ForwardAsync(leader, command, deadline, cancellationToken);
+            if (LoseAnswers)
+            {
+                throw LostAsUnreachable ? new LeaderUnreachableException("connection lost") : new OutcomeUnknownException("deadline exceeded");
+            }
+
+            return result;
+        }
+
+        public async Task<ulong> ReadIndexAsync(string leader, DateTimeOffset deadline, CancellationToken cancellationToken)
+        {
+            var read = Interlocked.Increment(ref _reads);
+            if (read <= UnreachableReads)
+            {
+                throw new LeaderUnreachableException("connection refused");
+            }
+
+            if (FailReads)
+            {
+                throw new OutcomeUnknownException("PermissionDenied: not a member");
+            }
+
+            return await inner.ReadIndexAsync(leader, deadline, cancellationToken) + ReadIndexAhead;
+        }
+    }
+}
