@@ -63,7 +63,6 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
     private readonly int _digestInterval;
     private readonly int _memberCount;
     private readonly Lock _lock = new();
-    private readonly List<(ulong Index, TaskCompletionSource Reached)> _waiters = [];
     private readonly SortedDictionary<ulong, Dictionary<string, byte[]>> _digestReports = [];
     private ulong _appliedIndex;
     private byte[] _digest;
@@ -322,7 +321,6 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
                 transaction.Commit();
                 _digest = digest;
                 _appliedIndex = applied;
-                ReleaseWaitersLocked();
             }
 
             return results;
@@ -439,23 +437,6 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
             transaction.Commit();
             _digest = digest;
             _appliedIndex = index;
-            ReleaseWaitersLocked();
-        }
-    }
-
-    /// <summary>Completes once the state has applied at least <paramref name="index"/> (a follower's ReadIndex wait).</summary>
-    public Task WaitForAppliedAsync(ulong index, CancellationToken cancellationToken)
-    {
-        lock (_lock)
-        {
-            if (_appliedIndex >= index)
-            {
-                return Task.CompletedTask;
-            }
-
-            var reached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            _waiters.Add((index, reached));
-            return reached.Task.WaitAsync(cancellationToken);
         }
     }
 
@@ -629,18 +610,6 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
         command.CommandText = "INSERT OR IGNORE INTO used_tickets (nonce) VALUES ($n)";
         command.Parameters.AddWithValue("$n", nonce);
         command.ExecuteNonQuery();
-    }
-
-    private void ReleaseWaitersLocked()
-    {
-        for (var i = _waiters.Count - 1; i >= 0; i--)
-        {
-            if (_waiters[i].Index <= _appliedIndex)
-            {
-                _waiters[i].Reached.TrySetResult();
-                _waiters.RemoveAt(i);
-            }
-        }
     }
 
     private static void WriteSnapshotRecord(BinaryWriter writer, StoredRecord record)
