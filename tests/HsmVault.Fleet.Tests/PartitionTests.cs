@@ -56,4 +56,28 @@ public sealed class PartitionTests
         Assert.Empty(client.Unexpected);
         fleet.AssertNoUnexpectedErrors();
     }
+
+    [Fact]
+    public async Task CallAbandonedByItsCaller_WhileTheMemberWaitsForAMajority_IsAStatusNotAnErrorLog()
+    {
+        await using var fleet = await FleetFixture.CreateAsync();
+        var leader = await fleet.SettledAsync();
+        var follower = fleet.Others(leader)[0];
+        fleet.Partition(follower);
+
+        // The cut-off follower keeps asking for a leader's read index until its own deadline; the caller gives up
+        // first (as a client whose deadline passed while the member was frozen does), and the member answers that
+        // outcome instead of failing the call unhandled.
+        using var givingUp = new CancellationTokenSource(TimeSpan.FromMilliseconds(500));
+        var call = fleet.RawClient(follower).GetStatusAsync(
+            new Protocol.V1.GetStatusRequest(), fleet.Headers("alice"), cancellationToken: givingUp.Token);
+        var abandoned = await Assert.ThrowsAsync<RpcException>(() => call.ResponseAsync);
+        Assert.Equal(StatusCode.Cancelled, abandoned.StatusCode);
+        await Task.Delay(TimeSpan.FromSeconds(1)); // the member notices the reset and ends its side of the call
+
+        fleet.Heal();
+        await fleet.SettledAsync();
+        await fleet.ConvergedStatusAsync("alice");
+        fleet.AssertNoUnexpectedErrors();
+    }
 }

@@ -282,8 +282,10 @@ public sealed class ContainerFleet : IAsyncDisposable
             {
                 if (lines[i].StartsWith("fail:", StringComparison.Ordinal) || lines[i].StartsWith("crit:", StringComparison.Ordinal))
                 {
-                    // The simple console formatter puts the message on the next line.
-                    errors.Add($"{member.Id}: {lines[i]} {(i + 1 < lines.Length ? lines[i + 1].Trim() : "")}");
+                    // The simple console formatter puts the message on the next line and an exception's type and
+                    // message on the one after it.
+                    var detail = string.Join(' ', lines.Skip(i + 1).Take(2).Select(line => line.Trim()));
+                    errors.Add($"{member.Id}: {lines[i]} {detail}");
                 }
             }
         }
