@@ -179,6 +179,10 @@ internal sealed class PartitionSearch<TState, TInput, TOutput>
     {
         var state = _model.Init();
         var entry = _next[_head];
+
+        // Which operations the scan of minimal ones offers: completed ones first, then, from the
+        // head again, pending ones (see the remarks on the class).
+        var pendingPass = false;
         long steps = 0;
         while (true)
         {
@@ -196,6 +200,12 @@ internal sealed class PartitionSearch<TState, TInput, TOutput>
             {
                 // A call event ahead of every remaining return: its operation is minimal and may go next.
                 var op = _entryOp[entry];
+                if (_ops[op].IsPending != pendingPass)
+                {
+                    entry = _next[entry];
+                    continue;
+                }
+
                 var candidates = Candidates(state, op);
                 if (_readOnly[op] && candidates.Count == 1)
                 {
@@ -206,13 +216,13 @@ internal sealed class PartitionSearch<TState, TInput, TOutput>
                     // branching, and if that fails, this whole node fails.
                     if (TryPlace(entry, state, candidates, 0, forced: true, ref state))
                     {
-                        entry = _next[_head];
+                        (entry, pendingPass) = (_next[_head], false);
                         continue;
                     }
                 }
                 else if (TryPlace(entry, state, candidates, 0, forced: false, ref state))
                 {
-                    entry = _next[_head];
+                    (entry, pendingPass) = (_next[_head], false);
                     continue;
                 }
                 else
@@ -220,6 +230,12 @@ internal sealed class PartitionSearch<TState, TInput, TOutput>
                     entry = _next[entry];
                     continue;
                 }
+            }
+            else if (!pendingPass)
+            {
+                // Every minimal completed operation was tried; now the pending ones.
+                (entry, pendingPass) = (_next[_head], true);
+                continue;
             }
 
             // A return event (or a forced read that failed before): the operation had to be placed
@@ -240,9 +256,9 @@ internal sealed class PartitionSearch<TState, TInput, TOutput>
                     continue;
                 }
 
-                entry = TryPlace(frame.Entry, frame.Previous, frame.Candidates, frame.Index + 1, forced: false, ref state)
-                    ? _next[_head]
-                    : _next[frame.Entry];
+                (entry, pendingPass) = TryPlace(frame.Entry, frame.Previous, frame.Candidates, frame.Index + 1, forced: false, ref state)
+                    ? (_next[_head], false)
+                    : (_next[frame.Entry], _ops[_entryOp[frame.Entry]].IsPending);
                 break;
             }
         }

@@ -182,12 +182,34 @@ public sealed class VaultModel : IModel<VaultUserState, VaultInput, VaultOutput>
         or VaultOutput.WrongPassword
         or VaultOutput.NotFound;
 
-    /// <summary>Users are independent: one sub-history per operation key.</summary>
+    /// <summary>
+    /// Users are independent: one sub-history per operation key. Session numbers no correct
+    /// finish names are dropped from the inputs (see remarks).
+    /// </summary>
+    /// <remarks>
+    /// The state keeps a session only for a correct finish to look up; a start whose session no
+    /// correct finish in the history names (its answer was lost, or its password was wrong) and a
+    /// wrong finish (which never reads its session) behave exactly as their unpaired forms, so
+    /// they are checked as such. That keeps useless sessions out of the states the checker
+    /// memoizes, and makes such operations equal inputs, which it places in call order when their
+    /// answers were lost rather than trying every subset (a killed member leaves many).
+    /// </remarks>
     public IReadOnlyList<IReadOnlyList<Operation<VaultInput, VaultOutput>>> Partition(
         IReadOnlyList<Operation<VaultInput, VaultOutput>> history)
     {
         ArgumentNullException.ThrowIfNull(history);
-        return [.. history.GroupBy(op => op.Key, StringComparer.Ordinal).Select(g => (IReadOnlyList<Operation<VaultInput, VaultOutput>>)[.. g])];
+        return [.. history.GroupBy(op => op.Key, StringComparer.Ordinal).Select(g => WithoutUnreadSessions([.. g]))];
+    }
+
+    private static IReadOnlyList<Operation<VaultInput, VaultOutput>> WithoutUnreadSessions(IReadOnlyList<Operation<VaultInput, VaultOutput>> ops)
+    {
+        var read = ops.Select(op => op.Input).OfType<VaultInput.FinishRecovery>().Where(f => f.CorrectPassword && f.Session != 0).Select(f => f.Session).ToHashSet();
+        return [.. ops.Select(op => op.Input switch
+        {
+            VaultInput.StartRecovery { Session: not 0 } start when !read.Contains(start.Session) => op with { Input = new VaultInput.StartRecovery() },
+            VaultInput.FinishRecovery { CorrectPassword: false, Session: not 0 } => op with { Input = new VaultInput.FinishRecovery(false) },
+            _ => op,
+        })];
     }
 
     /// <summary>
