@@ -6,7 +6,7 @@
 # micro-benchmark of KE2.
 #
 # With --users N, both fleets are new ones (under DIR/users-N/) whose members' states are seeded, before their
-# first start, with N synthetic registered users (`hsmvault member seed-bench-users`), so the figures are those
+# first start, with N synthetic registered users (`hsmvaultd seed-bench-users`), so the figures are those
 # of a vault holding N users.
 #
 #   softhsm/bench-fleets.sh DIR [SECONDS] [CONCURRENCY] [--users N]
@@ -44,7 +44,7 @@ start_fleet() {  # name members base-port
     mkdir -p "$dir/$name/logs"
     if (( users > 0 )); then
         for i in $(seq 1 "$members"); do
-            SOFTHSM2_CONF=$dir/$name/softhsm/softhsm2.conf dotnet "$cli" member seed-bench-users \
+            SOFTHSM2_CONF=$dir/$name/softhsm/softhsm2.conf dotnet "$daemon" seed-bench-users \
                 --config "$dir/$name/member-$i.json" --users "$users" --tenant dev-tenant
         done
     fi

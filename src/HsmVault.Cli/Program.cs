@@ -39,10 +39,7 @@ const string Usage = """
                                                           log the fleet's validation bundle at the witnesses,
                                                           countersigned by member 1's token
       operator-key new --private FILE --public FILE       the operator's ECDSA P-256 key (private file 0600)
-      member recover-from-disaster --config DAEMON.json   with the member stopped, after choosing the state the
-                                                          fleet continues from (README, disaster recovery)
-      member seed-bench-users --config DAEMON.json --users N   N synthetic users in a new, stopped member's state
-                                                          (every member alike, before the first start; benchmarks)
+      (a stopped member's state: hsmvaultd recover-from-disaster | seed-bench-users --config DAEMON.json ...)
       tenant-key new --private FILE --public FILE         a development tenant's ES256 key pair
       token mint --user U --fleet F [--tenant-key FILE] [--tenant T] [--minutes N]   a development JWT
       verify-deployment FILE [--daemon-build DIR] [--witness URL --witness-key VKEY ...]
@@ -78,8 +75,9 @@ try
         "token mint" => TokenCommands.Mint(arguments),
         "token check" => TokenCheckCommand.Run(arguments),
         "tenant-key new" => TokenCommands.NewTenantKey(arguments),
-        "member recover-from-disaster" => DisasterRecoveryCommand.Run(arguments),
-        "member seed-bench-users" => SeedUsersCommand.Run(arguments),
+        // Commands on a member's replicated state are the daemon's, which owns that state.
+        "member recover-from-disaster" or "member seed-bench-users" => throw new UsageException(
+            $"'{verbs}' is a command of the daemon: hsmvaultd {arguments.Verbs[1]} --config DAEMON.json ..."),
         _ when arguments.Verbs is ["verify-deployment", _] => await EvidenceCommands.VerifyDeploymentAsync(arguments, cancellation.Token),
         "audit" => await EvidenceCommands.AuditAsync(arguments, cancellation.Token),
         "bench" => await BenchCommand.RunAsync(arguments, cancellation.Token),

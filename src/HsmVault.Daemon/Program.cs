@@ -1,10 +1,16 @@
 using HsmVault.Hsm;
 using HsmVault.Server;
+using HsmVault.Server.Maintenance;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 try
 {
+    if (MemberCommands.IsCommand(args))
+    {
+        return MemberCommands.Run(args, Console.Out, Console.Error);
+    }
+
     var builder = HsmVaultServer.CreateBuilder(args);
     // The host logs a failed start with its stack trace before rethrowing; configuration mistakes
     // are reported below without one, and any other failure still escapes with its trace.

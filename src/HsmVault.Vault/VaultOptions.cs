@@ -1,3 +1,5 @@
+using HsmVault.Crypto.Opaque;
+
 namespace HsmVault.Vault;
 
 /// <summary>The vault's settings, bound from the <c>HsmVault</c> configuration section; every rule is in <see cref="VaultOptionsValidator"/>.</summary>
@@ -25,13 +27,13 @@ public sealed class VaultOptions
     public string OpaqueContext { get; set; } = "";
 
     /// <summary>Argon2id memory in KiB for the clients' KSF. Default: RFC 9106's memory-constrained choice.</summary>
-    public int Argon2MemoryKib { get; set; } = 65536;
+    public int Argon2MemoryKib { get; set; } = Argon2idParameters.Rfc9106MemoryConstrained.MemoryKib;
 
     /// <summary>Argon2id passes.</summary>
-    public int Argon2Iterations { get; set; } = 3;
+    public int Argon2Iterations { get; set; } = Argon2idParameters.Rfc9106MemoryConstrained.Iterations;
 
     /// <summary>Argon2id lanes.</summary>
-    public int Argon2Parallelism { get; set; } = 4;
+    public int Argon2Parallelism { get; set; } = Argon2idParameters.Rfc9106MemoryConstrained.Parallelism;
 
     /// <summary>Guesses allowed when a registration asks for none.</summary>
     public int DefaultGuessLimit { get; set; } = 10;

@@ -1,4 +1,5 @@
 using HsmVault.Crypto.Opaque;
+using HsmVault.Hsm;
 
 using HsmVault.Testing.Opaque;
 

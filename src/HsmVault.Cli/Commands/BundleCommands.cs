@@ -6,7 +6,6 @@ using HsmVault.Protocol.Bundles;
 using HsmVault.Crypto.Signatures;
 using HsmVault.Hsm;
 using HsmVault.Transparency.Bundles;
-using HsmVault.Vault;
 using Microsoft.Extensions.Configuration;
 using WitnessClient = HsmVault.Protocol.V1.Witness.WitnessClient;
 
@@ -75,12 +74,12 @@ internal static class BundleCommands
 
         var keys = new List<BundleKey>();
         var members = new List<BundleMember>();
-        VaultOptions? first = null;
+        MemberSettings? first = null;
         foreach (var config in configs)
         {
             var configuration = new ConfigurationBuilder().AddJsonFile(Path.GetFullPath(config), optional: false).Build();
-            var vault = configuration.GetSection(VaultOptions.SectionName).Get<VaultOptions>()
-                ?? throw new UsageException($"'{config}' has no {VaultOptions.SectionName} section");
+            var vault = configuration.GetSection(MemberSettings.SectionName).Get<MemberSettings>()
+                ?? throw new UsageException($"'{config}' has no {MemberSettings.SectionName} section");
             var endpoint = configuration["HsmVault:Bundle:Endpoint"] ?? configuration["Kestrel:Endpoints:Grpc:Url"]
                 ?? throw new UsageException($"'{config}' names no client endpoint (HsmVault:Bundle:Endpoint or Kestrel:Endpoints:Grpc:Url)");
             using var token = Pkcs11VaultToken.Open(TokenCommands.ReadTokenOptions(config));

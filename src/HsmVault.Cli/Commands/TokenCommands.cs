@@ -1,7 +1,6 @@
 using System.Globalization;
 using HsmVault.Evidence;
 using HsmVault.Hsm;
-using HsmVault.Vault;
 using Microsoft.Extensions.Configuration;
 
 namespace HsmVault.Cli.Commands;
@@ -140,9 +139,9 @@ internal static class TokenCommands
     private static string ReadFleetId(string configFile)
     {
         var configuration = new ConfigurationBuilder().AddJsonFile(Path.GetFullPath(configFile), optional: false).Build();
-        var fleet = configuration[$"{VaultOptions.SectionName}:FleetId"];
+        var fleet = configuration[$"{MemberSettings.SectionName}:{nameof(MemberSettings.FleetId)}"];
         return string.IsNullOrWhiteSpace(fleet)
-            ? throw new UsageException($"'{configFile}' has no {VaultOptions.SectionName}:FleetId; name the fleet with --fleet F")
+            ? throw new UsageException($"'{configFile}' has no {MemberSettings.SectionName}:{nameof(MemberSettings.FleetId)}; name the fleet with --fleet F")
             : fleet;
     }
 

@@ -11,7 +11,6 @@ using HsmVault.Client;
 using HsmVault.Hsm;
 using HsmVault.Testing;
 using HsmVault.Testing.Opaque;
-using HsmVault.Vault;
 using Microsoft.Extensions.Logging;
 using ProtoVault = HsmVault.Protocol.V1.Vault;
 using RefusalReason = HsmVault.Protocol.V1.RefusalReason;

@@ -6,7 +6,6 @@ using Grpc.Core;
 using HsmVault.Cli.Commands;
 using HsmVault.Hsm;
 using HsmVault.Testing.Opaque;
-using HsmVault.Vault;
 
 
 namespace HsmVault.Testing.Daemons;

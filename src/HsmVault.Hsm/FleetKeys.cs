@@ -1,9 +1,8 @@
 using System.Security.Cryptography;
 using System.Text;
 using HsmVault.Crypto.Opaque;
-using HsmVault.Hsm;
 
-namespace HsmVault.Vault;
+namespace HsmVault.Hsm;
 
 /// <summary>
 /// The fleet's OPAQUE server key pair (the AKE key). Its private key is kept in the token as
@@ -66,11 +65,4 @@ public static class FleetKeys
             CryptographicOperations.ZeroMemory(privateKey);
         }
     }
-}
-
-/// <summary>Lets OPAQUE derive per-user OPRF keys with the seed that never leaves the token.</summary>
-public sealed class TokenOprfSeed(IVaultToken token) : IOprfSeedExpander
-{
-    /// <inheritdoc/>
-    public void ExpandOprfSeed(ReadOnlySpan<byte> info, Span<byte> destination) => token.ExpandOprfSeed(info, destination);
 }
