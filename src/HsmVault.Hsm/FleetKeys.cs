@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using System.Text;
 using HsmVault.Crypto.Opaque;
 
 namespace HsmVault.Hsm;
@@ -13,8 +12,6 @@ public static class FleetKeys
 {
     /// <summary>Name of the token data object holding the sealed AKE private key.</summary>
     public const string AkePrivateKeyObject = "ake-private-key";
-
-    private static readonly byte[] AkeKeyAssociatedData = Encoding.ASCII.GetBytes("hsmvault/ake-private-key/v1");
 
     /// <summary>Whether the token already holds an AKE key.</summary>
     public static bool HasAkeKey(IVaultToken token)
@@ -39,7 +36,7 @@ public static class FleetKeys
         try
         {
             keyPair.CopyPrivateKey(privateKey);
-            token.WriteDataObject(AkePrivateKeyObject, token.Seal(privateKey, AkeKeyAssociatedData));
+            token.WriteDataObject(AkePrivateKeyObject, token.Seal(privateKey, SealBinding.AkePrivateKey));
         }
         finally
         {
@@ -55,7 +52,7 @@ public static class FleetKeys
         var sealedKey = token.ReadDataObject(AkePrivateKeyObject)
             ?? throw new TokenConfigurationException(
                 $"token '{token.Description.Label}' has no OPAQUE server key ('{AkePrivateKeyObject}'); provision it with `hsmvault token init`");
-        var privateKey = token.Unseal(sealedKey, AkeKeyAssociatedData);
+        var privateKey = token.Unseal(sealedKey, SealBinding.AkePrivateKey);
         try
         {
             return ServerKeyPair.FromPrivateKey(privateKey);

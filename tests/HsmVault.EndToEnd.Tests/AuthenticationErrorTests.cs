@@ -32,6 +32,8 @@ public sealed class AuthenticationErrorTests : DaemonTest
         { "unsigned", "not signed" },
         { "wrong audience", "('aud': 'another-fleet') must be this fleet's id 'e2e-fleet'" },
         { "no subject", "'sub'" },
+        { "subject with a control character", "does not name a usable user ('iss' is the tenant, 'sub' the user id): the user id contains control characters" },
+        { "subject over 256 bytes", "does not name a usable user ('iss' is the tenant, 'sub' the user id): the user id is longer than 256 bytes of UTF-8" },
     };
 
     [Theory]
@@ -131,6 +133,8 @@ public sealed class AuthenticationErrorTests : DaemonTest
             "unsigned" => Sign(null, tenant, "alice", fleet, Now, Now.AddMinutes(5)),
             "wrong audience" => Sign(key, tenant, "alice", "another-fleet", Now, Now.AddMinutes(5)),
             "no subject" => Sign(key, tenant, null, fleet, Now, Now.AddMinutes(5)),
+            "subject with a control character" => Sign(key, tenant, "ali\u0007ce", fleet, Now, Now.AddMinutes(5)),
+            "subject over 256 bytes" => Sign(key, tenant, new string('\u00e9', 129), fleet, Now, Now.AddMinutes(5)),
             _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),
         };
     }

@@ -101,14 +101,9 @@ public static partial class JwtAuthentication
             throw new VaultException(VaultError.Unauthenticated, "the bearer token must carry 'iss' (tenant) and 'sub' (user id)");
         }
 
-        try
-        {
-            return new UserIdentity(issuer, subject);
-        }
-        catch (VaultException e)
-        {
-            throw new VaultException(VaultError.Unauthenticated, $"the bearer token does not name a usable user: {e.Message}", e);
-        }
+        return UserIdentity.TryCreate(issuer, subject, out var caller, out var problem)
+            ? caller
+            : throw new VaultException(VaultError.Unauthenticated, $"the bearer token does not name a usable user ('iss' is the tenant, 'sub' the user id): {problem}");
     }
 
     private static SecurityKey LoadKey(TenantOptions tenant)

@@ -1,7 +1,6 @@
 using HsmVault.Protocol;
 using System.Buffers.Binary;
 using System.Security.Cryptography;
-using System.Text;
 using HsmVault.Crypto.Opaque;
 using HsmVault.Hsm;
 
@@ -27,7 +26,6 @@ public sealed class RecordSealer(IVaultToken token, string fleetId)
     private const int RecordOffset = NonceOffset + UserIdentity.RegistrationNonceBytes;
     private const int LimitOffset = RecordOffset + OpaqueSizes.RegistrationRecord;
     private const int HeaderLength = LimitOffset + 1 + 2;
-    private static readonly byte[] Domain = Encoding.ASCII.GetBytes("hsmvault/record/v1");
 
     /// <summary>Seals <paramref name="contents"/> as version <paramref name="version"/> of the user's record.</summary>
     public byte[] Seal(UserIdentity user, long version, RecordContents contents)
@@ -84,19 +82,5 @@ public sealed class RecordSealer(IVaultToken token, string fleetId)
         }
     }
 
-    private byte[] AssociatedData(UserIdentity user, long version)
-    {
-        var fleet = Encoding.UTF8.GetBytes(fleetId);
-        var credential = user.IdentityPrefix();
-        var ad = new byte[Domain.Length + 2 + fleet.Length + credential.Length + 8];
-        var span = ad.AsSpan();
-        Domain.CopyTo(span);
-        span = span[Domain.Length..];
-        BinaryPrimitives.WriteUInt16BigEndian(span, (ushort)fleet.Length);
-        fleet.CopyTo(span[2..]);
-        span = span[(2 + fleet.Length)..];
-        credential.CopyTo(span);
-        BinaryPrimitives.WriteInt64BigEndian(span[credential.Length..], version);
-        return ad;
-    }
+    private byte[] AssociatedData(UserIdentity user, long version) => SealBinding.Record(fleetId, user.Encoded, version);
 }

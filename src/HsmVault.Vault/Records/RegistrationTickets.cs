@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
-using System.Text;
 using HsmVault.Hsm;
 
 namespace HsmVault.Vault.Records;
@@ -17,8 +16,6 @@ public sealed record RegistrationTicket(byte[] Nonce, byte[] Sealed);
 /// </summary>
 public sealed class RegistrationTickets(IVaultToken token, string fleetId, TimeProvider time, TimeSpan lifetime)
 {
-    private static readonly byte[] Domain = Encoding.ASCII.GetBytes("hsmvault/registration-ticket/v1");
-
     /// <summary>A fresh nonce and its ticket for <paramref name="user"/>.</summary>
     public RegistrationTicket Issue(UserIdentity user)
     {
@@ -63,6 +60,5 @@ public sealed class RegistrationTickets(IVaultToken token, string fleetId, TimeP
     private static VaultException Invalid() => new(VaultError.InvalidArgument,
         "registration_ticket is not one this fleet issued to the caller; pass back the ticket StartRegistration returned");
 
-    private byte[] AssociatedData(UserIdentity user) =>
-        [.. Domain, .. Encoding.UTF8.GetBytes(fleetId), 0, .. user.IdentityPrefix()];
+    private byte[] AssociatedData(UserIdentity user) => SealBinding.RegistrationTicket(fleetId, user.Encoded);
 }

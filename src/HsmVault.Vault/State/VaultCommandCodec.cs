@@ -131,11 +131,6 @@ public static class VaultCommandCodec
             // BinaryReader.ReadString on a length prefix that never ends or is negative.
             throw new InvalidDataException("vault command has a malformed string length", e);
         }
-        catch (VaultException e)
-        {
-            // UserIdentity refuses an empty, oversized or control-character part.
-            throw new InvalidDataException("vault command names an invalid user", e);
-        }
     }
 
     /// <summary>Encodes a result for the proposer.</summary>
@@ -247,5 +242,8 @@ public static class VaultCommandCodec
         writer.Write(user.UserId);
     }
 
-    private static UserIdentity ReadUser(BinaryReader reader) => new(reader.ReadString(), reader.ReadString());
+    private static UserIdentity ReadUser(BinaryReader reader) =>
+        UserIdentity.TryCreate(reader.ReadString(), reader.ReadString(), out var user, out var problem)
+            ? user
+            : throw new InvalidDataException($"vault command names an invalid user: {problem}");
 }

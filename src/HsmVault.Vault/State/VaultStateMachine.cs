@@ -653,7 +653,11 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
             var digest = ReadExactly(reader, 32);
             while (reader.ReadBoolean())
             {
-                var user = new UserIdentity(reader.ReadString(), reader.ReadString());
+                if (!UserIdentity.TryCreate(reader.ReadString(), reader.ReadString(), out var user, out var problem))
+                {
+                    throw new InvalidDataException($"vault snapshot names an invalid user: {problem}");
+                }
+
                 var version = reader.ReadInt64();
                 var state = (RecordState)reader.ReadByte();
                 int limit = reader.ReadByte();
@@ -692,7 +696,7 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
 
             return digest;
         }
-        catch (Exception e) when (e is EndOfStreamException or FormatException or IOException or VaultException)
+        catch (Exception e) when (e is EndOfStreamException or FormatException or IOException)
         {
             throw new InvalidDataException("vault snapshot is truncated or malformed", e);
         }
