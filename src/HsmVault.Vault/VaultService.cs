@@ -534,6 +534,7 @@ public sealed partial class VaultService : IDisposable
     {
         using var reservation = _sessions.Reserve(user);
         var attemptId = RandomNumberGenerator.GetBytes(VaultCommandCodec.AttemptIdBytes);
+        ChargeGuessCommand? lastProposed = null;
         for (var attempt = 0; ; attempt++)
         {
             await _log.ReadBarrierAsync(cancellationToken);
@@ -566,8 +567,19 @@ public sealed partial class VaultService : IDisposable
             CommandResult charge;
             try
             {
-                proposed.Value = true;
-                charge = await ChargeAsync(new ChargeGuessCommand(user, current.Version, current.AttemptSerial, attemptId), cancellationToken);
+                // A charge of this attempt that took effect unseen (its answer lost, then a
+                // conflict) is found here before another is proposed: one attempt, one guess.
+                if (lastProposed is not null && current.Version == lastProposed.Version
+                    && RecentCharges.RemainingAfter(current.RecentCharges, attemptId) is { } remaining)
+                {
+                    charge = new CommandResult(CommandOutcome.Charged, remaining, lastProposed.AttemptSerial + 1);
+                }
+                else
+                {
+                    proposed.Value = true;
+                    lastProposed = new ChargeGuessCommand(user, current.Version, current.AttemptSerial, attemptId);
+                    charge = await ChargeAsync(lastProposed, cancellationToken);
+                }
             }
             catch
             {

@@ -18,6 +18,9 @@ public sealed class DirectVaultLog(VaultStateMachine state) : IVaultLog, IDispos
     /// </summary>
     public Func<VaultCommand, bool>? LoseAnswer { get; set; }
 
+    /// <summary>Fault seam: this many of the next read barriers fail with Unavailable (no majority to confirm leadership).</summary>
+    public int FailReadBarriers { get; set; }
+
     /// <summary>Fault seam: while set, a submission waits for it before it commits (a slow majority).</summary>
     public Task? Hold { get; set; }
 
@@ -51,7 +54,16 @@ public sealed class DirectVaultLog(VaultStateMachine state) : IVaultLog, IDispos
     }
 
     /// <inheritdoc/>
-    public Task ReadBarrierAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task ReadBarrierAsync(CancellationToken cancellationToken)
+    {
+        if (FailReadBarriers > 0)
+        {
+            FailReadBarriers--;
+            throw new VaultException(VaultError.Unavailable, "no majority confirmed this member's leadership");
+        }
+
+        return Task.CompletedTask;
+    }
 
     /// <inheritdoc/>
     public void Dispose() => _writer.Dispose();

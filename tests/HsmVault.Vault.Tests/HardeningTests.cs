@@ -73,6 +73,34 @@ public sealed class HardeningTests : IDisposable
     }
 
     [Fact]
+    public async Task StartRecovery_LastGuessWhoseAnswerIsLostAndUnconfirmed_IsAnsweredNotDestroyedByItsOwnCopy()
+    {
+        await _vault.RegisterAsync(Alice, "right", _backupKey, guessLimit: 1);
+        var lost = false;
+        _vault.Log.LoseAnswer = command =>
+        {
+            if (command is not ChargeGuessCommand || lost)
+            {
+                return false;
+            }
+
+            // The charge of the last guess committed, its answer was lost, and the member cannot
+            // confirm at once what it did: it proposes the same charge again.
+            lost = true;
+            _vault.Log.FailReadBarriers = 1;
+            return true;
+        };
+
+        var recovery = await _vault.RecoverAsync(Alice, "right");
+
+        Assert.True(lost);
+        Assert.Equal(0, recovery.Start.GuessesRemaining);
+        Assert.Equal(RecoveryOutcome.Success, recovery.Finish.Outcome);
+        Assert.Equal(_backupKey, recovery.BackupKey);
+        Assert.Equal(1, _vault.State.Read(Alice)!.AttemptSerial);
+    }
+
+    [Fact]
     public async Task StartRecovery_CallerGaveUp_SameRequestIdFetchesTheSameAnswer()
     {
         await _vault.RegisterAsync(Alice, "right", _backupKey);

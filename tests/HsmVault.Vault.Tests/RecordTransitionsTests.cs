@@ -47,6 +47,24 @@ public sealed class RecordTransitionsTests
     }
 
     [Fact]
+    public void DuplicateOfTheLastGuessCharge_ChangesNothing_TheNextAttemptDestroys()
+    {
+        // A member that lost the answer to its charge of the last guess proposes it again: the
+        // copy must leave the record as the first left it, so the probe finds the charge and the
+        // caller gets its KE2, and only a new attempt (on the current serial) destroys.
+        var (record, _) = Step(Live(limit: 1), new ChargeGuessCommand(Alice, 1, 0, AttemptId));
+
+        var (unchanged, duplicate) = RecordTransitions.Apply(record, new ChargeGuessCommand(Alice, 1, 0, AttemptId));
+
+        Assert.Null(unchanged);
+        AssertResult(CommandOutcome.VersionConflict, 0, duplicate);
+        Assert.Equal(0, RecentCharges.RemainingAfter(record.RecentCharges, AttemptId));
+        var (destroyed, next) = RecordTransitions.Apply(record, new ChargeGuessCommand(Alice, 1, record.AttemptSerial, AttemptId));
+        Assert.Equal(CommandOutcome.Destroyed, next.Outcome);
+        Assert.Equal(RecordState.Destroyed, destroyed!.State);
+    }
+
+    [Fact]
     public void ResetGuesses_AfterCharges_RestoresFullCount()
     {
         var record = Live(limit: 5) with { GuessesUsed = 4, AttemptSerial = 4 };

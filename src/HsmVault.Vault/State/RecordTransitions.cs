@@ -33,7 +33,8 @@ public static class RecordTransitions
     /// the attempt the next serial. A record whose every guess has been charged is destroyed by
     /// the next attempt, whether or not the last guess was ever finished: abandoning a login
     /// never refunds it. A charge names the serial it was decided on, so it applies once: a
-    /// replayed or duplicated charge finds the serial moved on and changes nothing.
+    /// replayed or duplicated charge finds the serial moved on and changes nothing (it neither
+    /// charges again nor destroys).
     /// </summary>
     private static (StoredRecord?, CommandResult) ChargeGuess(StoredRecord? current, ChargeGuessCommand command)
     {
@@ -42,14 +43,17 @@ public static class RecordTransitions
             return (null, refusal);
         }
 
-        if (current!.GuessesUsed >= current.GuessLimit)
-        {
-            return Destroy(current);
-        }
-
-        if (current.AttemptSerial != command.AttemptSerial)
+        // The serial first: a duplicate of the charge that used the last guess (a member
+        // proposing again a charge whose outcome it lost) must find the serial moved on, not
+        // destroy the record, or the last guess would be charged and its answer never given.
+        if (current!.AttemptSerial != command.AttemptSerial)
         {
             return (null, new CommandResult(CommandOutcome.VersionConflict, current.GuessesRemaining, current.AttemptSerial));
+        }
+
+        if (current.GuessesUsed >= current.GuessLimit)
+        {
+            return Destroy(current);
         }
 
         var used = current.GuessesUsed + 1;
