@@ -121,6 +121,13 @@ public sealed class LinearizabilityTests(ITestOutputHelper output)
 
         var report = VaultHistory.Verify(operations, TimeSpan.FromSeconds(90));
         output.WriteLine(report.ToString());
+        if (!report.Passed)
+        {
+            var failed = report.Linearizability.Partitions.Where(p => p.Outcome != CheckOutcome.Linearizable).Select(p => p.Key).ToHashSet(StringComparer.Ordinal);
+            output.WriteLine("history of the failed keys, for RecordedHistories:");
+            output.WriteLine(VaultHistory.Dump(operations.Where(op => failed.Contains(op.Key))));
+        }
+
         Assert.True(report.Passed, $"seed {seed}\n{report}");
         Assert.Empty(setup.Unexpected.Concat(clients.SelectMany(c => c.Unexpected)));
 

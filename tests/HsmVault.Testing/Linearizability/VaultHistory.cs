@@ -11,6 +11,16 @@ public static class VaultHistory
         new(
             LinearizabilityChecker.Check(new VaultModel(), history, timeBudget, cancellationToken),
             GuessBudget.Check(history));
+
+    /// <summary>
+    /// <paramref name="history"/> one operation a line, "client, key, call, return, input, output"
+    /// tab separated ("-" for no answer): the form the linearizability tests' recorded histories
+    /// are read in, so a failed fleet run can be replayed and minimised there.
+    /// </summary>
+    public static string Dump(IEnumerable<Operation<VaultInput, VaultOutput>> history) =>
+        string.Join('\n', history.OrderBy(op => op.Call).Select(op => string.Create(
+            System.Globalization.CultureInfo.InvariantCulture,
+            $"{op.ClientId}\t{op.Key}\t{op.Call}\t{(op.IsPending ? "-" : op.Return)}\t{op.Input}\t{(op.IsPending ? "-" : op.Output)}")));
 }
 
 /// <summary>The verdicts of <see cref="VaultHistory.Verify"/>.</summary>
