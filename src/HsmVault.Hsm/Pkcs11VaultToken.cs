@@ -365,28 +365,31 @@ public sealed partial class Pkcs11VaultToken : IVaultToken
         }
     }
 
+    private void WaitForSlot(string operation) => WaitForSlot(_gate, _options, _connection.Description.Label, operation, _logger);
+
     /// <summary>
-    /// Waits for one of the module's operation slots, at most <see cref="TokenOptions.OperationTimeout"/>.
+    /// Waits for one of the module's operation slots, at most <see cref="TokenOptions.OperationTimeout"/>;
+    /// the one rule for every token object that shares a module's gate.
     /// </summary>
     /// <remarks>
     /// The interface is synchronous on purpose: a token operation takes tens of microseconds and
     /// the vault calls it from code that holds no locks, so an async hop would cost more than the
-    /// wait. The wait is what can hurt: callers run on thread-pool threads, and a token that hangs
-    /// would pin each of them in <see cref="SemaphoreSlim.Wait(TimeSpan)"/> until the pool starves
-    /// and the daemon stops answering even its health checks. So the wait is bounded: a call that
-    /// cannot get a slot in time fails as <see cref="TokenUnavailableException"/> (gRPC
-    /// UNAVAILABLE) and gives its thread back. SemaphoreSlim spins briefly before blocking, so the
-    /// common, uncontended case never blocks at all.
+    /// wait (and the PKCS#11 call itself blocks whatever the wrapper). The wait is what can hurt:
+    /// callers run on thread-pool threads, and a token that hangs would pin each of them in
+    /// <see cref="SemaphoreSlim.Wait(TimeSpan)"/> until the pool starves and the daemon stops
+    /// answering even its health checks. So the wait is bounded: a call that cannot get a slot in
+    /// time fails as <see cref="TokenUnavailableException"/> (gRPC UNAVAILABLE) and gives its
+    /// thread back. SemaphoreSlim spins briefly before blocking, so the common, uncontended case
+    /// never blocks at all.
     /// </remarks>
-    private void WaitForSlot(string operation)
+    internal static void WaitForSlot(SemaphoreSlim gate, TokenOptions options, string label, string operation, ILogger logger)
     {
-        if (!_gate.Wait(_options.OperationTimeout))
+        if (!gate.Wait(options.OperationTimeout))
         {
-            var label = _connection.Description.Label;
-            Log.OperationTimedOut(_logger, label, operation, _options.OperationTimeout);
+            Log.OperationTimedOut(logger, label, operation, options.OperationTimeout);
             throw new TokenUnavailableException(
-                $"token '{label}' is unavailable: {operation} waited {_options.OperationTimeout.TotalSeconds:0.###} s for one of its " +
-                $"{_options.MaxConcurrentOperations} operation slots (HsmVault:Token:OperationTimeout); the token is slow or hung");
+                $"token '{label}' is unavailable: {operation} waited {options.OperationTimeout.TotalSeconds:0.###} s for one of its " +
+                $"{options.MaxConcurrentOperations} operation slots (HsmVault:Token:OperationTimeout); the token is slow or hung");
         }
     }
 

@@ -90,12 +90,12 @@ public sealed class TokenSigningKey : IDisposable
     }
 
     /// <summary>The Ed25519 signature (RFC 8032, 64 bytes) of <paramref name="message"/>, made in the token.</summary>
-    /// <exception cref="TokenUnavailableException">The token stays unreachable after logging in again.</exception>
+    /// <exception cref="TokenUnavailableException">The token stays unreachable after logging in again, or gave no operation slot within <see cref="TokenOptions.OperationTimeout"/>.</exception>
     public byte[] Sign(ReadOnlySpan<byte> message)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var data = message.ToArray();
-        _gate.Wait();
+        Pkcs11VaultToken.WaitForSlot(_gate, _reconnectOptions, _connection.Description.Label, "Sign", _logger);
         try
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
@@ -134,7 +134,7 @@ public sealed class TokenSigningKey : IDisposable
     public TokenKeyAttributes ReadAttributes()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        _gate.Wait();
+        Pkcs11VaultToken.WaitForSlot(_gate, _reconnectOptions, _connection.Description.Label, "ReadAttributes", _logger);
         try
         {
             return _connection.ReadAttributes();
