@@ -534,7 +534,6 @@ public sealed partial class VaultService : IDisposable
     {
         using var reservation = _sessions.Reserve(user);
         var attemptId = RandomNumberGenerator.GetBytes(VaultCommandCodec.AttemptIdBytes);
-        ChargeGuessCommand? lastProposed = null;
         for (var attempt = 0; ; attempt++)
         {
             await _log.ReadBarrierAsync(cancellationToken);
@@ -567,19 +566,8 @@ public sealed partial class VaultService : IDisposable
             CommandResult charge;
             try
             {
-                // A charge of this attempt that took effect unseen (its answer lost, then a
-                // conflict) is found here before another is proposed: one attempt, one guess.
-                if (lastProposed is not null && current.Version == lastProposed.Version
-                    && RecentCharges.RemainingAfter(current.RecentCharges, attemptId) is { } remaining)
-                {
-                    charge = new CommandResult(CommandOutcome.Charged, remaining, lastProposed.AttemptSerial + 1);
-                }
-                else
-                {
-                    proposed.Value = true;
-                    lastProposed = new ChargeGuessCommand(user, current.Version, current.AttemptSerial, attemptId);
-                    charge = await ChargeAsync(lastProposed, cancellationToken);
-                }
+                proposed.Value = true;
+                charge = await ChargeAsync(new ChargeGuessCommand(user, current.Version, current.AttemptSerial, attemptId), cancellationToken);
             }
             catch
             {
@@ -619,7 +607,9 @@ public sealed partial class VaultService : IDisposable
     /// Commits a charge, and when the log cannot say whether it took effect, finds out: a charge
     /// names the attempt serial it was decided on, so proposing it again can never charge twice,
     /// and the record remembers the ids of its last charges, so this member can tell its own.
-    /// Gives up (Unavailable) only when the session would have expired anyway.
+    /// Gives up (Unavailable) when the session would have expired anyway, or when a copy was
+    /// refused and the record no longer shows whether the first took effect (it was replaced,
+    /// or more charges pushed this one out of its memory): one attempt never charges twice.
     /// </summary>
     private async Task<CommandResult> ChargeAsync(ChargeGuessCommand charge, CancellationToken cancellationToken)
     {
@@ -646,10 +636,13 @@ public sealed partial class VaultService : IDisposable
                 continue;
             }
 
-            if (outcomeWasUnknown && result.Outcome != CommandOutcome.Charged && await CommittedAlreadyAsync(charge, cancellationToken) is { } earlier)
+            if (outcomeWasUnknown && result.Outcome != CommandOutcome.Charged)
             {
-                // The first proposal took effect after all; this one found the serial moved on.
-                return earlier;
+                // Either the first proposal took effect after all (this copy found the serial
+                // moved on, and the record remembers the charge), or nothing says whether it did:
+                // then the answer is "unknown", never a definite one that would let the caller's
+                // next step charge a second guess for this one attempt.
+                return await CommittedAlreadyAsync(charge, cancellationToken) ?? throw ChargeOutcomeUnknown(charge.User);
             }
 
             return result;
@@ -788,6 +781,10 @@ public sealed partial class VaultService : IDisposable
     {
         Reason = RefusalReason.RecordDestroyed,
     };
+
+    private static VaultException ChargeOutcomeUnknown(UserIdentity user) => new(VaultError.Unavailable,
+        $"the fleet did not confirm whether this attempt charged a guess of {user}, and this member could not find out; " +
+        "start a new recovery (a guess it charged stays charged)");
 
     private static VaultException Unexpected(UserIdentity user, CommandResult result) => result.Outcome switch
     {

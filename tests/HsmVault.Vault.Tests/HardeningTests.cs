@@ -101,6 +101,33 @@ public sealed class HardeningTests : IDisposable
     }
 
     [Fact]
+    public async Task StartRecovery_ChargeWhoseAnswerIsLost_ThenRecordReplaced_IsUnknownNeverASecondCharge()
+    {
+        await _vault.RegisterAsync(Alice, "right", _backupKey);
+        var lost = false;
+        _vault.Log.LoseAnswer = command =>
+        {
+            if (command is not ChargeGuessCommand || lost)
+            {
+                return false;
+            }
+
+            // Before this member finds out what its charge did, the user registers again.
+            lost = true;
+            _vault.RegisterAsync(Alice, "new", _backupKey, replace: true).GetAwaiter().GetResult();
+            return true;
+        };
+
+        var e = await Assert.ThrowsAsync<VaultException>(() => _vault.StartAsync(Alice, "right"));
+
+        Assert.True(lost);
+        Assert.Equal(VaultError.Unavailable, e.Error);
+        Assert.Contains("did not confirm whether this attempt charged a guess", e.Message, StringComparison.Ordinal);
+        // The new record was never charged for an attempt made against the old one.
+        Assert.Equal(10, (await _vault.StatusAsync(Alice)).GuessesRemaining);
+    }
+
+    [Fact]
     public async Task StartRecovery_CallerGaveUp_SameRequestIdFetchesTheSameAnswer()
     {
         await _vault.RegisterAsync(Alice, "right", _backupKey);
