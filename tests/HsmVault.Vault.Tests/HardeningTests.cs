@@ -49,25 +49,17 @@ public sealed class HardeningTests : IDisposable
     public async Task StartRecovery_CommitWhoseAnswerIsLost_AnswersWhatItsChargeLeftNotTheCountAfterALaterReset()
     {
         await _vault.RegisterAsync(Alice, "right", _backupKey);
-        var lost = false;
-        _vault.Log.LoseAnswer = command =>
+        var lost = LoseTheFirstChargesAnswer(() =>
         {
-            if (command is not ChargeGuessCommand || lost)
-            {
-                return false;
-            }
-
             // Before this member finds out what its charge did, the user logs in elsewhere with
             // the right password: one more charge, then the proven password resets the count.
-            lost = true;
             var elsewhere = _vault.RecoverAsync(Alice, "right").GetAwaiter().GetResult();
             Assert.Equal(RecoveryOutcome.Success, elsewhere.Finish.Outcome);
-            return true;
-        };
+        });
 
         var (start, _) = await _vault.StartAsync(Alice, "wrong");
 
-        Assert.True(lost);
+        Assert.True(lost());
         Assert.Equal(9, start.GuessesRemaining);
         Assert.Equal(10, (await _vault.StatusAsync(Alice)).GuessesRemaining);
     }
@@ -76,24 +68,16 @@ public sealed class HardeningTests : IDisposable
     public async Task StartRecovery_LastGuessWhoseAnswerIsLostAndUnconfirmed_IsAnsweredNotDestroyedByItsOwnCopy()
     {
         await _vault.RegisterAsync(Alice, "right", _backupKey, guessLimit: 1);
-        var lost = false;
-        _vault.Log.LoseAnswer = command =>
+        var lost = LoseTheFirstChargesAnswer(() =>
         {
-            if (command is not ChargeGuessCommand || lost)
-            {
-                return false;
-            }
-
             // The charge of the last guess committed, its answer was lost, and the member cannot
             // confirm at once what it did: it proposes the same charge again.
-            lost = true;
             _vault.Log.FailReadBarriers = 1;
-            return true;
-        };
+        });
 
         var recovery = await _vault.RecoverAsync(Alice, "right");
 
-        Assert.True(lost);
+        Assert.True(lost());
         Assert.Equal(0, recovery.Start.GuessesRemaining);
         Assert.Equal(RecoveryOutcome.Success, recovery.Finish.Outcome);
         Assert.Equal(_backupKey, recovery.BackupKey);
@@ -104,23 +88,15 @@ public sealed class HardeningTests : IDisposable
     public async Task StartRecovery_ChargeWhoseAnswerIsLost_ThenRecordReplaced_IsUnknownNeverASecondCharge()
     {
         await _vault.RegisterAsync(Alice, "right", _backupKey);
-        var lost = false;
-        _vault.Log.LoseAnswer = command =>
+        var lost = LoseTheFirstChargesAnswer(() =>
         {
-            if (command is not ChargeGuessCommand || lost)
-            {
-                return false;
-            }
-
             // Before this member finds out what its charge did, the user registers again.
-            lost = true;
             _vault.RegisterAsync(Alice, "new", _backupKey, replace: true).GetAwaiter().GetResult();
-            return true;
-        };
+        });
 
         var e = await Assert.ThrowsAsync<VaultException>(() => _vault.StartAsync(Alice, "right"));
 
-        Assert.True(lost);
+        Assert.True(lost());
         Assert.Equal(VaultError.Unavailable, e.Error);
         Assert.Contains("did not confirm whether this attempt charged a guess", e.Message, StringComparison.Ordinal);
         // The new record was never charged for an attempt made against the old one.
@@ -248,4 +224,26 @@ public sealed class HardeningTests : IDisposable
     }
 
     public void Dispose() => _vault.Dispose();
+
+    /// <summary>
+    /// Loses the answer to the first charge (it commits, the member hears Unavailable), running
+    /// <paramref name="meanwhile"/> before the member can find out what it did.
+    /// </summary>
+    /// <returns>Whether the answer was lost yet.</returns>
+    private Func<bool> LoseTheFirstChargesAnswer(Action meanwhile)
+    {
+        var lost = false;
+        _vault.Log.LoseAnswer = command =>
+        {
+            if (command is not ChargeGuessCommand || lost)
+            {
+                return false;
+            }
+
+            lost = true;
+            meanwhile();
+            return true;
+        };
+        return () => lost;
+    }
 }
