@@ -5,6 +5,10 @@
 # directory, under which DIR lies) and, through `--pids`, their CPU time per recovery beside a same-run
 # micro-benchmark of KE2.
 #
+# Last, one member of the fleet of three loses its disk and starts again: the script prints how long it
+# took to catch up (until it answers a read, which a follower does only once it has applied as far as
+# the leader's commit index: by the leader's snapshot, sent in chunks, and the log after it).
+#
 # With --users N, both fleets are new ones (under DIR/users-N/) whose members' states are seeded, before their
 # first start, with N synthetic registered users (`hsmvaultd seed-bench-users`), so the figures are those
 # of a vault holding N users.
@@ -49,10 +53,14 @@ start_fleet() {  # name members base-port
         done
     fi
     for i in $(seq 1 "$members"); do
-        SOFTHSM2_CONF=$dir/$name/softhsm/softhsm2.conf dotnet "$daemon" --config "$dir/$name/member-$i.json" \
-            --Logging:LogLevel:Default=Warning "${unlimited[@]}" > "$dir/$name/logs/member-$i.log" 2>&1 &
-        pids+=($!)
+        start_member "$name" "$i"
     done
+}
+
+start_member() {  # name index: starts it and appends its pid to pids
+    SOFTHSM2_CONF=$dir/$1/softhsm/softhsm2.conf dotnet "$daemon" --config "$dir/$1/member-$2.json" \
+        --Logging:LogLevel:Default=Warning "${unlimited[@]}" >> "$dir/$1/logs/member-$2.log" 2>&1 &
+    pids+=($!)
 }
 
 servers() {  # members base-port
@@ -97,3 +105,26 @@ dotnet "$cli" bench --server "$(servers 1 7301)" --tenant-key "$dir/one/dev-tena
 dotnet "$cli" bench --server "$(servers 3 7501)" --tenant-key "$dir/three/dev-tenant.key.pem" \
     --seconds "$seconds" --concurrency "$concurrency" --label "fleet of 3 on one machine" \
     --pids "$(IFS=,; echo "${three_pids[*]}")"
+
+# Catch-up of a wiped follower: member 3 of the fleet of three is killed, its data directory deleted, and
+# it is started again. Timed from its start until a read it serves succeeds; the figure includes the
+# start of the process and of the CLI that asks (about a second here), so it bounds the catch-up from above.
+kill "${three_pids[2]}"
+wait "${three_pids[2]}" 2>/dev/null || true
+rm -rf "$dir/three/data/member-3"
+catch_up_start=$(date +%s.%N)
+start_member three 3
+caught_up=""
+for _ in $(seq 1 600); do
+    if SOFTHSM2_CONF=$dir/three/softhsm/softhsm2.conf dotnet "$cli" status --user bench-probe --unverified-fleet \
+        --server "http://127.0.0.1:7503" --tenant-key "$dir/three/dev-tenant.key.pem" >/dev/null 2>&1; then
+        caught_up=$(date +%s.%N)
+        break
+    fi
+    sleep 0.2
+done
+if [[ -z $caught_up ]]; then
+    echo "catch-up of a wiped follower: it did not answer within 10 minutes; see $dir/three/logs/member-3.log" >&2
+    exit 1
+fi
+echo "catch-up of a wiped follower (fleet of 3$( (( users > 0 )) && echo ", $users seeded users"), after the load above): $(awk -v a="$catch_up_start" -v b="$caught_up" 'BEGIN { printf "%.1f", b - a }') s from its start to its first answered read"
