@@ -319,6 +319,15 @@ public sealed partial class RaftHost : IAsyncDisposable
             case ProposeWork p:
                 if (node.Propose(p.Command) is { } ticket)
                 {
+                    if (_proposals.Remove(ticket.Index, out var overwritten))
+                    {
+                        // This member led before, proposed at this index, lost its lead and leads again: the
+                        // index now holds the new entry, so the earlier one was truncated and never committed
+                        // (a committed entry would be in this leader's log at that index, Raft §5.4).
+                        overwritten.Completion.TrySetException(new NotLeaderException(
+                            node.LeaderId, "Leadership changed before the command committed; it was not applied."));
+                    }
+
                     _proposals[ticket.Index] = (ticket.Term, p.Completion);
                 }
                 else
