@@ -23,6 +23,7 @@ public sealed partial class FileRaftStorage : IRaftStorage
     private const string LogFileName = "raft.log";
     private const string HardStateFileName = "hardstate";
     private const string SnapshotFileName = "snapshot";
+    private const string PendingSnapshotPrefix = "snapshot.pending-";
     private const int RecordHeaderLength = 8;
     private const int MaxRecordLength = 256 * 1024 * 1024;
     private const int StreamBufferBytes = 1024 * 1024;
@@ -45,6 +46,12 @@ public sealed partial class FileRaftStorage : IRaftStorage
 
         // A snapshot transfer that a crash interrupted never touched the state: its partial file is just litter.
         SnapshotAssembler.DeleteLeftovers(_directory);
+        foreach (var pending in Directory.EnumerateFiles(_directory, PendingSnapshotPrefix + "*"))
+        {
+            // Likewise a snapshot of our own that a crash interrupted before it was installed.
+            File.Delete(pending);
+        }
+
         _snapshot = ReadSnapshotFile();
         _hardState = ReadHardStateFile();
         TruncatedTailBytes = RecoverLog();
@@ -116,18 +123,28 @@ public sealed partial class FileRaftStorage : IRaftStorage
     /// <inheritdoc />
     public RaftSnapshot WriteSnapshot(ulong index, ulong term, IReadOnlyList<string> members, Action<Stream> writeData)
     {
+        using var prepared = PrepareSnapshot(index, term, members, writeData);
+        return InstallSnapshot(prepared);
+    }
+
+    /// <inheritdoc />
+    public PreparedSnapshot PrepareSnapshot(ulong index, ulong term, IReadOnlyList<string> members, Action<Stream> writeData)
+    {
         ArgumentNullException.ThrowIfNull(members);
         ArgumentNullException.ThrowIfNull(writeData);
         var header = EncodeSnapshotHeader(index, term, members);
-        var path = Path.Combine(_directory, SnapshotFileName);
-        var temporary = path + ".tmp";
-        long bodyLength;
-        using (var stream = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, StreamBufferBytes))
+
+        // A name of its own: a snapshot received from the leader may be stored while this one is being written.
+        var pending = Path.Combine(_directory, $"{PendingSnapshotPrefix}{Guid.NewGuid():N}");
+        try
         {
+            using var stream = new FileStream(pending, FileMode.CreateNew, FileAccess.Write, FileShare.None, StreamBufferBytes);
+
             // The same layout as every whole file here, written in one pass: the checksum goes in front at the end.
             Span<byte> fileHeader = stackalloc byte[12];
             fileHeader.Clear();
             stream.Write(fileHeader);
+            long bodyLength;
             using (var body = new ChecksumStream(stream))
             {
                 body.Write(header);
@@ -141,8 +158,26 @@ public sealed partial class FileRaftStorage : IRaftStorage
             stream.Write(fileHeader);
             stream.Flush(flushToDisk: true);
         }
+        catch
+        {
+            File.Delete(pending);
+            throw;
+        }
 
-        File.Move(temporary, path, overwrite: true);
+        return new PendingSnapshotFile(index, term, members, pending);
+    }
+
+    /// <inheritdoc />
+    public RaftSnapshot InstallSnapshot(PreparedSnapshot prepared)
+    {
+        ArgumentNullException.ThrowIfNull(prepared);
+        if (prepared is not PendingSnapshotFile { Installed: false } file)
+        {
+            throw new ArgumentException("the snapshot was not prepared by this storage, or is installed already", nameof(prepared));
+        }
+
+        File.Move(file.Path, Path.Combine(_directory, SnapshotFileName), overwrite: true);
+        file.Installed = true;
         SyncDirectory();
 
         // Whoever still reads the previous snapshot (a transfer to a peer) fails and is asked again for the new one.
@@ -560,5 +595,22 @@ public sealed partial class FileRaftStorage : IRaftStorage
         public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
 
         public override void SetLength(long value) => throw new NotSupportedException();
+    }
+
+    /// <summary>A snapshot file written beside the stored one, until it is moved into its place.</summary>
+    private sealed class PendingSnapshotFile(ulong index, ulong term, IReadOnlyList<string> members, string path)
+        : PreparedSnapshot(index, term, members)
+    {
+        public string Path { get; } = path;
+
+        public bool Installed { get; set; }
+
+        protected override void Discard()
+        {
+            if (!Installed)
+            {
+                File.Delete(Path);
+            }
+        }
     }
 }

@@ -32,6 +32,61 @@ public interface IRaftStorage : IDisposable
 
     /// <summary>Makes every earlier write durable (fsync). The host calls it before sending any message.</summary>
     void Sync();
+
+    /// <summary>
+    /// The slow half of <see cref="WriteSnapshot"/>: writes the snapshot's data durably where <see cref="InstallSnapshot"/>
+    /// takes it from, touching neither the log nor the stored snapshot, so it may run on another thread while the host
+    /// goes on appending. The default keeps the data in memory.
+    /// </summary>
+    PreparedSnapshot PrepareSnapshot(ulong index, ulong term, IReadOnlyList<string> members, Action<Stream> writeData)
+    {
+        ArgumentNullException.ThrowIfNull(writeData);
+        using var buffer = new MemoryStream();
+        writeData(buffer);
+        return new BufferedPreparedSnapshot(index, term, members, buffer.ToArray());
+    }
+
+    /// <summary>The quick half, on the host's thread: stores a prepared snapshot and compacts the log, as <see cref="WriteSnapshot"/> does.</summary>
+    RaftSnapshot InstallSnapshot(PreparedSnapshot prepared)
+    {
+        ArgumentNullException.ThrowIfNull(prepared);
+        return prepared is BufferedPreparedSnapshot buffered
+            ? WriteSnapshot(buffered.Index, buffered.Term, buffered.Members, destination => destination.Write(buffered.Data))
+            : throw new ArgumentException("the snapshot was prepared by another storage", nameof(prepared));
+    }
+}
+
+/// <summary>A snapshot <see cref="IRaftStorage.PrepareSnapshot"/> wrote and nobody installed yet; disposing it discards it.</summary>
+public abstract class PreparedSnapshot(ulong index, ulong term, IReadOnlyList<string> members) : IDisposable
+{
+    /// <summary>The last entry the snapshot covers.</summary>
+    public ulong Index { get; } = index;
+
+    /// <summary>That entry's term.</summary>
+    public ulong Term { get; } = term;
+
+    /// <summary>The membership as of that entry.</summary>
+    public IReadOnlyList<string> Members { get; } = members;
+
+    /// <summary>Discards what was written, unless it was installed.</summary>
+    public void Dispose()
+    {
+        Discard();
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Removes what was written; a no-op once installed.</summary>
+    protected abstract void Discard();
+}
+
+internal sealed class BufferedPreparedSnapshot(ulong index, ulong term, IReadOnlyList<string> members, byte[] data)
+    : PreparedSnapshot(index, term, members)
+{
+    public byte[] Data { get; } = data;
+
+    protected override void Discard()
+    {
+    }
 }
 
 /// <summary>Helpers over <see cref="IRaftStorage"/>.</summary>

@@ -41,10 +41,47 @@ public interface IReplicatedStateMachine
     ulong WriteSnapshot(Stream destination);
 
     /// <summary>
+    /// Pins the state as of <see cref="AppliedIndex"/> for a snapshot written later, possibly on another thread while
+    /// commands go on being applied: the host writes large states' snapshots off its loop. Called on the consensus
+    /// thread. The default serializes the state at once, into memory.
+    /// </summary>
+    IStateSnapshot CaptureSnapshot()
+    {
+        using var buffer = new MemoryStream();
+        var index = WriteSnapshot(buffer);
+        return new BufferedStateSnapshot(index, buffer.ToArray());
+    }
+
+    /// <summary>
     /// Replaces the whole state by a snapshot taken at <paramref name="index"/> on some member, read from
     /// <paramref name="source"/>. A snapshot that turns out malformed throws and leaves the state as it was.
     /// </summary>
     void RestoreSnapshot(ulong index, Stream source);
+}
+
+/// <summary>The state as of one index, pinned by <see cref="IReplicatedStateMachine.CaptureSnapshot"/>; dispose it when written.</summary>
+public interface IStateSnapshot : IDisposable
+{
+    /// <summary>The applied index the state is pinned at.</summary>
+    ulong Index { get; }
+
+    /// <summary>Serializes the pinned state, as <see cref="IReplicatedStateMachine.WriteSnapshot"/> would have at <see cref="Index"/>; from any one thread.</summary>
+    void WriteTo(Stream destination);
+}
+
+/// <summary>A snapshot serialized at once, into memory: for states small enough, or with no second view to pin.</summary>
+public sealed class BufferedStateSnapshot(ulong index, byte[] data) : IStateSnapshot
+{
+    /// <inheritdoc />
+    public ulong Index { get; } = index;
+
+    /// <inheritdoc />
+    public void WriteTo(Stream destination) => destination.Write(data);
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+    }
 }
 
 /// <summary>

@@ -130,7 +130,8 @@ public sealed partial class RaftHost : IAsyncDisposable
             _stateMachine.AppliedIndex);
         _node = node;
         var pipeline = new ReadyPipeline(
-            node, _storage, _stateMachine, _transport, _highWaterMarks, new Completions(this, node), _options.SnapshotInterval, _logger);
+            node, _storage, _stateMachine, _transport, _highWaterMarks, new Completions(this, node), _options.SnapshotInterval, _logger,
+            runSnapshot: write => Task.Run(write));
         if (node.RollbackDetected && mark is not null)
         {
             Log.RollbackDetected(_logger, node.Id, mark);
@@ -296,6 +297,11 @@ public sealed partial class RaftHost : IAsyncDisposable
             Log.LoopFailed(_logger, node.Id, exception);
             FailPending(new QuorumUnavailableException("The consensus loop stopped; the outcome is unknown.", exception));
             throw;
+        }
+        finally
+        {
+            // The storage and the state machine are disposed after the host: nothing may still be writing a snapshot.
+            await pipeline.StopSnapshottingAsync();
         }
 
         FailPending(new OperationCanceledException("The consensus host stopped."));

@@ -33,6 +33,13 @@ public interface IReadyObserver
 /// An exception from the storage, the mark store or the state machine leaves the pipeline where it was: the caller
 /// must treat the member as crashed (the daemon stops its loop; the simulator restarts the member from its disk).
 /// A transport failure is logged and the message lost, which Raft tolerates.
+/// <para>Snapshots: the state is pinned at the applied index on the pipeline's thread
+/// (<see cref="IReplicatedStateMachine.CaptureSnapshot"/>), and its data written by
+/// <see cref="IRaftStorage.PrepareSnapshot"/> through the runner given at construction; the daemon's runs it on
+/// the thread pool, so a large state's snapshot never stalls the writes behind it. The pipeline installs it and
+/// compacts the log at its first <see cref="Process"/> after it is written (the host's next tick at the latest),
+/// unless a snapshot received from the leader has overtaken it. A failed background snapshot is logged and taken again later: the log still holds everything.
+/// Without a runner (the simulator, the test network) all of it happens at once, in line.</para>
 /// </remarks>
 public sealed partial class ReadyPipeline
 {
@@ -45,7 +52,9 @@ public sealed partial class ReadyPipeline
     private readonly int _snapshotInterval;
     private readonly ILogger _logger;
     private readonly List<ReadState> _waitingReads = [];
+    private readonly Func<Func<PreparedSnapshot>, Task<PreparedSnapshot>>? _runSnapshot;
     private RaftSnapshot? _stored;
+    private Task<PreparedSnapshot>? _snapshotJob;
 
     /// <summary>Creates the pipeline of a node just recovered from <paramref name="storage"/> and <paramref name="stateMachine"/>.</summary>
     /// <param name="node">The core whose Readies this carries out.</param>
@@ -56,6 +65,7 @@ public sealed partial class ReadyPipeline
     /// <param name="observer">Told of results and servable reads.</param>
     /// <param name="snapshotInterval">Snapshot and compact after this many applied commands (0: never).</param>
     /// <param name="logger">Logger.</param>
+    /// <param name="runSnapshot">Runs the writing of a snapshot's data, e.g. on the thread pool; null: in line, on this thread.</param>
     public ReadyPipeline(
         RaftNode node,
         IRaftStorage storage,
@@ -64,7 +74,8 @@ public sealed partial class ReadyPipeline
         IHighWaterMarkStore highWaterMarks,
         IReadyObserver observer,
         int snapshotInterval,
-        ILogger logger)
+        ILogger logger,
+        Func<Func<PreparedSnapshot>, Task<PreparedSnapshot>>? runSnapshot = null)
     {
         ArgumentNullException.ThrowIfNull(node);
         ArgumentNullException.ThrowIfNull(storage);
@@ -81,6 +92,7 @@ public sealed partial class ReadyPipeline
         _observer = observer;
         _snapshotInterval = snapshotInterval;
         _logger = logger;
+        _runSnapshot = runSnapshot;
         Applied = node.AppliedIndex;
     }
 
@@ -90,6 +102,8 @@ public sealed partial class ReadyPipeline
     /// <summary>Carries out every pending Ready of the node.</summary>
     public void Process()
     {
+        // A snapshot written in the background is installed at the next call, a tick's at the latest.
+        InstallWrittenSnapshot();
         while (_node.HasReady())
         {
             var ready = _node.GetReady();
@@ -200,9 +214,31 @@ public sealed partial class ReadyPipeline
         }
     }
 
+    /// <summary>
+    /// Waits for a snapshot being written in the background and installs it: for the owner, when its loop has stopped,
+    /// before it disposes the storage and the state machine.
+    /// </summary>
+    public async Task StopSnapshottingAsync()
+    {
+        if (_snapshotJob is not { } job)
+        {
+            return;
+        }
+
+        _snapshotJob = null;
+        try
+        {
+            Install(await job);
+        }
+        catch (Exception exception) when (exception is not OutOfMemoryException)
+        {
+            Log.SnapshotFailed(_logger, _node.Id, exception);
+        }
+    }
+
     private void MaybeSnapshot()
     {
-        if (_snapshotInterval <= 0 || _stateMachine.AppliedIndex < _node.SnapshotIndex + (ulong)_snapshotInterval)
+        if (_snapshotJob is not null || _snapshotInterval <= 0 || _stateMachine.AppliedIndex < _node.SnapshotIndex + (ulong)_snapshotInterval)
         {
             return;
         }
@@ -213,17 +249,67 @@ public sealed partial class ReadyPipeline
             return;
         }
 
-        // Straight from the application into the storage's file: the state is never one array.
-        var snapshot = _storage.WriteSnapshot(index, term, _node.Members, destination =>
+        // Pinned here, between two batches; written straight from the application into the storage's file, so the
+        // state is never one array.
+        var state = _stateMachine.CaptureSnapshot();
+        if (state.Index != index)
         {
-            var written = _stateMachine.WriteSnapshot(destination);
-            if (written != index)
+            state.Dispose();
+            throw new InvalidOperationException($"The application pinned a snapshot at {state.Index}, not at its applied index {index}.");
+        }
+
+        var members = _node.Members.ToArray();
+        PreparedSnapshot Write()
+        {
+            using (state)
             {
-                throw new InvalidOperationException($"The application wrote a snapshot at {written}, not at its applied index {index}.");
+                return _storage.PrepareSnapshot(index, term, members, state.WriteTo);
             }
-        });
-        _node.Compact(snapshot);
-        Log.SnapshotTaken(_logger, _node.Id, index);
+        }
+
+        if (_runSnapshot is null)
+        {
+            Install(Write());
+            return;
+        }
+
+        _snapshotJob = _runSnapshot(Write);
+        InstallWrittenSnapshot();
+    }
+
+    private void InstallWrittenSnapshot()
+    {
+        if (_snapshotJob is not { IsCompleted: true } job)
+        {
+            return;
+        }
+
+        _snapshotJob = null;
+        if (!job.IsCompletedSuccessfully)
+        {
+            Log.SnapshotFailed(_logger, _node.Id, job.Exception?.GetBaseException() ?? new OperationCanceledException());
+            return;
+        }
+
+#pragma warning disable VSTHRD002 // The job has completed: its result is there, nothing waits.
+        Install(job.Result);
+#pragma warning restore VSTHRD002
+    }
+
+    private void Install(PreparedSnapshot prepared)
+    {
+        using (prepared)
+        {
+            if (prepared.Index <= _node.SnapshotIndex)
+            {
+                // A snapshot from the leader overtook this one while it was written.
+                return;
+            }
+
+            _node.Compact(_storage.InstallSnapshot(prepared));
+        }
+
+        Log.SnapshotTaken(_logger, _node.Id, prepared.Index);
     }
 
     /// <summary>Log messages of the Ready pipeline; event ids in the Raft host's block, 3000-3099.</summary>
@@ -239,5 +325,9 @@ public sealed partial class ReadyPipeline
 
         [LoggerMessage(EventId = 3007, EventName = "RaftSendFailed", Level = LogLevel.Warning, Message = "Raft transport failed to send {MessageType} to {To}")]
         public static partial void SendFailed(ILogger logger, string messageType, string to, Exception exception);
+
+        [LoggerMessage(EventId = 3011, EventName = "RaftSnapshotFailed", Level = LogLevel.Error,
+            Message = "Raft member {Id} could not write a snapshot; its log keeps every entry, and it tries again later")]
+        public static partial void SnapshotFailed(ILogger logger, string id, Exception exception);
     }
 }

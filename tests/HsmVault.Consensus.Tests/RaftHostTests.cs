@@ -123,6 +123,57 @@ public sealed partial class RaftHostTests : IAsyncLifetime
         Assert.Equal([0, CounterStateMachine.Limit], await restarted.ProposeAsync(CounterStateMachine.Charge(3), CancellationToken.None));
     }
 
+    [Fact]
+    public async Task WhileASnapshotIsBeingWritten_WritesGoOnCommitting_ThenItIsInstalled()
+    {
+        var storage = new FileRaftStorage(_directory);
+        _disposables.Add(storage);
+        using var release = new ManualResetEventSlim();
+        var machine = new SlowSnapshots(new CounterStateMachine(), release);
+        var options = new RaftHostOptions { NodeId = "n1", TickInterval = TimeSpan.FromMilliseconds(10), SnapshotInterval = 3, RequestTimeout = Patience };
+        options.Members.Add("n1");
+        var host = new RaftHost(options, storage, machine, _transport, new MemoryMarkStore(), TimeProvider.System, new Random(1), _logger);
+        _transport.Hosts["n1"] = host;
+        _hosts.Add(host);
+        await host.StartAsync(CancellationToken.None);
+        await WaitForLeaderAsync([host]);
+        try
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                await host.ProposeAsync(CounterStateMachine.Charge(1), CancellationToken.None).WaitAsync(Patience);
+            }
+
+            // The snapshot of the state at 3 is being written, and its writer is stuck: the loop is not.
+            await WaitUntilAsync(() => machine.Writing);
+            for (var i = 0; i < 5; i++)
+            {
+                await host.ProposeAsync(CounterStateMachine.Charge(2), CancellationToken.None).WaitAsync(Patience);
+            }
+
+            Assert.Equal(0UL, host.Status!.SnapshotIndex);
+        }
+        finally
+        {
+            release.Set();
+        }
+
+        // Installed without another write: the loop's ticks look for it.
+        await WaitUntilAsync(() => host.Status!.SnapshotIndex > 0);
+
+        // The snapshot holds the state as it was when pinned, not as it was when written.
+        var snapshot = storage.Load().Snapshot!;
+        var restored = new CounterStateMachine();
+        using (var data = snapshot.Data.OpenRead())
+        {
+            restored.RestoreSnapshot(snapshot.Index, data);
+        }
+
+        Assert.Equal(snapshot.Index, restored.AppliedIndex);
+        Assert.InRange(restored.Count(1), 1, 3);
+        Assert.Equal(0, restored.Count(2));
+    }
+
     private async Task<(List<RaftHost> Hosts, List<CounterStateMachine> Machines)> StartFleetAsync(int count, TimeSpan? requestTimeout = null)
     {
         var ids = Enumerable.Range(1, count).Select(i => $"n{i}").ToArray();
@@ -228,6 +279,43 @@ public sealed partial class RaftHostTests : IAsyncLifetime
             if (logLevel >= LogLevel.Error)
             {
                 Errors.Enqueue(formatter(state, exception));
+            }
+        }
+    }
+
+    /// <summary>A state machine whose pinned snapshots are written only once <c>release</c> is set.</summary>
+    private sealed class SlowSnapshots(CounterStateMachine inner, ManualResetEventSlim release) : IReplicatedStateMachine
+    {
+        private volatile bool _writing;
+
+        public bool Writing => _writing;
+
+        private ManualResetEventSlim Release => release;
+
+        public ulong AppliedIndex => inner.AppliedIndex;
+
+        public byte[] Apply(ulong index, ReadOnlySpan<byte> command) => inner.Apply(index, command);
+
+        public ulong WriteSnapshot(Stream destination) => inner.WriteSnapshot(destination);
+
+        public void RestoreSnapshot(ulong index, Stream source) => inner.RestoreSnapshot(index, source);
+
+        public IStateSnapshot CaptureSnapshot() => new Pinned(this, inner.CreateSnapshot(out var index), index);
+
+        private sealed class Pinned(SlowSnapshots owner, byte[] data, ulong index) : IStateSnapshot
+        {
+            public ulong Index => index;
+
+            public void WriteTo(Stream destination)
+            {
+                owner._writing = true;
+                owner.Release.Wait();
+                destination.Write(data);
+                owner._writing = false;
+            }
+
+            public void Dispose()
+            {
             }
         }
     }

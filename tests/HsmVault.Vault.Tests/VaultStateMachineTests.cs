@@ -250,6 +250,27 @@ public sealed class VaultStateMachineTests
     }
 
     [Fact]
+    public async Task CaptureSnapshot_WrittenOnAnotherThreadAfterLaterApplies_HoldsTheStateAsPinned()
+    {
+        using var dir = new TempDirectory();
+        using var state = Members.OpenState(dir.Path);
+        state.Apply(1, Encode(Commands.Register(Alice, 0, 5, [1, 2, 3], false)));
+        state.Apply(2, Encode(Commands.Charge(state, Alice, 1)));
+        var expected = state.CreateSnapshot(out _);
+
+        using var pinned = state.CaptureSnapshot();
+        state.Apply(3, Encode(Commands.Charge(state, Alice, 1)));
+        state.Apply(4, Encode(Commands.Register(Bob, 0, 1, [4], false)));
+        using var written = new MemoryStream();
+        await Task.Run(() => pinned.WriteTo(written));
+
+        Assert.Equal(2UL, pinned.Index);
+        Assert.Equal(expected, written.ToArray());
+        Assert.Equal(2, state.Read(Alice)!.GuessesUsed);
+        Assert.NotNull(state.Read(Bob));
+    }
+
+    [Fact]
     public void RestoreSnapshot_Truncated_ThrowsAndLeavesStateAsItWas()
     {
         using var dir = new TempDirectory();

@@ -57,6 +57,7 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
     /// <summary>How many published digests are kept to compare late reports against.</summary>
     private const int DigestsKept = 1024;
 
+    private readonly SqliteConnectionStringBuilder _database;
     private readonly SqliteConnection _connection;
     private readonly CommandVerifier _verifier;
     private readonly VaultAudit _audit;
@@ -87,6 +88,7 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
         _audit = audit;
         _digestInterval = digestInterval;
         _memberCount = memberCount;
+        _database = database;
         _connection = OpenDatabase(database);
         _appliedIndex = ReadMeta("applied_index") is long index ? (ulong)index : 0;
         _digest = ReadMeta("digest") as byte[] ?? StateDigestChain.Genesis();
@@ -365,38 +367,97 @@ public sealed class VaultStateMachine : IReplicatedStateMachine, IDisposable
         ArgumentNullException.ThrowIfNull(destination);
         lock (_lock)
         {
-            using (var writer = new BinaryWriter(destination, Encoding.UTF8, leaveOpen: true))
+            WriteSnapshot(_connection, null, _digest, destination);
+            return _appliedIndex;
+        }
+    }
+
+    /// <summary>
+    /// Pins the state as of the applied index in a read transaction of a connection of its own: in WAL mode it sees
+    /// the database as it is now however many batches commit meanwhile, so the snapshot can be written on another
+    /// thread while this one goes on applying. (A state in memory has no second connection: it is serialized now.)
+    /// </summary>
+    public IStateSnapshot CaptureSnapshot()
+    {
+        lock (_lock)
+        {
+            if (_database.DataSource == ":memory:")
             {
-                writer.Write(SnapshotFormatVersion);
-                writer.Write(_digest);
-                using (var command = _connection.CreateCommand())
-                {
-                    command.CommandText = $"SELECT {RecordColumns} FROM records ORDER BY tenant, user_id";
-                    using var reader = command.ExecuteReader();
-                    while (reader.Read())
-                    {
-                        writer.Write(true);
-                        WriteSnapshotRecord(writer, ToRecord(reader));
-                    }
-
-                    writer.Write(false);
-                }
-
-                using (var command = _connection.CreateCommand())
-                {
-                    command.CommandText = "SELECT nonce FROM used_tickets ORDER BY nonce";
-                    using var reader = command.ExecuteReader();
-                    while (reader.Read())
-                    {
-                        writer.Write(true);
-                        writer.Write((byte[])reader[0]);
-                    }
-
-                    writer.Write(false);
-                }
+                return new BufferedStateSnapshot(_appliedIndex, CreateSnapshot(out _));
             }
 
-            return _appliedIndex;
+            var connection = new SqliteConnection(new SqliteConnectionStringBuilder(_database.ToString()) { Mode = SqliteOpenMode.ReadOnly }.ToString());
+            try
+            {
+                connection.Open();
+                var transaction = connection.BeginTransaction(deferred: true);
+                using (var first = connection.CreateCommand())
+                {
+                    // A deferred transaction takes its view of the database at its first read: now, between two batches.
+                    first.Transaction = transaction;
+                    first.CommandText = "SELECT value FROM meta WHERE key = 'applied_index'";
+                    if (first.ExecuteScalar() is not long pinned || (ulong)pinned != _appliedIndex)
+                    {
+                        transaction.Dispose();
+                        throw new InvalidOperationException($"vault.db's applied index is not the state's {_appliedIndex}");
+                    }
+                }
+
+                return new PinnedSnapshot(_appliedIndex, _digest, connection, transaction);
+            }
+            catch
+            {
+                connection.Dispose();
+                throw;
+            }
+        }
+    }
+
+    private static void WriteSnapshot(SqliteConnection connection, SqliteTransaction? transaction, byte[] digest, Stream destination)
+    {
+        using var writer = new BinaryWriter(destination, Encoding.UTF8, leaveOpen: true);
+        writer.Write(SnapshotFormatVersion);
+        writer.Write(digest);
+        using (var command = connection.CreateCommand())
+        {
+            command.Transaction = transaction;
+            command.CommandText = $"SELECT {RecordColumns} FROM records ORDER BY tenant, user_id";
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
+            {
+                writer.Write(true);
+                WriteSnapshotRecord(writer, ToRecord(reader));
+            }
+
+            writer.Write(false);
+        }
+
+        using (var command = connection.CreateCommand())
+        {
+            command.Transaction = transaction;
+            command.CommandText = "SELECT nonce FROM used_tickets ORDER BY nonce";
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
+            {
+                writer.Write(true);
+                writer.Write((byte[])reader[0]);
+            }
+
+            writer.Write(false);
+        }
+    }
+
+    /// <summary>The state at one applied index, in a read transaction that keeps that view until disposed.</summary>
+    private sealed class PinnedSnapshot(ulong index, byte[] digest, SqliteConnection connection, SqliteTransaction transaction) : IStateSnapshot
+    {
+        public ulong Index { get; } = index;
+
+        public void WriteTo(Stream destination) => WriteSnapshot(connection, transaction, digest, destination);
+
+        public void Dispose()
+        {
+            transaction.Dispose();
+            connection.Dispose();
         }
     }
 
