@@ -90,19 +90,38 @@ inotify_watches() {  # pid...: inotify watches held by these processes together
     echo "$total"
 }
 
-start_fleet one 1 7301
-start_fleet three 3 7501
+# Other work may share this machine (a `make run` fleet, tests): each fleet gets a base port whose client ports
+# (base..) and peer ports (base+100..) nobody listens on when the script starts.
+free_base_port() {  # members [above]: prints the first base port, in steps of 1000 from 20000, with all its ports free
+    local members=$1 above=${2:-0} base port listening
+    listening=$(ss -Htln | awk '{ n = split($4, a, ":"); print a[n] }' | sort -u)
+    for base in $(seq 20000 1000 60000); do
+        (( base > above )) || continue
+        for port in $(seq "$base" $((base + members - 1))) $(seq $((base + 100)) $((base + 100 + members - 1))); do
+            grep -qx "$port" <<< "$listening" && continue 2
+        done
+        echo "$base"
+        return 0
+    done
+    echo "no free ports for a fleet of $members between 20000 and 60000" >&2
+    exit 1
+}
+one_port=$(free_base_port 1)
+three_port=$(free_base_port 3 "$one_port")
+
+start_fleet one 1 "$one_port"
+start_fleet three 3 "$three_port"
 one_pids=("${pids[0]}")
 three_pids=("${pids[@]:1:3}")
-wait_ready one "$(servers 1 7301)"
-wait_ready three "$(servers 3 7501)"
+wait_ready one "$(servers 1 "$one_port")"
+wait_ready three "$(servers 3 "$three_port")"
 
 echo "HsmVault benchmark: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), SoftHSM2 $(dpkg-query -W -f='${Version}' softhsm2 2>/dev/null)$( (( users > 0 )) && echo ", $users seeded users per member")"
 echo "inotify watches held by the daemons: fleet of 1: $(inotify_watches "${one_pids[@]}"), fleet of 3: $(inotify_watches "${three_pids[@]}")"
-dotnet "$cli" bench --server "$(servers 1 7301)" --tenant-key "$dir/one/dev-tenant.key.pem" \
+dotnet "$cli" bench --server "$(servers 1 "$one_port")" --tenant-key "$dir/one/dev-tenant.key.pem" \
     --seconds "$seconds" --concurrency "$concurrency" --label "fleet of 1 (no peers)" \
     --pids "$(IFS=,; echo "${one_pids[*]}")"
-dotnet "$cli" bench --server "$(servers 3 7501)" --tenant-key "$dir/three/dev-tenant.key.pem" \
+dotnet "$cli" bench --server "$(servers 3 "$three_port")" --tenant-key "$dir/three/dev-tenant.key.pem" \
     --seconds "$seconds" --concurrency "$concurrency" --label "fleet of 3 on one machine" \
     --pids "$(IFS=,; echo "${three_pids[*]}")"
 
@@ -117,7 +136,7 @@ start_member three 3
 caught_up=""
 for _ in $(seq 1 600); do
     if SOFTHSM2_CONF=$dir/three/softhsm/softhsm2.conf dotnet "$cli" status --user bench-probe --unverified-fleet \
-        --server "http://127.0.0.1:7503" --tenant-key "$dir/three/dev-tenant.key.pem" >/dev/null 2>&1; then
+        --server "http://127.0.0.1:$((three_port + 2))" --tenant-key "$dir/three/dev-tenant.key.pem" >/dev/null 2>&1; then
         caught_up=$(date +%s.%N)
         break
     fi

@@ -1,10 +1,12 @@
 namespace HsmVault.Consensus;
 
 /// <summary>
-/// Writes and read barriers from any member. On the leader they go to the local <see cref="RaftHost"/>; a follower
-/// forwards writes to the leader over an <see cref="ILeaderLink"/> and asks it for a read index (thesis §6.4), then
-/// waits until it has applied that far itself. A member that cannot reach a majority refuses rather than answer
-/// from stale state. Commands and results are opaque bytes.
+/// Writes and read barriers from any member. On the leader they go to the local <see cref="IRaftMember"/> (the
+/// daemon's <see cref="RaftHost"/>); a follower forwards writes to the leader over an <see cref="ILeaderLink"/> and
+/// asks it for a read index (thesis §6.4), then waits until it has applied that far itself. A member that cannot
+/// reach a majority refuses rather than answer from stale state. The leader's side of both calls is here too
+/// (<see cref="AcceptForwardedAsync"/>, <see cref="AcceptReadIndexAsync"/>), so that the daemon's peer service and
+/// the simulator's link answer a follower alike. Commands and results are opaque bytes.
 /// </summary>
 /// <remarks>
 /// A write is retried only when it certainly did not happen (no leader known yet, or the receiver refused it as not
@@ -16,17 +18,17 @@ public sealed class LeaderRouter
 {
     private static readonly TimeSpan RetryPause = TimeSpan.FromMilliseconds(25);
 
-    private readonly RaftHost _host;
+    private readonly IRaftMember _host;
     private readonly ILeaderLink _link;
     private readonly TimeSpan _timeout;
     private readonly TimeProvider _time;
 
     /// <summary>Creates a router for <paramref name="host"/>'s member.</summary>
-    /// <param name="host">This member's Raft host.</param>
+    /// <param name="host">This member's Raft (its <see cref="RaftHost"/>).</param>
     /// <param name="link">How to reach the leader when this member does not lead.</param>
     /// <param name="timeout">How long a write or read barrier may take in all, retries included.</param>
     /// <param name="time">Clock for deadlines and the pauses between retries.</param>
-    public LeaderRouter(RaftHost host, ILeaderLink link, TimeSpan timeout, TimeProvider time)
+    public LeaderRouter(IRaftMember host, ILeaderLink link, TimeSpan timeout, TimeProvider time)
     {
         ArgumentNullException.ThrowIfNull(host);
         ArgumentNullException.ThrowIfNull(link);
@@ -133,6 +135,66 @@ public sealed class LeaderRouter
             await PauseOrGiveUpAsync(deadline, cancellationToken);
         }
     }
+
+    /// <summary>
+    /// The leader's half of <see cref="ILeaderLink.ForwardAsync"/>: commits a command another member forwarded and
+    /// returns the result of applying it here.
+    /// </summary>
+    /// <exception cref="NotLeaderException">This member does not lead and proposed nothing: the sender may ask again.</exception>
+    /// <exception cref="LeaderUnreachableException">Leadership moved or no majority answered while committing: the command may or may not commit.</exception>
+    public async Task<byte[]> AcceptForwardedAsync(byte[] command, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        if (!_host.IsLeader)
+        {
+            throw NotLeader();
+        }
+
+        try
+        {
+            return await _host.ProposeAsync(command, cancellationToken);
+        }
+        catch (NotLeaderException e)
+        {
+            // Proposed, then overwritten; or the lead moved between the check and the proposal. The sender cannot
+            // tell these apart from a lost answer, so neither is "nothing happened" to it.
+            throw new LeaderUnreachableException($"leadership changed while committing; outcome unknown: {e.Message}", e);
+        }
+        catch (QuorumUnavailableException e)
+        {
+            throw new LeaderUnreachableException(e.Message, e);
+        }
+    }
+
+    /// <summary>
+    /// The leader's half of <see cref="ILeaderLink.ReadIndexAsync"/>: confirms the lead with a majority and returns the
+    /// read index, which covers every write acknowledged before the call; the follower serves once it applied as far.
+    /// </summary>
+    /// <exception cref="NotLeaderException">This member does not lead.</exception>
+    /// <exception cref="LeaderUnreachableException">No majority confirmed the lead in time.</exception>
+    public async Task<ulong> AcceptReadIndexAsync(CancellationToken cancellationToken)
+    {
+        if (!_host.IsLeader)
+        {
+            throw NotLeader();
+        }
+
+        try
+        {
+            return await _host.ReadBarrierAsync(cancellationToken);
+        }
+        catch (NotLeaderException)
+        {
+            throw NotLeader();
+        }
+        catch (QuorumUnavailableException e)
+        {
+            throw new LeaderUnreachableException(e.Message, e);
+        }
+    }
+
+    private NotLeaderException NotLeader() =>
+        new(_host.LeaderId, $"'{_host.Id}' is not the leader (leader: {_host.LeaderId ?? "unknown"})");
 
     private async Task PauseOrGiveUpAsync(DateTimeOffset deadline, CancellationToken cancellationToken)
     {

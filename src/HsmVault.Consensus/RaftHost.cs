@@ -15,7 +15,7 @@ namespace HsmVault.Consensus;
 /// If storage or the state machine throws, the loop stops (a member must not continue on a disk it cannot
 /// trust); <see cref="Completion"/> then faults and the daemon should exit.
 /// </remarks>
-public sealed partial class RaftHost : IAsyncDisposable
+public sealed partial class RaftHost : IRaftMember, IAsyncDisposable
 {
     private readonly RaftHostOptions _options;
     private readonly IRaftStorage _storage;
@@ -26,16 +26,13 @@ public sealed partial class RaftHost : IAsyncDisposable
     private readonly Random _random;
     private readonly ILogger _logger;
     private readonly Channel<Work> _inbox = Channel.CreateUnbounded<Work>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly Dictionary<ulong, (ulong Term, TaskCompletionSource<byte[]> Completion)> _proposals = [];
-    private readonly Dictionary<ulong, TaskCompletionSource> _reads = [];
+    private readonly PendingRequests _pending;
     private readonly List<IDisposable> _deliveredSnapshots = [];
     private readonly CancellationTokenSource _stopping = new();
-    private readonly Lock _appliedLock = new();
-    private readonly List<(ulong Index, TaskCompletionSource Completion)> _appliedWaiters = [];
     private RaftNode? _node;
+    private ulong _nextReadId;
     private ITimer? _timer;
     private Task _loop = Task.CompletedTask;
-    private ulong _nextReadId;
     private volatile RaftStatus? _status;
     private RaftRole _lastRole;
     private string? _lastLeader;
@@ -77,6 +74,7 @@ public sealed partial class RaftHost : IAsyncDisposable
         _timeProvider = timeProvider;
         _random = random;
         _logger = logger;
+        _pending = new PendingRequests(() => _node?.LeaderId, () => ++_nextReadId, TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
     /// <summary>This member's id.</summary>
@@ -130,7 +128,7 @@ public sealed partial class RaftHost : IAsyncDisposable
             _stateMachine.AppliedIndex);
         _node = node;
         var pipeline = new ReadyPipeline(
-            node, _storage, _stateMachine, _transport, _highWaterMarks, new Completions(this, node), _options.SnapshotInterval, _logger,
+            node, _storage, _stateMachine, _transport, _highWaterMarks, _pending, _options.SnapshotInterval, _logger,
             runSnapshot: write => Task.Run(write));
         if (node.RollbackDetected && mark is not null)
         {
@@ -170,7 +168,7 @@ public sealed partial class RaftHost : IAsyncDisposable
     public async Task<byte[]> ProposeAsync(byte[] command, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(command);
-        var completion = new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var completion = _pending.NewProposal();
         Enqueue(new ProposeWork(command, completion));
         try
         {
@@ -188,15 +186,16 @@ public sealed partial class RaftHost : IAsyncDisposable
     /// majority that it still leads and has applied everything committed before the call. Reads of the state
     /// machine made after it see every write acknowledged before the call.
     /// </summary>
+    /// <returns>The read index: the commit index when the barrier was asked, which this member has now applied.</returns>
     /// <exception cref="NotLeaderException">This member does not lead.</exception>
     /// <exception cref="QuorumUnavailableException">No majority confirmed leadership in time.</exception>
-    public async Task ReadBarrierAsync(CancellationToken cancellationToken)
+    public async Task<ulong> ReadBarrierAsync(CancellationToken cancellationToken)
     {
-        var completion = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var completion = _pending.NewRead();
         Enqueue(new ReadWork(completion));
         try
         {
-            await completion.Task.WaitAsync(_options.RequestTimeout, _timeProvider, cancellationToken);
+            return await completion.Task.WaitAsync(_options.RequestTimeout, _timeProvider, cancellationToken);
         }
         catch (TimeoutException exception)
         {
@@ -208,23 +207,7 @@ public sealed partial class RaftHost : IAsyncDisposable
     /// Completes once this member has applied everything up to <paramref name="index"/> (a follower's half of a read
     /// barrier: the leader's read index, then wait until applied here).
     /// </summary>
-    public Task WaitForAppliedAsync(ulong index, CancellationToken cancellationToken)
-    {
-        TaskCompletionSource completion;
-        lock (_appliedLock)
-        {
-            // PublishStatus sets the status before it takes the lock: a waiter added after it sees the new index here.
-            if (_status is { } status && status.AppliedIndex >= index)
-            {
-                return Task.CompletedTask;
-            }
-
-            completion = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            _appliedWaiters.Add((index, completion));
-        }
-
-        return completion.Task.WaitAsync(cancellationToken);
-    }
+    public Task WaitForAppliedAsync(ulong index, CancellationToken cancellationToken) => _pending.WaitForAppliedAsync(index, cancellationToken);
 
     /// <summary>Stops the timer and the loop; pending requests fail with <see cref="OperationCanceledException"/>.</summary>
     public async Task StopAsync(CancellationToken cancellationToken)
@@ -323,36 +306,10 @@ public sealed partial class RaftHost : IAsyncDisposable
 
                 break;
             case ProposeWork p:
-                if (node.Propose(p.Command) is { } ticket)
-                {
-                    if (_proposals.Remove(ticket.Index, out var overwritten))
-                    {
-                        // This member led before, proposed at this index, lost its lead and leads again: the
-                        // index now holds the new entry, so the earlier one was truncated and never committed
-                        // (a committed entry would be in this leader's log at that index, Raft §5.4).
-                        overwritten.Completion.TrySetException(new NotLeaderException(
-                            node.LeaderId, "Leadership changed before the command committed; it was not applied."));
-                    }
-
-                    _proposals[ticket.Index] = (ticket.Term, p.Completion);
-                }
-                else
-                {
-                    p.Completion.TrySetException(new NotLeaderException(node.LeaderId, NotLeaderMessage(node)));
-                }
-
+                _pending.Propose(node, p.Command, p.Completion);
                 break;
             case ReadWork r:
-                var id = ++_nextReadId;
-                if (node.ReadIndex(id))
-                {
-                    _reads[id] = r.Completion;
-                }
-                else
-                {
-                    r.Completion.TrySetException(new NotLeaderException(node.LeaderId, NotLeaderMessage(node)));
-                }
-
+                _pending.ReadIndex(node, r.Completion);
                 break;
         }
     }
@@ -371,15 +328,11 @@ public sealed partial class RaftHost : IAsyncDisposable
         _deliveredSnapshots.Clear();
     }
 
-    private static string NotLeaderMessage(RaftNode node) => node.LeaderId is { } leader
-        ? $"This member is not the leader; {leader} is."
-        : "This member is not the leader, and no leader is known (an election may be under way).";
-
     private void PublishStatus(RaftNode node)
     {
         var status = node.GetStatus();
         _status = status;
-        ReleaseAppliedWaiters(status.AppliedIndex);
+        _pending.ReleaseApplied(status.AppliedIndex);
         if (status.Role != _lastRole || status.LeaderId != _lastLeader)
         {
             if (status.Role == RaftRole.Leader)
@@ -406,39 +359,9 @@ public sealed partial class RaftHost : IAsyncDisposable
         }
     }
 
-    /// <summary>
-    /// Completes the waiters <paramref name="applied"/> covers. A waiter whose caller gave up stays listed until then: it
-    /// waits for an index some leader had applied, which this member reaches unless it stops.
-    /// </summary>
-    private void ReleaseAppliedWaiters(ulong applied)
-    {
-        lock (_appliedLock)
-        {
-            for (var i = _appliedWaiters.Count - 1; i >= 0; i--)
-            {
-                if (_appliedWaiters[i].Index <= applied)
-                {
-                    _appliedWaiters[i].Completion.TrySetResult();
-                    _appliedWaiters.RemoveAt(i);
-                }
-            }
-        }
-    }
-
     private void FailPending(Exception exception)
     {
-        foreach (var proposal in _proposals.Values)
-        {
-            proposal.Completion.TrySetException(exception);
-        }
-
-        foreach (var read in _reads.Values)
-        {
-            read.TrySetException(exception);
-        }
-
-        _proposals.Clear();
-        _reads.Clear();
+        _pending.FailAll(exception);
         while (_inbox.Reader.TryRead(out var work))
         {
             if (work is ProposeWork p)
@@ -448,57 +371,6 @@ public sealed partial class RaftHost : IAsyncDisposable
             else if (work is ReadWork r)
             {
                 r.Completion.TrySetException(exception);
-            }
-        }
-    }
-
-    /// <summary>Answers proposers and readers as the pipeline applies entries and confirms reads.</summary>
-    private sealed class Completions(RaftHost host, RaftNode node) : IReadyObserver
-    {
-        public void SnapshotRestored(RaftSnapshot snapshot)
-        {
-            foreach (var key in host._proposals.Keys.Where(k => k <= snapshot.Index).ToArray())
-            {
-                host._proposals.Remove(key, out var proposal);
-
-                // A snapshot jumped over the entry: we cannot tell whether ours or another leader's committed.
-                proposal.Completion.TrySetException(new QuorumUnavailableException(
-                    "The command's outcome is unknown: this member caught up by snapshot."));
-            }
-        }
-
-        public void Applied(LogEntry entry, byte[]? result)
-        {
-            if (!host._proposals.Remove(entry.Index, out var proposal))
-            {
-                return;
-            }
-
-            if (proposal.Term == entry.Term && result is not null)
-            {
-                proposal.Completion.TrySetResult(result);
-            }
-            else
-            {
-                // Another leader's entry took this index: ours was overwritten and never applied (Raft §5.3).
-                proposal.Completion.TrySetException(new NotLeaderException(
-                    node.LeaderId, "Leadership changed before the command committed; it was not applied."));
-            }
-        }
-
-        public void ReadReady(ReadState read)
-        {
-            if (host._reads.Remove(read.RequestId, out var completion))
-            {
-                completion.TrySetResult();
-            }
-        }
-
-        public void ReadDropped(ulong requestId)
-        {
-            if (host._reads.Remove(requestId, out var completion))
-            {
-                completion.TrySetException(new NotLeaderException(node.LeaderId, "This member stopped leading before the read was confirmed."));
             }
         }
     }
@@ -514,7 +386,7 @@ public sealed partial class RaftHost : IAsyncDisposable
 
     private sealed record ProposeWork(byte[] Command, TaskCompletionSource<byte[]> Completion) : Work;
 
-    private sealed record ReadWork(TaskCompletionSource Completion) : Work;
+    private sealed record ReadWork(TaskCompletionSource<ulong> Completion) : Work;
 
     /// <summary>Log messages of the Raft host loop; event ids 3000-3099 (with <see cref="ReadyPipeline"/>).</summary>
     private static partial class Log

@@ -24,6 +24,19 @@ public sealed class CounterStateMachine : Simulation.ISimulatedStateMachine
     /// <summary>Command: [key]. Result: [1, newCount] when charged, [0, Limit] when refused.</summary>
     public static byte[] Charge(int key) => [(byte)key];
 
+    /// <summary>A charge told apart from every other by <paramref name="id"/> (after the key, which is all Apply reads).</summary>
+    public static byte[] Charge(int key, ulong id)
+    {
+        var command = new byte[1 + sizeof(ulong)];
+        command[0] = (byte)key;
+        BinaryPrimitives.WriteUInt64LittleEndian(command.AsSpan(1), id);
+        return command;
+    }
+
+    /// <summary>The id of a <see cref="Charge(int, ulong)"/>; null for a plain charge.</summary>
+    public static ulong? ChargeId(ReadOnlySpan<byte> command) =>
+        command.Length == 1 + sizeof(ulong) ? BinaryPrimitives.ReadUInt64LittleEndian(command[1..]) : null;
+
     public byte[] Apply(ulong index, ReadOnlySpan<byte> command)
     {
         if (index <= AppliedIndex)

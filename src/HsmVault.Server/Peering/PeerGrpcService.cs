@@ -4,7 +4,6 @@ using HsmVault.Consensus;
 using HsmVault.Protocol.V1;
 using HsmVault.Vault;
 using HsmVault.Vault.Signing;
-using HsmVault.Vault.State;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -20,8 +19,8 @@ namespace HsmVault.Server.Peering;
 /// </summary>
 internal sealed partial class PeerGrpcService(
     RaftHost host,
+    LeaderRouter router,
     FileRaftStorage storage,
-    VaultStateMachine state,
     CommandVerifier verifier,
     PeerCertificates? certificates,
     IOptions<PeerOptions> peerOptions,
@@ -127,11 +126,6 @@ internal sealed partial class PeerGrpcService(
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(context);
         Authenticate(context);
-        if (!host.IsLeader)
-        {
-            throw NotLeader();
-        }
-
         // Checked here so that garbage and forgeries never reach the log; every member checks
         // again when it applies the entry, whoever proposed it.
         if (verifier.Verify(request.Command.Span, out var refusal) is null)
@@ -141,16 +135,12 @@ internal sealed partial class PeerGrpcService(
 
         try
         {
-            var result = await host.ProposeAsync(request.Command.ToByteArray(), context.CancellationToken);
+            var result = await router.AcceptForwardedAsync(request.Command.ToByteArray(), context.CancellationToken);
             return new ForwardResponse { Result = ByteString.CopyFrom(result) };
         }
-        catch (NotLeaderException e)
+        catch (Exception e) when (e is NotLeaderException or LeaderUnreachableException)
         {
-            throw Refuse(PeerRefusal.Unavailable, $"leadership changed while committing; outcome unknown: {e.Message}");
-        }
-        catch (QuorumUnavailableException e)
-        {
-            throw Refuse(PeerRefusal.Unavailable, e.Message);
+            throw RefuseForTheLeader(e);
         }
     }
 
@@ -159,31 +149,20 @@ internal sealed partial class PeerGrpcService(
     {
         ArgumentNullException.ThrowIfNull(context);
         Authenticate(context);
-        if (!host.IsLeader)
-        {
-            throw NotLeader();
-        }
-
         try
         {
-            await host.ReadBarrierAsync(context.CancellationToken);
+            // The follower serves the read once it has applied as far as this index.
+            return new ReadIndexResponse { Index = await router.AcceptReadIndexAsync(context.CancellationToken) };
         }
-        catch (NotLeaderException)
+        catch (Exception e) when (e is NotLeaderException or LeaderUnreachableException)
         {
-            throw NotLeader();
+            throw RefuseForTheLeader(e);
         }
-        catch (QuorumUnavailableException e)
-        {
-            throw Refuse(PeerRefusal.Unavailable, e.Message);
-        }
-
-        // Everything committed before the request is applied here by now; the follower
-        // serves the read once it has applied as far.
-        return new ReadIndexResponse { Index = state.AppliedIndex };
     }
 
-    private RpcException NotLeader() =>
-        Refuse(PeerRefusal.NotLeader, $"'{_self}' is not the leader (leader: {host.LeaderId ?? "unknown"})");
+    /// <summary>The leader's refusals (<see cref="LeaderRouter"/>) as the statuses <see cref="GrpcLeaderLink"/> reads back.</summary>
+    private static RpcException RefuseForTheLeader(Exception refusal) =>
+        Refuse(refusal is NotLeaderException ? PeerRefusal.NotLeader : PeerRefusal.Unavailable, refusal.Message);
 
     /// <summary>Why a peer call was refused; <see cref="Refuse"/> maps each to its one status.</summary>
     private enum PeerRefusal

@@ -3,10 +3,15 @@ namespace HsmVault.Consensus.Tests.Simulation;
 /// <summary>
 /// Clients of <see cref="CounterStateMachine"/>: they charge guesses at random members and read counters with
 /// ReadIndex; the <see cref="SafetyChecker"/> checks that no acknowledged charge is lost and no read is stale.
+/// With <see cref="SimulationOptions.RouteThroughAnyMember"/> they go through each member's <see cref="LeaderRouter"/>
+/// instead, as the daemon's clients do, and every charge carries an id, so that a charge committed at two indexes
+/// (the router resending a write whose fate it did not know) is a violation.
 /// </summary>
 internal sealed class CounterWorkload(Simulation simulation) : IWorkload
 {
     private readonly Dictionary<SimMember, Pending> _pending = [];
+    private readonly Dictionary<ulong, ulong> _committedAt = [];
+    private ulong _charges;
 
     public ulong InitialChain => ISimulatedStateMachine.InitialChain;
 
@@ -21,6 +26,12 @@ internal sealed class CounterWorkload(Simulation simulation) : IWorkload
 
         var random = simulation.Random;
         var members = simulation.Members;
+        if (simulation.Options.RouteThroughAnyMember)
+        {
+            ActThroughRouters(random, members);
+            return;
+        }
+
         for (var i = 0; i < simulation.Options.ProposalsPerTick; i++)
         {
             Propose(random, members);
@@ -53,6 +64,58 @@ internal sealed class CounterWorkload(Simulation simulation) : IWorkload
         }
     }
 
+    private void ActThroughRouters(Random random, IReadOnlyList<SimMember> members)
+    {
+        for (var i = 0; i < simulation.Options.ProposalsPerTick; i++)
+        {
+            if (random.NextDouble() < simulation.Options.ProposeRate && members[random.Next(members.Count)].Raft is { } raft)
+            {
+                var key = random.Next(CounterStateMachine.Keys - 1);
+                var command = CounterStateMachine.Charge(key, ++_charges);
+                simulation.StartClientCall(() => ChargeThroughRouterAsync(raft, key, command));
+            }
+        }
+
+        if (random.NextDouble() < simulation.Options.ReadRate && members[random.Next(members.Count)] is { Raft: { } reader } member)
+        {
+            var key = random.Next(CounterStateMachine.Keys - 1);
+            var acknowledged = simulation.Checker.AcknowledgedCount(key);
+            simulation.StartClientCall(() => ReadThroughRouterAsync(member, reader, key, acknowledged));
+        }
+    }
+
+    private async Task ChargeThroughRouterAsync(Routing.SimulatedRaftMember raft, int key, byte[] command)
+    {
+        try
+        {
+            // Whichever member answers, the result is that of applying the charge at a leader: committed.
+            simulation.Checker.Acknowledge(key, await raft.Router.SubmitAsync(command, CancellationToken.None));
+        }
+        catch (Exception e) when (e is OutcomeUnknownException or QuorumUnavailableException or OperationCanceledException)
+        {
+            // No answer (unknown outcome, no leader, or the member crashed): nothing is acknowledged. Anything else
+            // the router throws fails the run.
+        }
+    }
+
+    private async Task ReadThroughRouterAsync(SimMember member, Routing.SimulatedRaftMember raft, int key, int acknowledged)
+    {
+        try
+        {
+            await raft.Router.ReadBarrierAsync(CancellationToken.None);
+        }
+        catch (Exception e) when (e is QuorumUnavailableException or OperationCanceledException)
+        {
+            return;
+        }
+
+        if (!raft.Crashed)
+        {
+            var counter = (CounterStateMachine)member.StateMachine;
+            simulation.Checker.CheckRead(member.Id, key, counter.Count(key), acknowledged);
+        }
+    }
+
     public ProposalTicket? ProposeMarker(SimMember leader)
     {
         const int key = CounterStateMachine.Keys - 1;
@@ -67,6 +130,16 @@ internal sealed class CounterWorkload(Simulation simulation) : IWorkload
 
     public void Applied(SimMember member, LogEntry entry, byte[] result)
     {
+        if (CounterStateMachine.ChargeId(entry.Data.Span) is { } id)
+        {
+            if (_committedAt.TryGetValue(id, out var index) && index != entry.Index)
+            {
+                simulation.Checker.Violation($"Charge {id} committed twice, at {index} and {entry.Index}: a write was resent.");
+            }
+
+            _committedAt[id] = entry.Index;
+        }
+
         if (Of(member).Proposals.Remove(entry.Index, out var proposal) && proposal.Term == entry.Term)
         {
             simulation.Checker.Acknowledge(proposal.Key, result);

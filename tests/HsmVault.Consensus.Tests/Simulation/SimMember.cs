@@ -15,6 +15,9 @@ internal sealed class SimMember(string id, ISimulatedStateMachine stateMachine)
     /// <summary>The running core; null while crashed.</summary>
     public RaftNode? Node { get; set; }
 
+    /// <summary>What the member's router runs on (its <see cref="RaftHost"/> in the daemon); null while crashed.</summary>
+    public Routing.SimulatedRaftMember? Raft { get; set; }
+
     /// <summary>The daemon's Ready handling around <see cref="Node"/>; null while crashed.</summary>
     public ReadyPipeline? Pipeline { get; set; }
 

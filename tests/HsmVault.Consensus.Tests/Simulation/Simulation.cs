@@ -1,3 +1,4 @@
+using HsmVault.Consensus.Tests.Simulation.Routing;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace HsmVault.Consensus.Tests.Simulation;
@@ -15,14 +16,17 @@ public sealed record SimulationResult(
     int Rollbacks,
     int Wipes,
     int Operations = 0,
-    int UnknownOutcomes = 0);
+    int UnknownOutcomes = 0,
+    int ForwardedWrites = 0,
+    int LeaderReadIndexes = 0);
 
 /// <summary>
 /// A deterministic fleet running the daemon's <see cref="ReadyPipeline"/> on every member, with faults at its
 /// seams: disks (<see cref="MemoryRaftStorage"/>) that lose unsynced writes, power loss before and after the
 /// fsync, during the high-water mark's token write and between persisting and applying, a seeded network that drops,
 /// delays, duplicates and reorders messages and partitions members, crashes that lose unsynced writes,
-/// disk rollbacks and wipes, and clients charging guesses and reading. After every step the
+/// disk rollbacks and wipes, and clients charging guesses and reading, at the leader or, through the daemon's
+/// <see cref="LeaderRouter"/> over a seeded <see cref="SimulatedLeaderLink"/>, at any member. After every step the
 /// <see cref="SafetyChecker"/> checks Raft's safety properties; after the faults stop, a leader must be
 /// elected and a new command applied on every member within a bound (liveness).
 /// Same seed, same run: all randomness comes from one seeded <see cref="Random"/>. What the clients do and
@@ -32,6 +36,9 @@ public sealed record SimulationResult(
 internal sealed class Simulation : IDisposable
 {
     private const int TraceLines = 400;
+
+    /// <summary>What one tick stands for on the <see cref="SimulatedClock"/> of the routers' async code.</summary>
+    private static readonly TimeSpan TickLength = TimeSpan.FromMilliseconds(10);
 
     /// <summary>Small, so that even the simulator's snapshots travel in several chunks.</summary>
     private const int SnapshotChunkBytes = 64;
@@ -48,6 +55,8 @@ internal sealed class Simulation : IDisposable
     private readonly Network _transport;
     private readonly string _transferDirectory = Directory.CreateTempSubdirectory("hsmvault-sim-transfers-").FullName;
     private readonly Dictionary<(string From, string To), SnapshotAssembler> _assemblers = [];
+    private readonly SimulatedAsync _async;
+    private readonly List<Task> _clientCalls = [];
     private long _sequence;
     private long _now;
     private long _messages;
@@ -60,12 +69,15 @@ internal sealed class Simulation : IDisposable
     private int _crashes;
     private int _rollbacks;
     private int _wipes;
+    private int _forwardedWrites;
+    private int _leaderReadIndexes;
 
     public Simulation(SimulationOptions options, int seed, bool trace = false)
     {
         _options = options;
         _seed = seed;
         _random = new Random(seed);
+        _async = new SimulatedAsync(() => _now, TickLength);
         _ids = [.. Enumerable.Range(1, options.Members).Select(i => $"n{i}")];
         _workload = options.Workload == SimulationWorkload.Counter ? new CounterWorkload(this) : new Vault.VaultWorkload(this);
         _checker = new SafetyChecker(_workload.InitialChain, options.StopAtFirstViolation);
@@ -126,13 +138,29 @@ internal sealed class Simulation : IDisposable
 
     public SimulationResult Run()
     {
+        var outside = SynchronizationContext.Current;
+        SynchronizationContext.SetSynchronizationContext(_async);
+        try
+        {
+            return RunPhases();
+        }
+        finally
+        {
+            SynchronizationContext.SetSynchronizationContext(outside);
+        }
+    }
+
+    private SimulationResult RunPhases()
+    {
         for (; _now < _options.FaultTicks; _now++)
         {
             InjectFaults();
             _workload.Act(faultPhase: true);
+            RunAsyncWork();
             DrainBatches();
             DeliverDue();
             TickAll();
+            RunAsyncWork();
         }
 
         HealEverything();
@@ -142,9 +170,11 @@ internal sealed class Simulation : IDisposable
         for (; _now < livenessEnd; _now++)
         {
             _workload.Act(faultPhase: false);
+            RunAsyncWork();
             DrainBatches();
             DeliverDue();
             TickAll();
+            RunAsyncWork();
             if (marker is { } m && m.Member.Node is { } node && node.Term == m.Term && m.Member.Applied >= m.Index)
             {
                 if (_members.All(x => x.Applied >= m.Index))
@@ -187,7 +217,8 @@ internal sealed class Simulation : IDisposable
 
         return new(
             _seed, _now, _messages, _checker.MaxCommitted, _checker.AcknowledgedWrites, _checker.LinearizableReads,
-            _checker.LeaderCount, _crashes, _rollbacks, _wipes, _workload.Operations, _workload.UnknownOutcomes);
+            _checker.LeaderCount, _crashes, _rollbacks, _wipes, _workload.Operations, _workload.UnknownOutcomes, _forwardedWrites,
+            _leaderReadIndexes);
     }
 
     public void Log(string line)
@@ -276,6 +307,11 @@ internal sealed class Simulation : IDisposable
         member.Storage.Crash(_random);
         member.Node = null;
         member.Pipeline = null;
+        if (member.Raft is { } raft)
+        {
+            member.Raft = null;
+            SimulatedAsync.Deferring(raft.Crash);
+        }
 
         // A transfer under way to the member dies with its process (its file stays for DeleteLeftovers).
         foreach (var link in _assemblers.Keys.Where(k => k.To == member.Id).ToList())
@@ -335,13 +371,65 @@ internal sealed class Simulation : IDisposable
         var node = new RaftNode(options, state, mark, member.StateMachine.AppliedIndex);
         var disk = new SimulatedDisk(member.Storage, _options, CrashNow, entries => _checker.CheckPersisted(node, entries));
         var application = new SimulatedApplication(member.StateMachine, _options, CrashNow);
+        var raft = new SimulatedRaftMember(this, member, node, _async.Clock, new SimulatedLeaderLink(this, member.Id, _async.Clock));
         member.Node = node;
+        member.Raft = raft;
         member.Pipeline = new ReadyPipeline(
-            node, disk, application, _transport, marks, new MemberObserver(this, member, application), _options.SnapshotInterval, NullLogger.Instance);
+            node, disk, application, _transport, marks, new MemberObserver(this, member, application, raft.Requests), _options.SnapshotInterval,
+            NullLogger.Instance);
         member.Applied = node.AppliedIndex;
         Log($"start {member.Id}: {node.GetStatus()} mark {mark}");
         Drain(member);
     }
+
+    /// <summary>
+    /// Starts a client's call into async code (a router); it runs as far as it can now, then on in
+    /// <see cref="RunAsyncWork"/>. Whatever it throws (a violation found on the way) fails the run there.
+    /// </summary>
+    public void StartClientCall(Func<Task> call) => _clientCalls.Add(call());
+
+    /// <summary>Runs the async work due now, then fails the run if a client's call threw.</summary>
+    private void RunAsyncWork()
+    {
+        _async.RunUntilIdle();
+        if (_clientCalls.Find(c => c.IsFaulted) is { } failed)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failed.Exception!.InnerException!).Throw();
+        }
+
+        _clientCalls.RemoveAll(c => c.IsCompleted);
+    }
+
+    /// <summary>The running member <paramref name="id"/>'s side of the routers; null while it is down.</summary>
+    public SimulatedRaftMember? RaftOf(string id) => _members[Array.IndexOf(_ids, id)].Raft;
+
+    /// <summary>
+    /// One message of a <see cref="SimulatedLeaderLink"/> call from <paramref name="from"/> to <paramref name="to"/>: it
+    /// takes a network delay, and is lost (false) to the drop rate, to a partition between the two, or to the
+    /// receiver's crash on the way.
+    /// </summary>
+    public async Task<bool> CarryAsync(string from, string to)
+    {
+        var lost = Partitioned(from, to) || (_faultsActive && _random.NextDouble() < _options.DropRate);
+        await Task.Delay(TickLength * (1 + _random.Next(_options.MaxDelayTicks)), _async.Clock);
+        return !lost && !Partitioned(from, to) && RaftOf(to) is not null;
+    }
+
+    /// <summary>A follower's router got the leader's answer to a forwarded write (<paramref name="write"/>) or read index.</summary>
+    public void LinkAnswered(bool write)
+    {
+        if (write)
+        {
+            _forwardedWrites++;
+        }
+        else
+        {
+            _leaderReadIndexes++;
+        }
+    }
+
+    private bool Partitioned(string from, string to) =>
+        _partition is { } partition && partition[Array.IndexOf(_ids, from)] != partition[Array.IndexOf(_ids, to)];
 
     /// <summary>The seeded network, as every member's pipeline sends into it.</summary>
     private sealed class Network(Simulation simulation) : IRaftTransport
@@ -416,14 +504,12 @@ internal sealed class Simulation : IDisposable
         while (_network.TryPeek(out var message, out var when) && when.Tick <= _now)
         {
             _network.Dequeue();
-            var from = Array.IndexOf(_ids, message.From);
-            var to = Array.IndexOf(_ids, message.To);
-            if (_partition is not null && _partition[from] != _partition[to])
+            if (Partitioned(message.From, message.To))
             {
                 continue;
             }
 
-            var member = _members[to];
+            var member = _members[Array.IndexOf(_ids, message.To)];
             if (member.Node is null)
             {
                 continue;
@@ -479,7 +565,7 @@ internal sealed class Simulation : IDisposable
 
         try
         {
-            pipeline.Process();
+            SimulatedAsync.Deferring(pipeline.Process);
         }
         catch (SimulatedCrashException crash)
         {
@@ -489,6 +575,10 @@ internal sealed class Simulation : IDisposable
         }
 
         _checker.CheckLeader(member.Node!);
+        if (member.Raft is { } raft)
+        {
+            SimulatedAsync.Deferring(() => raft.Requests.ReleaseApplied(member.Node!.AppliedIndex));
+        }
     }
 
     /// <summary>After a client proposed at <paramref name="member"/>: make it durable now, or let proposals batch until the tick's end.</summary>
@@ -502,11 +592,16 @@ internal sealed class Simulation : IDisposable
 
     private bool CrashNow(double rate) => _faultsActive && rate > 0 && _random.NextDouble() < rate;
 
-    /// <summary>What the pipeline reports for one member: checked by the <see cref="SafetyChecker"/> and handed to the workload.</summary>
-    private sealed class MemberObserver(Simulation simulation, SimMember member, SimulatedApplication application) : IReadyObserver
+    /// <summary>
+    /// What the pipeline reports for one member: checked by the <see cref="SafetyChecker"/>, handed to the workload,
+    /// and passed on to the member's <see cref="PendingRequests"/>, which answer its router as the host's answer it.
+    /// </summary>
+    private sealed class MemberObserver(Simulation simulation, SimMember member, SimulatedApplication application, IReadyObserver requests)
+        : IReadyObserver
     {
         public void SnapshotRestored(RaftSnapshot snapshot)
         {
+            requests.SnapshotRestored(snapshot);
             simulation._checker.CheckSnapshotRestored(member.Id, member.StateMachine.AppliedIndex, member.StateMachine.Chain);
             member.Applied = snapshot.Index;
             simulation.Log($"{member.Id} installed snapshot ({snapshot.Index},{snapshot.Term})");
@@ -529,11 +624,20 @@ internal sealed class Simulation : IDisposable
 
             // The state's chain is known after a batch's last entry, not between its entries.
             simulation._checker.CheckApplied(member.Id, entry, resultHash, entry.Index == application.LastBatchEnd ? member.StateMachine.Chain : null);
+            requests.Applied(entry, result);
         }
 
-        public void ReadReady(ReadState read) => simulation._workload.ReadReady(member, read);
+        public void ReadReady(ReadState read)
+        {
+            simulation._workload.ReadReady(member, read);
+            requests.ReadReady(read);
+        }
 
-        public void ReadDropped(ulong requestId) => simulation._workload.ReadDropped(member, requestId);
+        public void ReadDropped(ulong requestId)
+        {
+            simulation._workload.ReadDropped(member, requestId);
+            requests.ReadDropped(requestId);
+        }
     }
 
     /// <summary>One chunk of a snapshot in the simulated network.</summary>

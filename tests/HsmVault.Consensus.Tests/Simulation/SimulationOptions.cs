@@ -83,6 +83,16 @@ public sealed record SimulationOptions
     /// <summary>Counter workload: up to this many proposals per tick (each with <see cref="ProposeRate"/>), to grow batches.</summary>
     public int ProposalsPerTick { get; init; } = 1;
 
+    /// <summary>
+    /// Counter workload: clients write and read at any member through its <see cref="LeaderRouter"/>, which forwards to
+    /// the leader over a <see cref="Routing.SimulatedLeaderLink"/> (lossy, delayed, partitioned like the Raft network),
+    /// instead of proposing at the core; the checks add that no write is committed twice (a resend).
+    /// </summary>
+    public bool RouteThroughAnyMember { get; init; }
+
+    /// <summary>With <see cref="RouteThroughAnyMember"/>: a deliberate misreport by the link (negative control).</summary>
+    public Routing.PlantedLinkBug PlantedLinkBug { get; init; }
+
     /// <summary>Per tick: chance a client proposes at a random member.</summary>
     public double ProposeRate { get; init; } = 0.3;
 

@@ -36,6 +36,26 @@ internal static class SimulationRunner
             ProposalsPerTick = 3,
         },
 
+        // Clients at any member, through the daemon's LeaderRouter: forwarded writes and follower reads over a lossy link.
+        ["routed"] = new() { Members = 3, RouteThroughAnyMember = true, DropRate = 0.1, CrashRate = 0.01, SnapshotInterval = 20 },
+        ["routed5"] = new()
+        {
+            Members = 5, RouteThroughAnyMember = true, DropRate = 0.15, DuplicateRate = 0.05, MaxDelayTicks = 5, PartitionRate = 0.015,
+            CrashRate = 0.008, SnapshotInterval = 20,
+        },
+        ["routed-crash-points"] = new()
+        {
+            Members = 3, RouteThroughAnyMember = true, CrashRate = 0.01, RollbackRate = 0.5, WipeRate = 0.2, SnapshotInterval = 15,
+            CrashBeforeSyncRate = 0.01, CrashAfterSyncRate = 0.01, CrashDuringMarkWriteRate = 0.01, CrashBeforeApplyRate = 0.005,
+            BatchProposals = true, ProposalsPerTick = 3,
+        },
+
+        // Negative control: a link that reports a lost answer as "not the leader" makes the router resend.
+        ["routed-misreporting-link"] = new()
+        {
+            Members = 3, RouteThroughAnyMember = true, DropRate = 0.1, PlantedLinkBug = Routing.PlantedLinkBug.LostAnswerLooksNotLeader,
+        },
+
         // Vouching ahead in windows of 8 (issue 8's proposal), run to show what it costs; see SimulationTests.
         ["single-vouch-ahead"] = new() { Members = 1, FaultTicks = 300, CrashRate = 0.02, VouchAheadWindow = 8 },
         ["three-vouch-ahead"] = new() { Members = 3, CrashRate = 0.02, VouchAheadWindow = 8 },
