@@ -90,6 +90,17 @@ internal static class SimulationRunner
             Workload = SimulationWorkload.Vault, Members = 5, DropRate = 0.1, CrashRate = 0.02, RollbackRate = 0.7, SnapshotInterval = 25,
         },
 
+        ["vault-routed"] = new()
+        {
+            Workload = SimulationWorkload.Vault, RouteThroughAnyMember = true, Members = 3, DropRate = 0.1, CrashRate = 0.01,
+            SnapshotInterval = 20,
+        },
+        ["vault-routed-rollback"] = new()
+        {
+            Workload = SimulationWorkload.Vault, RouteThroughAnyMember = true, Members = 3, CrashRate = 0.02, RollbackRate = 0.7,
+            WipeRate = 0.2, SnapshotInterval = 25, CrashBeforeSyncRate = 0.01, CrashAfterSyncRate = 0.01, CrashBeforeApplyRate = 0.005,
+        },
+
         // Negative controls: the history check must reject these.
         ["vault-unguarded"] = new()
         {

@@ -114,6 +114,8 @@ public sealed class SimulationTests(ITestOutputHelper output)
     [InlineData("vault-rollback", 400)]
     [InlineData("vault-crash-points", 200)]
     [InlineData("vault-rollback5", 120)]
+    [InlineData("vault-routed", 600)]
+    [InlineData("vault-routed-rollback", 400)]
     public void VaultSimulation_ManySeeds_HistoriesAreLinearizableWithinGuessBudget(string scenario, int seeds)
     {
         // The daemon's VaultStateMachine (signature checks, RecordTransitions, digest chain, snapshot format) replicated

@@ -15,7 +15,9 @@ public sealed class HistoryViolationException(string message) : Exception(messag
 /// does, and proposes the vault's own commands; the members apply them with <see cref="RecordTransitions"/>.
 /// Every operation is recorded in a <see cref="HistoryRecorder{TInput, TOutput}"/> timed by the simulator, and
 /// at the end the history must pass <see cref="VaultHistory.Verify"/>: linearizable per user, and no guess
-/// budget exceeded.
+/// budget exceeded. With <see cref="SimulationOptions.RouteThroughAnyMember"/>, a client talks to any member and the
+/// member serves it as the daemon does, through its <see cref="LeaderRouter"/>: a read barrier (a read index from the
+/// leader when it follows), then the command signed by that member and forwarded to the leader.
 /// </summary>
 /// <remarks>
 /// How operations are recorded: an answer is recorded when the proposing member applies the entry it proposed
@@ -23,7 +25,9 @@ public sealed class HistoryViolationException(string message) : Exception(messag
 /// entry took its index, or no answer within <see cref="AttemptTicks"/>) leaves the operation pending
 /// (<c>Fail</c>): it may take effect at any later time, or never. An operation that ends before anything it
 /// proposed could take effect (no leader, a read barrier never confirmed, or a version conflict on its last
-/// attempt, which changes nothing) is discarded, as the service answers an error that changed nothing.
+/// attempt, which changes nothing) is discarded, as the service answers an error that changed nothing. Through a
+/// router: an unknown outcome, or the serving member's crash after it proposed, leaves the operation pending; a
+/// refusal before anything was proposed (no leader in time) discards it.
 /// </remarks>
 internal sealed class VaultWorkload : IWorkload, IDisposable
 {
@@ -78,14 +82,15 @@ internal sealed class VaultWorkload : IWorkload, IDisposable
         // Continuations decided while a member was handling a Ready run now, outside it.
         var reads = _toRead.ToArray();
         _toRead.Clear();
-        foreach (var op in reads)
+        // An earlier one may have crashed a member and so ended operations further down the list.
+        foreach (var op in reads.Where(op => op.Client.Current == op))
         {
             StartRead(op);
         }
 
         var proposals = _toPropose.ToArray();
         _toPropose.Clear();
-        foreach (var op in proposals)
+        foreach (var op in proposals.Where(op => op.Client.Current == op))
         {
             Propose(op);
         }
@@ -124,7 +129,7 @@ internal sealed class VaultWorkload : IWorkload, IDisposable
         }
 
         var decoded = VaultCommandCodec.DecodeResult(result);
-        Answered(proposal.Operation, decoded, (ProductionVaultState)member.StateMachine);
+        Answered(proposal.Operation, decoded);
     }
 
     public void ReadReady(SimMember member, ReadState read)
@@ -145,6 +150,12 @@ internal sealed class VaultWorkload : IWorkload, IDisposable
 
     public void Crashed(SimMember member)
     {
+        // An operation served through the member's router dies with the member; what it forwarded may still commit.
+        foreach (var op in _clients.Select(c => c.Current).OfType<ClientOperation>().Where(op => op.Routed && op.Member == member).ToList())
+        {
+            End(op, op.Proposed ? Ending.Unknown : Ending.NoEffect);
+        }
+
         if (!_inFlight.Remove(member, out var inFlight))
         {
             return;
@@ -196,10 +207,16 @@ internal sealed class VaultWorkload : IWorkload, IDisposable
         var random = _simulation.Random;
         var members = _simulation.Members;
 
-        // The client talks to the member it believes leads; a follower would tell it who does (the daemon
-        // forwards instead, which is the same for the history: the leader serves).
-        var target = client.Leader;
-        if (target?.Node is not { Role: RaftRole.Leader })
+        // Routed, the client talks to any member, which serves it through its router as the daemon does. Otherwise it
+        // talks to the member it believes leads, and a follower tells it who does.
+        var routed = _simulation.Options.RouteThroughAnyMember;
+        var target = routed ? members[random.Next(members.Count)] : client.Leader;
+        if (routed && target is { Raft: null })
+        {
+            return; // the member is down: the client's call is refused and changes nothing
+        }
+
+        if (target is null || (!routed && target.Node is not { Role: RaftRole.Leader }))
         {
             var hint = target?.Node?.LeaderId;
             client.Leader = hint is null ? members[random.Next(members.Count)] : members.First(m => m.Id == hint);
@@ -217,7 +234,7 @@ internal sealed class VaultWorkload : IWorkload, IDisposable
             < 90 => new VaultInput.Status(),
             _ => new VaultInput.Delete(),
         };
-        var op = new ClientOperation(client, user, input, _history.Invoke(client.Id, _users[user].ToString(), input), target);
+        var op = new ClientOperation(client, user, input, _history.Invoke(client.Id, _users[user].ToString(), input), target, routed);
         client.Current = op;
         _simulation.Log($"client {client.Id} at {target.Id}: {input} for {_users[user]}");
         switch (input)
@@ -240,6 +257,12 @@ internal sealed class VaultWorkload : IWorkload, IDisposable
     private void StartRead(ClientOperation op)
     {
         var member = op.Member;
+        if (op.Routed)
+        {
+            StartRoutedRead(op);
+            return;
+        }
+
         var id = _simulation.NextRequestId();
         if (member.Node?.ReadIndex(id) != true)
         {
@@ -255,6 +278,12 @@ internal sealed class VaultWorkload : IWorkload, IDisposable
     private void Propose(ClientOperation op)
     {
         var member = op.Member;
+        if (op.Routed)
+        {
+            StartRoutedProposal(op);
+            return;
+        }
+
         // Signed by the serving member, as its token signs what it decides; every member verifies at apply.
         if (member.Node?.Propose(_fleet.Sign(op.Command!, member.Id)) is not { } ticket)
         {
@@ -266,6 +295,76 @@ internal sealed class VaultWorkload : IWorkload, IDisposable
         op.AttemptEnds = _simulation.Now + AttemptTicks;
         At(member).Proposals[ticket.Index] = (ticket.Term, op);
         _simulation.Proposed(member);
+    }
+
+    /// <summary>The service's read barrier through the serving member's router, then the read on that member's state.</summary>
+    private void StartRoutedRead(ClientOperation op)
+    {
+        if (op.Member.Raft is not { } raft)
+        {
+            End(op, Ending.NoEffect);
+            return;
+        }
+
+        op.AttemptEnds = _simulation.Now + AttemptTicks;
+        _simulation.StartClientCall(async () =>
+        {
+            try
+            {
+                await raft.Router.ReadBarrierAsync(CancellationToken.None);
+            }
+            catch (Exception e) when (e is QuorumUnavailableException or OperationCanceledException)
+            {
+                if (op.Client.Current == op)
+                {
+                    End(op, Ending.NoEffect);
+                }
+
+                return;
+            }
+
+            if (op.Client.Current == op && !raft.Crashed)
+            {
+                Read(op, (ProductionVaultState)op.Member.StateMachine);
+            }
+        });
+    }
+
+    /// <summary>The command, signed by the serving member, committed through its router (forwarded when it follows).</summary>
+    private void StartRoutedProposal(ClientOperation op)
+    {
+        if (op.Member.Raft is not { } raft)
+        {
+            End(op, Ending.NoEffect);
+            return;
+        }
+
+        var command = _fleet.Sign(op.Command!, op.Member.Id);
+        op.Proposed = true;
+        op.AttemptEnds = _simulation.Now + AttemptTicks;
+        _simulation.StartClientCall(async () =>
+        {
+            byte[] result;
+            try
+            {
+                result = await raft.Router.SubmitAsync(command, CancellationToken.None);
+            }
+            catch (Exception e) when (e is OutcomeUnknownException or OperationCanceledException or QuorumUnavailableException)
+            {
+                if (op.Client.Current == op)
+                {
+                    // The router refuses with QuorumUnavailable only when it proposed nothing.
+                    End(op, e is QuorumUnavailableException ? Ending.NoEffect : Ending.Unknown);
+                }
+
+                return;
+            }
+
+            if (op.Client.Current == op)
+            {
+                Answered(op, VaultCommandCodec.DecodeResult(result));
+            }
+        });
     }
 
     /// <summary>What the serving member does with its state once the barrier is passed.</summary>
@@ -326,7 +425,7 @@ internal sealed class VaultWorkload : IWorkload, IDisposable
     }
 
     /// <summary>How the service turns what apply answered into the client's answer.</summary>
-    private void Answered(ClientOperation op, CommandResult result, ProductionVaultState state)
+    private void Answered(ClientOperation op, CommandResult result)
     {
         op.Proposed = false;
         VaultOutput output;
@@ -478,7 +577,8 @@ internal sealed class VaultWorkload : IWorkload, IDisposable
         public Dictionary<int, (long Version, long AttemptSerial)> Sessions { get; } = [];
     }
 
-    private sealed class ClientOperation(Client client, int user, VaultInput input, RecordedOperation<VaultInput, VaultOutput> recorded, SimMember member)
+    private sealed class ClientOperation(
+        Client client, int user, VaultInput input, RecordedOperation<VaultInput, VaultOutput> recorded, SimMember member, bool routed)
     {
         public Client Client { get; } = client;
 
@@ -488,8 +588,11 @@ internal sealed class VaultWorkload : IWorkload, IDisposable
 
         public RecordedOperation<VaultInput, VaultOutput> Recorded { get; } = recorded;
 
-        /// <summary>The serving member: the leader the client reached.</summary>
+        /// <summary>The serving member: the leader the client reached, or with <see cref="Routed"/> any member.</summary>
         public SimMember Member { get; } = member;
+
+        /// <summary>Served through the member's <see cref="LeaderRouter"/>.</summary>
+        public bool Routed { get; } = routed;
 
         public VaultCommand? Command { get; set; }
 
