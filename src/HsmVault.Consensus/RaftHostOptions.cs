@@ -33,7 +33,10 @@ public sealed class RaftHostOptions
     /// <summary>Most entries per AppendEntries message.</summary>
     public int MaxEntriesPerMessage { get; set; } = 64;
 
-    /// <summary>Snapshot and compact the log after this many applied commands (0 disables snapshots).</summary>
+    /// <summary>
+    /// Snapshot and compact the log after this many applied entries (0 disables snapshots), once the log since the last
+    /// snapshot also holds a quarter of that snapshot's size (see <see cref="ReadyPipeline"/>).
+    /// </summary>
     public int SnapshotInterval { get; set; } = DefaultSnapshotInterval;
 
     /// <summary>How long <see cref="RaftHost.ProposeAsync"/> and <see cref="RaftHost.ReadBarrierAsync"/> wait for a majority.</summary>

@@ -11,7 +11,7 @@ public sealed partial class RaftHostTests
     {
         var (hosts, machines) = await StartFleetAsync(3);
         var (leader, follower) = await LeaderAndFollowerAsync(hosts);
-        var router = new LeaderRouter(follower, new HostLink(hosts, machines), Patience, TimeProvider.System);
+        var router = new LeaderRouter(follower, new HostLink(hosts), Patience, TimeProvider.System);
 
         var result = await router.SubmitAsync(CounterStateMachine.Charge(1), CancellationToken.None);
 
@@ -25,7 +25,7 @@ public sealed partial class RaftHostTests
     {
         var (hosts, machines) = await StartFleetAsync(3);
         var (_, follower) = await LeaderAndFollowerAsync(hosts);
-        var link = new FaultyLink(new HostLink(hosts, machines)) { RefusalsBeforeForwarding = 2 };
+        var link = new FaultyLink(new HostLink(hosts)) { RefusalsBeforeForwarding = 2 };
         var router = new LeaderRouter(follower, link, Patience, TimeProvider.System);
 
         var result = await router.SubmitAsync(CounterStateMachine.Charge(2), CancellationToken.None);
@@ -42,7 +42,7 @@ public sealed partial class RaftHostTests
     {
         var (hosts, machines) = await StartFleetAsync(3);
         var (_, follower) = await LeaderAndFollowerAsync(hosts);
-        var link = new FaultyLink(new HostLink(hosts, machines)) { LoseAnswers = true, LostAsUnreachable = unreachable };
+        var link = new FaultyLink(new HostLink(hosts)) { LoseAnswers = true, LostAsUnreachable = unreachable };
         var router = new LeaderRouter(follower, link, Patience, TimeProvider.System);
 
         var exception = await Assert.ThrowsAsync<OutcomeUnknownException>(
@@ -61,7 +61,7 @@ public sealed partial class RaftHostTests
     {
         var (hosts, machines) = await StartFleetAsync(3);
         var (_, follower) = await LeaderAndFollowerAsync(hosts);
-        var link = new FaultyLink(new HostLink(hosts, machines)) { RefusalsBeforeForwarding = int.MaxValue };
+        var link = new FaultyLink(new HostLink(hosts)) { RefusalsBeforeForwarding = int.MaxValue };
         var router = new LeaderRouter(follower, link, TimeSpan.FromMilliseconds(300), TimeProvider.System);
 
         var exception = await Assert.ThrowsAsync<QuorumUnavailableException>(
@@ -80,7 +80,7 @@ public sealed partial class RaftHostTests
         await leader.ProposeAsync(CounterStateMachine.Charge(5), CancellationToken.None);
         var leaderMachine = machines[hosts.IndexOf(leader)];
         // A leader one entry ahead of what it has applied yet: the follower must wait for that entry.
-        var link = new FaultyLink(new HostLink(hosts, machines)) { ReadIndexAhead = 1 };
+        var link = new FaultyLink(new HostLink(hosts)) { ReadIndexAhead = 1 };
         var router = new LeaderRouter(follower, link, Patience, TimeProvider.System);
 
         var barrier = router.ReadBarrierAsync(CancellationToken.None);
@@ -99,7 +99,7 @@ public sealed partial class RaftHostTests
         var (hosts, machines) = await StartFleetAsync(3);
         var (leader, follower) = await LeaderAndFollowerAsync(hosts);
         await leader.ProposeAsync(CounterStateMachine.Charge(6), CancellationToken.None);
-        var link = new FaultyLink(new HostLink(hosts, machines)) { UnreachableReads = 2 };
+        var link = new FaultyLink(new HostLink(hosts)) { UnreachableReads = 2 };
         var router = new LeaderRouter(follower, link, Patience, TimeProvider.System);
 
         await router.ReadBarrierAsync(CancellationToken.None);
@@ -113,13 +113,43 @@ public sealed partial class RaftHostTests
     {
         var (hosts, machines) = await StartFleetAsync(3);
         var (_, follower) = await LeaderAndFollowerAsync(hosts);
-        var link = new FaultyLink(new HostLink(hosts, machines)) { FailReads = true };
+        var link = new FaultyLink(new HostLink(hosts)) { FailReads = true };
         var router = new LeaderRouter(follower, link, Patience, TimeProvider.System);
 
         var exception = await Assert.ThrowsAsync<QuorumUnavailableException>(() => router.ReadBarrierAsync(CancellationToken.None));
 
         Assert.Contains("cannot confirm with the leader", exception.Message, StringComparison.Ordinal);
         Assert.Equal(1, link.Reads);
+    }
+
+    [Fact]
+    public async Task Router_AcceptOnAFollower_RefusesAsNotLeaderHavingProposedNothing()
+    {
+        var (hosts, machines) = await StartFleetAsync(3);
+        var (leader, follower) = await LeaderAndFollowerAsync(hosts);
+        var router = new LeaderRouter(follower, new HostLink(hosts), Patience, TimeProvider.System);
+
+        var forward = await Assert.ThrowsAsync<NotLeaderException>(
+            () => router.AcceptForwardedAsync(CounterStateMachine.Charge(5), CancellationToken.None));
+        await Assert.ThrowsAsync<NotLeaderException>(() => router.AcceptReadIndexAsync(CancellationToken.None));
+
+        Assert.Equal(leader.Id, forward.LeaderId);
+        await Task.Delay(100);
+        Assert.All(machines, m => Assert.Equal(0, m.Count(5)));
+    }
+
+    [Fact]
+    public async Task Router_AcceptReadIndexOnTheLeader_ReturnsAnIndexCoveringEarlierWrites()
+    {
+        var (hosts, machines) = await StartFleetAsync(3);
+        var (leader, _) = await LeaderAndFollowerAsync(hosts);
+        await leader.ProposeAsync(CounterStateMachine.Charge(6), CancellationToken.None);
+        var appliedAfterTheWrite = machines[hosts.IndexOf(leader)].AppliedIndex;
+        var router = new LeaderRouter(leader, new HostLink(hosts), Patience, TimeProvider.System);
+
+        var index = await router.AcceptReadIndexAsync(CancellationToken.None);
+
+        Assert.True(index >= appliedAfterTheWrite, $"read index {index} is below the write's {appliedAfterTheWrite}");
     }
 
     private static async Task<(RaftHost Leader, RaftHost Follower)> LeaderAndFollowerAsync(List<RaftHost> hosts)
@@ -130,46 +160,19 @@ public sealed partial class RaftHostTests
         return (leader, follower);
     }
 
-    /// <summary>Reaches the named host in this process and answers as the daemon's peer service (PeerGrpcService) does.</summary>
-    private sealed class HostLink(List<RaftHost> hosts, List<CounterStateMachine> machines) : ILeaderLink
+    /// <summary>
+    /// Reaches the named host in this process, whose router answers as it does behind the daemon's peer service
+    /// (<see cref="LeaderRouter.AcceptForwardedAsync"/>, <see cref="LeaderRouter.AcceptReadIndexAsync"/>).
+    /// </summary>
+    private sealed class HostLink(List<RaftHost> hosts) : ILeaderLink
     {
-        public async Task<byte[]> ForwardAsync(string leader, byte[] command, DateTimeOffset deadline, CancellationToken cancellationToken)
-        {
-            var host = hosts.Single(h => h.Id == leader);
-            if (!host.IsLeader)
-            {
-                throw new NotLeaderException(host.LeaderId, "not the leader");
-            }
+        public Task<byte[]> ForwardAsync(string leader, byte[] command, DateTimeOffset deadline, CancellationToken cancellationToken) =>
+            RouterOf(leader).AcceptForwardedAsync(command, cancellationToken);
 
-            try
-            {
-                return await host.ProposeAsync(command, cancellationToken);
-            }
-            catch (Exception e) when (e is NotLeaderException or QuorumUnavailableException)
-            {
-                throw new LeaderUnreachableException("leadership changed or no majority while committing", e);
-            }
-        }
+        public Task<ulong> ReadIndexAsync(string leader, DateTimeOffset deadline, CancellationToken cancellationToken) =>
+            RouterOf(leader).AcceptReadIndexAsync(cancellationToken);
 
-        public async Task<ulong> ReadIndexAsync(string leader, DateTimeOffset deadline, CancellationToken cancellationToken)
-        {
-            var host = hosts.Single(h => h.Id == leader);
-            if (!host.IsLeader)
-            {
-                throw new NotLeaderException(host.LeaderId, "not the leader");
-            }
-
-            try
-            {
-                await host.ReadBarrierAsync(cancellationToken);
-            }
-            catch (QuorumUnavailableException e)
-            {
-                throw new LeaderUnreachableException("no majority", e);
-            }
-
-            return machines[hosts.IndexOf(host)].AppliedIndex;
-        }
+        private LeaderRouter RouterOf(string id) => new(hosts.Single(h => h.Id == id), this, Patience, TimeProvider.System);
     }
 
     /// <summary>A link with the faults a test asks for around <see cref="HostLink"/>; counts what it was asked.</summary>

@@ -174,6 +174,38 @@ public sealed partial class RaftHostTests : IAsyncLifetime
         Assert.Equal(0, restored.Count(2));
     }
 
+    [Fact]
+    public async Task ALargeSnapshot_IsNotRewrittenUntilTheLogHoldsAQuarterOfIt()
+    {
+        // Every 2 entries by count; but each snapshot is 4 KB and each entry about 33 bytes of log, so after the
+        // first snapshot the next waits for about 31 entries (1 KB of log).
+        var storage = new FileRaftStorage(_directory);
+        _disposables.Add(storage);
+        var options = new RaftHostOptions { NodeId = "n1", TickInterval = TimeSpan.FromMilliseconds(10), SnapshotInterval = 2, RequestTimeout = Patience };
+        options.Members.Add("n1");
+        var host = new RaftHost(options, storage, new PaddedSnapshots(new CounterStateMachine(), 4096), _transport, new MemoryMarkStore(), TimeProvider.System, new Random(1), _logger);
+        _transport.Hosts["n1"] = host;
+        _hosts.Add(host);
+        await host.StartAsync(CancellationToken.None);
+        await WaitForLeaderAsync([host]);
+
+        var snapshotIndexes = new List<ulong>();
+        for (var i = 0; i < 80; i++)
+        {
+            await host.ProposeAsync(CounterStateMachine.Charge(i % 7), CancellationToken.None);
+            await WaitUntilAsync(() => host.Status!.AppliedIndex >= (ulong)i + 2);
+            if (storage.Load().Snapshot is { } snapshot && !snapshotIndexes.Contains(snapshot.Index))
+            {
+                snapshotIndexes.Add(snapshot.Index);
+            }
+        }
+
+        // The first one by count alone (no size known yet), then far apart, never every 2 entries.
+        Assert.InRange(snapshotIndexes.Count, 2, 3);
+        Assert.True(snapshotIndexes[0] <= 4, string.Join(", ", snapshotIndexes));
+        Assert.True(snapshotIndexes[1] - snapshotIndexes[0] >= 25, string.Join(", ", snapshotIndexes));
+    }
+
     private async Task<(List<RaftHost> Hosts, List<CounterStateMachine> Machines)> StartFleetAsync(int count, TimeSpan? requestTimeout = null)
     {
         var ids = Enumerable.Range(1, count).Select(i => $"n{i}").ToArray();
@@ -284,6 +316,23 @@ public sealed partial class RaftHostTests : IAsyncLifetime
     }
 
     /// <summary>A state machine whose pinned snapshots are written only once <c>release</c> is set.</summary>
+    /// <summary>A counter whose snapshots carry <paramref name="padding"/> bytes more: a large state, for the snapshot policy.</summary>
+    private sealed class PaddedSnapshots(CounterStateMachine inner, int padding) : IReplicatedStateMachine
+    {
+        public ulong AppliedIndex => inner.AppliedIndex;
+
+        public byte[] Apply(ulong index, ReadOnlySpan<byte> command) => inner.Apply(index, command);
+
+        public ulong WriteSnapshot(Stream destination)
+        {
+            var index = inner.WriteSnapshot(destination);
+            destination.Write(new byte[padding]);
+            return index;
+        }
+
+        public void RestoreSnapshot(ulong index, Stream source) => throw new NotSupportedException("not restored in these tests");
+    }
+
     private sealed class SlowSnapshots(CounterStateMachine inner, ManualResetEventSlim release) : IReplicatedStateMachine
     {
         private volatile bool _writing;

@@ -41,7 +41,10 @@ public sealed class PeerOptions
     /// <summary>Ticks without a leader before a member campaigns (randomised up to twice this).</summary>
     public int ElectionTicks { get; set; } = RaftHostOptions.DefaultElectionTicks;
 
-    /// <summary>Applied entries between snapshots, after which the log prefix is dropped.</summary>
+    /// <summary>
+    /// Applied entries between snapshots, after which the log prefix is dropped; a snapshot also waits until the log
+    /// since the last one holds a quarter of its size, so that a large state is not rewritten for a little log.
+    /// </summary>
     public int SnapshotEveryEntries { get; set; } = RaftHostOptions.DefaultSnapshotInterval;
 
     /// <summary>How long a write or read barrier may wait for a majority before it is refused with Unavailable.</summary>
