@@ -135,6 +135,9 @@ public sealed class RaftNode
     /// <summary>Index covered by the latest snapshot.</summary>
     public ulong SnapshotIndex => _log.SnapshotIndex;
 
+    /// <summary>Size of the latest snapshot's data (0 before the first), which the pipeline's snapshot policy weighs.</summary>
+    public long SnapshotBytes => _snapshot?.Data.Length ?? 0;
+
     /// <summary>The fleet's members.</summary>
     public IReadOnlyList<string> Members => _members;
 

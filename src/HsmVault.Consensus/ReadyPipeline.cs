@@ -47,7 +47,8 @@ public sealed partial class ReadyPipeline
     /// A snapshot is taken only once the log since the last one holds at least this fraction of that snapshot's bytes
     /// (1/4). Rewriting a large state every <c>snapshotInterval</c> entries costs far more I/O than the log it lets go
     /// (with 100k users, 38 MB for every 0.25 MB of log), and its fsync holds up the log's; this bounds the snapshot
-    /// writes to four bytes per byte of log, and the log kept beside a snapshot to a quarter of it.
+    /// writes to four bytes per byte of log, and the log kept beside a snapshot to about a quarter of it (up to half
+    /// across a restart, since the log found at the start is not weighed again).
     /// </summary>
     private const int SnapshotBytesPerLogByte = 4;
 
@@ -66,7 +67,6 @@ public sealed partial class ReadyPipeline
     private readonly Func<Func<PreparedSnapshot>, Task<PreparedSnapshot>>? _runSnapshot;
     private RaftSnapshot? _stored;
     private Task<PreparedSnapshot>? _snapshotJob;
-    private long _lastSnapshotBytes;
     private long _logBytesSinceSnapshot;
 
     /// <summary>Creates the pipeline of a node just recovered from <paramref name="storage"/> and <paramref name="stateMachine"/>.</summary>
@@ -78,7 +78,7 @@ public sealed partial class ReadyPipeline
     /// <param name="observer">Told of results and servable reads.</param>
     /// <param name="snapshotInterval">
     /// Snapshot and compact after this many applied entries (0: never), and once the log since the last snapshot holds a
-    /// quarter of its size (the size is known from the first snapshot this pipeline takes or installs).
+    /// quarter of its size.
     /// </param>
     /// <param name="logger">Logger.</param>
     /// <param name="runSnapshot">Runs the writing of a snapshot's data, e.g. on the thread pool; null: in line, on this thread.</param>
@@ -179,7 +179,6 @@ public sealed partial class ReadyPipeline
             }
 
             Applied = snapshot.Index;
-            _lastSnapshotBytes = _stored.Data.Length;
             _logBytesSinceSnapshot = 0;
             _observer.SnapshotRestored(snapshot);
             Log.SnapshotInstalled(_logger, _node.Id, snapshot.Index);
@@ -258,7 +257,7 @@ public sealed partial class ReadyPipeline
     private void MaybeSnapshot()
     {
         if (_snapshotJob is not null || _snapshotInterval <= 0 || _stateMachine.AppliedIndex < _node.SnapshotIndex + (ulong)_snapshotInterval
-            || _logBytesSinceSnapshot * SnapshotBytesPerLogByte < _lastSnapshotBytes)
+            || _logBytesSinceSnapshot * SnapshotBytesPerLogByte < _node.SnapshotBytes)
         {
             return;
         }
@@ -327,9 +326,7 @@ public sealed partial class ReadyPipeline
                 return;
             }
 
-            var installed = _storage.InstallSnapshot(prepared);
-            _lastSnapshotBytes = installed.Data.Length;
-            _node.Compact(installed);
+            _node.Compact(_storage.InstallSnapshot(prepared));
         }
 
         Log.SnapshotTaken(_logger, _node.Id, prepared.Index);

@@ -181,6 +181,38 @@ public sealed partial class RaftHostTests : IAsyncLifetime
         // first snapshot the next waits for about 31 entries (1 KB of log).
         var storage = new FileRaftStorage(_directory);
         _disposables.Add(storage);
+        var host = await StartPaddedAsync(storage);
+
+        var snapshotIndexes = await ProposeAndWatchSnapshotsAsync(host, storage, 80);
+
+        // The first one by count alone (no size known yet), then far apart, never every 2 entries.
+        Assert.InRange(snapshotIndexes.Count, 2, 3);
+        Assert.True(snapshotIndexes[0] <= 4, string.Join(", ", snapshotIndexes));
+        Assert.True(snapshotIndexes[1] - snapshotIndexes[0] >= 25, string.Join(", ", snapshotIndexes));
+    }
+
+    [Fact]
+    public async Task ALargeSnapshot_AfterARestart_IsStillNotRewrittenForALittleLog()
+    {
+        var storage = new FileRaftStorage(_directory);
+        var host = await StartPaddedAsync(storage);
+        Assert.NotEmpty(await ProposeAndWatchSnapshotsAsync(host, storage, 5));
+        await host.StopAsync(CancellationToken.None);
+        storage.Dispose();
+
+        // The restarted member knows its stored snapshot's size: a few entries do not make it write another.
+        var reopened = new FileRaftStorage(_directory);
+        _disposables.Add(reopened);
+        var stored = reopened.Load().Snapshot!.Index;
+        var restarted = await StartPaddedAsync(reopened);
+        var snapshotIndexes = await ProposeAndWatchSnapshotsAsync(restarted, reopened, 10);
+
+        Assert.Equal([stored], snapshotIndexes);
+    }
+
+    /// <summary>A fleet of one whose snapshots are 4 KB, taken every 2 entries by count.</summary>
+    private async Task<RaftHost> StartPaddedAsync(FileRaftStorage storage)
+    {
         var options = new RaftHostOptions { NodeId = "n1", TickInterval = TimeSpan.FromMilliseconds(10), SnapshotInterval = 2, RequestTimeout = Patience };
         options.Members.Add("n1");
         var host = new RaftHost(options, storage, new PaddedSnapshots(new CounterStateMachine(), 4096), _transport, new MemoryMarkStore(), TimeProvider.System, new Random(1), _logger);
@@ -188,22 +220,25 @@ public sealed partial class RaftHostTests : IAsyncLifetime
         _hosts.Add(host);
         await host.StartAsync(CancellationToken.None);
         await WaitForLeaderAsync([host]);
+        return host;
+    }
 
+    /// <summary>Commits <paramref name="count"/> charges one by one; returns the indexes of the stored snapshots seen after each.</summary>
+    private static async Task<List<ulong>> ProposeAndWatchSnapshotsAsync(RaftHost host, FileRaftStorage storage, int count)
+    {
         var snapshotIndexes = new List<ulong>();
-        for (var i = 0; i < 80; i++)
+        for (var i = 0; i < count; i++)
         {
+            var before = host.Status!.AppliedIndex;
             await host.ProposeAsync(CounterStateMachine.Charge(i % 7), CancellationToken.None);
-            await WaitUntilAsync(() => host.Status!.AppliedIndex >= (ulong)i + 2);
+            await WaitUntilAsync(() => host.Status!.AppliedIndex > before);
             if (storage.Load().Snapshot is { } snapshot && !snapshotIndexes.Contains(snapshot.Index))
             {
                 snapshotIndexes.Add(snapshot.Index);
             }
         }
 
-        // The first one by count alone (no size known yet), then far apart, never every 2 entries.
-        Assert.InRange(snapshotIndexes.Count, 2, 3);
-        Assert.True(snapshotIndexes[0] <= 4, string.Join(", ", snapshotIndexes));
-        Assert.True(snapshotIndexes[1] - snapshotIndexes[0] >= 25, string.Join(", ", snapshotIndexes));
+        return snapshotIndexes;
     }
 
     private async Task<(List<RaftHost> Hosts, List<CounterStateMachine> Machines)> StartFleetAsync(int count, TimeSpan? requestTimeout = null)
@@ -330,7 +365,7 @@ public sealed partial class RaftHostTests : IAsyncLifetime
             return index;
         }
 
-        public void RestoreSnapshot(ulong index, Stream source) => throw new NotSupportedException("not restored in these tests");
+        public void RestoreSnapshot(ulong index, Stream source) => inner.RestoreSnapshot(index, source); // ignores the padding
     }
 
     private sealed class SlowSnapshots(CounterStateMachine inner, ManualResetEventSlim release) : IReplicatedStateMachine
