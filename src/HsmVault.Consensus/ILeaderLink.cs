@@ -20,8 +20,8 @@ public interface ILeaderLink
     Task<byte[]> ForwardAsync(string leader, byte[] command, DateTimeOffset deadline, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Asks <paramref name="leader"/> to confirm with a majority that it still leads; returns the index it had applied
-    /// then, which covers every write acknowledged before the call.
+    /// Asks <paramref name="leader"/> to confirm with a majority that it still leads; returns its read index (its commit
+    /// index when asked), which covers every write acknowledged before the call.
     /// </summary>
     /// <exception cref="NotLeaderException">The receiver does not lead.</exception>
     /// <exception cref="LeaderUnreachableException">No answer, or no majority confirmed the leader.</exception>

@@ -3,7 +3,7 @@ namespace HsmVault.Consensus;
 /// <summary>
 /// This member's Raft as the <see cref="LeaderRouter"/> uses it: who leads, and the leader's half of a write and of a
 /// read barrier. <see cref="RaftHost"/> in the daemon; in tests, the deterministic simulator's members, which answer
-/// through the same <see cref="PendingRequests"/>.
+/// through the same <see cref="Internal.PendingRequests"/>.
 /// </summary>
 public interface IRaftMember
 {

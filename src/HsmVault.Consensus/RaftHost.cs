@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using HsmVault.Consensus.Internal;
 using Microsoft.Extensions.Logging;
 
 namespace HsmVault.Consensus;
@@ -170,15 +171,7 @@ public sealed partial class RaftHost : IRaftMember, IAsyncDisposable
         ArgumentNullException.ThrowIfNull(command);
         var completion = _pending.NewProposal();
         Enqueue(new ProposeWork(command, completion));
-        try
-        {
-            return await completion.Task.WaitAsync(_options.RequestTimeout, _timeProvider, cancellationToken);
-        }
-        catch (TimeoutException exception)
-        {
-            throw new QuorumUnavailableException(
-                "The command was not committed in time; it may still commit later.", exception);
-        }
+        return await PendingRequests.AwaitCommitAsync(completion, _options.RequestTimeout, _timeProvider, cancellationToken);
     }
 
     /// <summary>
@@ -193,14 +186,7 @@ public sealed partial class RaftHost : IRaftMember, IAsyncDisposable
     {
         var completion = _pending.NewRead();
         Enqueue(new ReadWork(completion));
-        try
-        {
-            return await completion.Task.WaitAsync(_options.RequestTimeout, _timeProvider, cancellationToken);
-        }
-        catch (TimeoutException exception)
-        {
-            throw new QuorumUnavailableException("No majority confirmed this member's leadership in time.", exception);
-        }
+        return await PendingRequests.AwaitReadAsync(completion, _options.RequestTimeout, _timeProvider, cancellationToken);
     }
 
     /// <summary>

@@ -138,6 +138,9 @@ public sealed class RaftNode
     /// <summary>Size of the latest snapshot's data (0 before the first), which the pipeline's snapshot policy weighs.</summary>
     public long SnapshotBytes => _snapshot?.Data.Length ?? 0;
 
+    /// <summary>The applied entries the log holds after the latest snapshot: what the next snapshot would let go.</summary>
+    public IReadOnlyList<LogEntry> AppliedSinceSnapshot() => _log.Slice(_log.SnapshotIndex + 1, Math.Min(_applied, _log.LastIndex));
+
     /// <summary>The fleet's members.</summary>
     public IReadOnlyList<string> Members => _members;
 

@@ -24,7 +24,8 @@ public interface IReadyObserver
 /// <summary>
 /// Carries out a <see cref="RaftNode"/>'s Readies, in the order that makes Raft safe (see <see cref="Ready"/>):
 /// persist and fsync, write the rollback guard's high-water mark, send, restore a snapshot, apply, release reads,
-/// advance, and take a snapshot every <c>snapshotInterval</c> applied commands. The one implementation of that
+/// advance, and take a snapshot every <c>snapshotInterval</c> applied entries (once the log also holds a quarter of
+/// the last snapshot's size). The one implementation of that
 /// order: <see cref="RaftHost"/> runs it on its loop, and the deterministic simulator and test network run it
 /// between their seeded steps, injecting crashes and lost writes at its seams (the storage, the mark store, the
 /// state machine, the transport) rather than copying it.
@@ -47,8 +48,7 @@ public sealed partial class ReadyPipeline
     /// A snapshot is taken only once the log since the last one holds at least this fraction of that snapshot's bytes
     /// (1/4). Rewriting a large state every <c>snapshotInterval</c> entries costs far more I/O than the log it lets go
     /// (with 100k users, 38 MB for every 0.25 MB of log), and its fsync holds up the log's; this bounds the snapshot
-    /// writes to four bytes per byte of log, and the log kept beside a snapshot to about a quarter of it (up to half
-    /// across a restart, since the log found at the start is not weighed again).
+    /// writes to four bytes per byte of log, and the log kept beside a snapshot to about a quarter of it.
     /// </summary>
     private const int SnapshotBytesPerLogByte = 4;
 
@@ -68,6 +68,7 @@ public sealed partial class ReadyPipeline
     private RaftSnapshot? _stored;
     private Task<PreparedSnapshot>? _snapshotJob;
     private long _logBytesSinceSnapshot;
+    private long _logBytesInRunningSnapshot;
 
     /// <summary>Creates the pipeline of a node just recovered from <paramref name="storage"/> and <paramref name="stateMachine"/>.</summary>
     /// <param name="node">The core whose Readies this carries out.</param>
@@ -110,6 +111,9 @@ public sealed partial class ReadyPipeline
         _logger = logger;
         _runSnapshot = runSnapshot;
         Applied = node.AppliedIndex;
+
+        // The log found at the start counts too, or a member restarted often enough would never take a snapshot.
+        _logBytesSinceSnapshot = node.AppliedSinceSnapshot().Sum(LogBytes);
     }
 
     /// <summary>Index of the last entry applied (or restored by snapshot), commands and others.</summary>
@@ -190,7 +194,7 @@ public sealed partial class ReadyPipeline
         for (var i = 0; i < ready.CommittedEntries.Count; i++)
         {
             Applied = ready.CommittedEntries[i].Index;
-            _logBytesSinceSnapshot += ready.CommittedEntries[i].Data.Length + EntryOverheadBytes;
+            _logBytesSinceSnapshot += LogBytes(ready.CommittedEntries[i]);
             _observer.Applied(ready.CommittedEntries[i], results[i]);
         }
     }
@@ -271,7 +275,7 @@ public sealed partial class ReadyPipeline
         // Pinned here, between two batches; written straight from the application into the storage's file, so the
         // state is never one array.
         var state = _stateMachine.CaptureSnapshot();
-        _logBytesSinceSnapshot = 0;
+        _logBytesInRunningSnapshot = _logBytesSinceSnapshot;
         if (state.Index != index)
         {
             state.Dispose();
@@ -327,10 +331,15 @@ public sealed partial class ReadyPipeline
             }
 
             _node.Compact(_storage.InstallSnapshot(prepared));
+
+            // What was applied while it was written is not in it: it counts towards the next one.
+            _logBytesSinceSnapshot = Math.Max(0, _logBytesSinceSnapshot - _logBytesInRunningSnapshot);
         }
 
         Log.SnapshotTaken(_logger, _node.Id, prepared.Index);
     }
+
+    private static long LogBytes(LogEntry entry) => entry.Data.Length + EntryOverheadBytes;
 
     /// <summary>Log messages of the Ready pipeline; event ids in the Raft host's block, 3000-3099.</summary>
     private static partial class Log

@@ -594,7 +594,7 @@ internal sealed class Simulation : IDisposable
 
     /// <summary>
     /// What the pipeline reports for one member: checked by the <see cref="SafetyChecker"/>, handed to the workload,
-    /// and passed on to the member's <see cref="PendingRequests"/>, which answer its router as the host's answer it.
+    /// and passed on to the member's <see cref="Internal.PendingRequests"/>, which answer its router as the host's answer it.
     /// </summary>
     private sealed class MemberObserver(Simulation simulation, SimMember member, SimulatedApplication application, IReadyObserver requests)
         : IReadyObserver

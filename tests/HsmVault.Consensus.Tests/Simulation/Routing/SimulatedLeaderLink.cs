@@ -38,9 +38,23 @@ internal sealed class SimulatedLeaderLink(Simulation simulation, string from, Si
     private async Task<T> CallAsync<T>(string to, DateTimeOffset deadline, Func<LeaderRouter, Task<T>> serve, CancellationToken cancellationToken)
     {
         var left = deadline - clock.GetUtcNow();
+        var exchange = ExchangeAsync(to, serve);
+
+        // The exchange goes on after a deadline cuts the call short (the leader still commits what it received):
+        // whatever it throws then, other than an answer's refusal, must still fail the run.
+        simulation.StartClientCall(async () =>
+        {
+            try
+            {
+                await exchange;
+            }
+            catch (Exception e) when (e is NotLeaderException or LeaderUnreachableException)
+            {
+            }
+        });
         try
         {
-            return await ExchangeAsync(to, serve).WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, clock, cancellationToken);
+            return await exchange.WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, clock, cancellationToken);
         }
         catch (TimeoutException e)
         {

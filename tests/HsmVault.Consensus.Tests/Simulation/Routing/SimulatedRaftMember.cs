@@ -1,3 +1,5 @@
+using HsmVault.Consensus.Internal;
+
 namespace HsmVault.Consensus.Tests.Simulation.Routing;
 
 /// <summary>
@@ -51,32 +53,21 @@ internal sealed class SimulatedRaftMember : IRaftMember
     {
         ThrowIfCrashed();
         var completion = Requests.NewProposal();
-        Requests.Propose(_node, command, completion);
+
+        // Deferred: proposing may fail an earlier proposal this member made at the same index, whose caller must not
+        // resume inside this call.
+        SimulatedAsync.Deferring(() => Requests.Propose(_node, command, completion));
         _simulation.Proposed(_member);
-        try
-        {
-            return await completion.Task.WaitAsync(_clock.Tick * RequestTimeoutTicks, _clock, cancellationToken);
-        }
-        catch (TimeoutException e)
-        {
-            throw new QuorumUnavailableException("The command was not committed in time; it may still commit later.", e);
-        }
+        return await PendingRequests.AwaitCommitAsync(completion, _clock.Tick * RequestTimeoutTicks, _clock, cancellationToken);
     }
 
     public async Task<ulong> ReadBarrierAsync(CancellationToken cancellationToken)
     {
         ThrowIfCrashed();
         var completion = Requests.NewRead();
-        Requests.ReadIndex(_node, completion);
+        SimulatedAsync.Deferring(() => Requests.ReadIndex(_node, completion));
         _simulation.Drain(_member);
-        try
-        {
-            return await completion.Task.WaitAsync(_clock.Tick * RequestTimeoutTicks, _clock, cancellationToken);
-        }
-        catch (TimeoutException e)
-        {
-            throw new QuorumUnavailableException("No majority confirmed this member's leadership in time.", e);
-        }
+        return await PendingRequests.AwaitReadAsync(completion, _clock.Tick * RequestTimeoutTicks, _clock, cancellationToken);
     }
 
     public Task WaitForAppliedAsync(ulong index, CancellationToken cancellationToken)

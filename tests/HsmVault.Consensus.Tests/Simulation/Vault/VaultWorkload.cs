@@ -306,7 +306,7 @@ internal sealed class VaultWorkload : IWorkload, IDisposable
             return;
         }
 
-        op.AttemptEnds = _simulation.Now + AttemptTicks;
+        op.AttemptEnds = long.MaxValue; // the router's own deadline ends it, as the service's call does
         _simulation.StartClientCall(async () =>
         {
             try
@@ -341,7 +341,7 @@ internal sealed class VaultWorkload : IWorkload, IDisposable
 
         var command = _fleet.Sign(op.Command!, op.Member.Id);
         op.Proposed = true;
-        op.AttemptEnds = _simulation.Now + AttemptTicks;
+        op.AttemptEnds = long.MaxValue; // the router's own deadline ends it, as the service's call does
         _simulation.StartClientCall(async () =>
         {
             byte[] result;

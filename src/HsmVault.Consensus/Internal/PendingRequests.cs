@@ -1,4 +1,4 @@
-namespace HsmVault.Consensus;
+namespace HsmVault.Consensus.Internal;
 
 /// <summary>
 /// What a member's callers wait on, and how its Readies answer them: proposals by the log index they took, ReadIndex
@@ -22,6 +22,8 @@ internal sealed class PendingRequests(Func<string?> leaderId, Func<ulong> nextRe
     private readonly Dictionary<ulong, TaskCompletionSource<ulong>> _reads = [];
     private readonly Lock _appliedLock = new();
     private readonly List<(ulong Index, TaskCompletionSource Completion)> _appliedWaiters = [];
+    private const string Overwritten = "Leadership changed before the command committed; it was not applied.";
+
     private ulong _applied;
 
     /// <summary>A completion for <see cref="Propose"/>.</summary>
@@ -47,8 +49,7 @@ internal sealed class PendingRequests(Func<string?> leaderId, Func<ulong> nextRe
             // This member led before, proposed at this index, lost its lead and leads again: the index now holds
             // the new entry, so the earlier one was truncated and never committed (a committed entry would be in
             // this leader's log at that index, Raft §5.4).
-            overwritten.Completion.TrySetException(new NotLeaderException(
-                node.LeaderId, "Leadership changed before the command committed; it was not applied."));
+            overwritten.Completion.TrySetException(new NotLeaderException(node.LeaderId, Overwritten));
         }
 
         _proposals[ticket.Index] = (ticket.Term, completion);
@@ -110,9 +111,52 @@ internal sealed class PendingRequests(Func<string?> leaderId, Func<ulong> nextRe
         }
     }
 
-    /// <summary>Fails every proposal and read still waiting (the member stops, or its loop failed).</summary>
+    /// <summary>
+    /// Waits for <paramref name="completion"/> as long as the member lets a proposal wait for a majority: past
+    /// <paramref name="timeout"/> the command may still commit, so the caller is told that no majority answered.
+    /// </summary>
+    /// <exception cref="QuorumUnavailableException">No answer within <paramref name="timeout"/>.</exception>
+    public static async Task<byte[]> AwaitCommitAsync(
+        TaskCompletionSource<byte[]> completion, TimeSpan timeout, TimeProvider time, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await completion.Task.WaitAsync(timeout, time, cancellationToken);
+        }
+        catch (TimeoutException exception)
+        {
+            throw new QuorumUnavailableException("The command was not committed in time; it may still commit later.", exception);
+        }
+    }
+
+    /// <summary>Waits for a read barrier's <paramref name="completion"/> at most <paramref name="timeout"/>.</summary>
+    /// <exception cref="QuorumUnavailableException">No majority confirmed the lead within <paramref name="timeout"/>.</exception>
+    public static async Task<ulong> AwaitReadAsync(
+        TaskCompletionSource<ulong> completion, TimeSpan timeout, TimeProvider time, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await completion.Task.WaitAsync(timeout, time, cancellationToken);
+        }
+        catch (TimeoutException exception)
+        {
+            throw new QuorumUnavailableException("No majority confirmed this member's leadership in time.", exception);
+        }
+    }
+
+    /// <summary>Fails every proposal, read and applied-index waiter still waiting (the member stops, or its loop failed).</summary>
     public void FailAll(Exception exception)
     {
+        lock (_appliedLock)
+        {
+            foreach (var waiter in _appliedWaiters)
+            {
+                waiter.Completion.TrySetException(exception);
+            }
+
+            _appliedWaiters.Clear();
+        }
+
         foreach (var proposal in _proposals.Values)
         {
             proposal.Completion.TrySetException(exception);
@@ -155,8 +199,7 @@ internal sealed class PendingRequests(Func<string?> leaderId, Func<ulong> nextRe
         else
         {
             // Another leader's entry took this index: ours was overwritten and never applied (Raft §5.3).
-            proposal.Completion.TrySetException(new NotLeaderException(
-                leaderId(), "Leadership changed before the command committed; it was not applied."));
+            proposal.Completion.TrySetException(new NotLeaderException(leaderId(), Overwritten));
         }
     }
 
