@@ -78,8 +78,7 @@ internal sealed class SimulatedLeaderLink(Simulation simulation, string from, Si
         Task<T> serving;
         try
         {
-            serving = serve(leader.Router);
-            await serving;
+            serving = Task.FromResult(await serve(leader.Router));
         }
         catch (OperationCanceledException e)
         {

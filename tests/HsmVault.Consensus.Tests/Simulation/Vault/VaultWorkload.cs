@@ -65,6 +65,9 @@ internal sealed class VaultWorkload : IWorkload, IDisposable
 
     public int Operations => _history.History().Count;
 
+    /// <summary>Clients are served at any member through its <see cref="LeaderRouter"/> (<see cref="SimulationOptions.RouteThroughAnyMember"/>).</summary>
+    private bool Routed => _simulation.Options.RouteThroughAnyMember;
+
     public int UnknownOutcomes => _history.History().Count(op => op.IsPending);
 
     public ulong InitialChain => ProductionVaultState.InitialChain;
@@ -151,7 +154,7 @@ internal sealed class VaultWorkload : IWorkload, IDisposable
     public void Crashed(SimMember member)
     {
         // An operation served through the member's router dies with the member; what it forwarded may still commit.
-        foreach (var op in _clients.Select(c => c.Current).OfType<ClientOperation>().Where(op => op.Routed && op.Member == member).ToList())
+        foreach (var op in _clients.Select(c => c.Current).OfType<ClientOperation>().Where(op => Routed && op.Member == member).ToList())
         {
             End(op, op.Proposed ? Ending.Unknown : Ending.NoEffect);
         }
@@ -209,14 +212,13 @@ internal sealed class VaultWorkload : IWorkload, IDisposable
 
         // Routed, the client talks to any member, which serves it through its router as the daemon does. Otherwise it
         // talks to the member it believes leads, and a follower tells it who does.
-        var routed = _simulation.Options.RouteThroughAnyMember;
-        var target = routed ? members[random.Next(members.Count)] : client.Leader;
-        if (routed && target is { Raft: null })
+        var target = Routed ? members[random.Next(members.Count)] : client.Leader;
+        if (Routed && target is { Raft: null })
         {
             return; // the member is down: the client's call is refused and changes nothing
         }
 
-        if (target is null || (!routed && target.Node is not { Role: RaftRole.Leader }))
+        if (target is null || (!Routed && target.Node is not { Role: RaftRole.Leader }))
         {
             var hint = target?.Node?.LeaderId;
             client.Leader = hint is null ? members[random.Next(members.Count)] : members.First(m => m.Id == hint);
@@ -234,7 +236,7 @@ internal sealed class VaultWorkload : IWorkload, IDisposable
             < 90 => new VaultInput.Status(),
             _ => new VaultInput.Delete(),
         };
-        var op = new ClientOperation(client, user, input, _history.Invoke(client.Id, _users[user].ToString(), input), target, routed);
+        var op = new ClientOperation(client, user, input, _history.Invoke(client.Id, _users[user].ToString(), input), target);
         client.Current = op;
         _simulation.Log($"client {client.Id} at {target.Id}: {input} for {_users[user]}");
         switch (input)
@@ -257,7 +259,7 @@ internal sealed class VaultWorkload : IWorkload, IDisposable
     private void StartRead(ClientOperation op)
     {
         var member = op.Member;
-        if (op.Routed)
+        if (Routed)
         {
             StartRoutedRead(op);
             return;
@@ -278,7 +280,7 @@ internal sealed class VaultWorkload : IWorkload, IDisposable
     private void Propose(ClientOperation op)
     {
         var member = op.Member;
-        if (op.Routed)
+        if (Routed)
         {
             StartRoutedProposal(op);
             return;
@@ -577,8 +579,7 @@ internal sealed class VaultWorkload : IWorkload, IDisposable
         public Dictionary<int, (long Version, long AttemptSerial)> Sessions { get; } = [];
     }
 
-    private sealed class ClientOperation(
-        Client client, int user, VaultInput input, RecordedOperation<VaultInput, VaultOutput> recorded, SimMember member, bool routed)
+    private sealed class ClientOperation(Client client, int user, VaultInput input, RecordedOperation<VaultInput, VaultOutput> recorded, SimMember member)
     {
         public Client Client { get; } = client;
 
@@ -588,11 +589,8 @@ internal sealed class VaultWorkload : IWorkload, IDisposable
 
         public RecordedOperation<VaultInput, VaultOutput> Recorded { get; } = recorded;
 
-        /// <summary>The serving member: the leader the client reached, or with <see cref="Routed"/> any member.</summary>
+        /// <summary>The serving member: the leader the client reached, or when routed any member.</summary>
         public SimMember Member { get; } = member;
-
-        /// <summary>Served through the member's <see cref="LeaderRouter"/>.</summary>
-        public bool Routed { get; } = routed;
 
         public VaultCommand? Command { get; set; }
 
