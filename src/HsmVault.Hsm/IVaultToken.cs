@@ -53,10 +53,10 @@ public interface IVaultToken : IDisposable
     /// <summary>Signs <paramref name="message"/> with this member's identity key.</summary>
     byte[] SignAsMember(ReadOnlySpan<byte> message);
 
-    /// <summary>Reads a private data object (CKO_DATA) the vault stored in the token; null when absent.</summary>
+    /// <summary>Reads a private data object the vault stored in the token; null when absent.</summary>
     byte[]? ReadDataObject(string name);
 
-    /// <summary>Creates or overwrites a private data object (CKO_DATA) in the token.</summary>
+    /// <summary>Creates or overwrites a private data object in the token (see <c>Internal.DataObjects</c> for its form).</summary>
     void WriteDataObject(string name, ReadOnlySpan<byte> value);
 }
 

@@ -48,7 +48,7 @@ public sealed partial class Pkcs11VaultToken : IVaultToken
     private readonly ReaderWriterLockSlim _connectionLock = new(LockRecursionPolicy.NoRecursion);
     private readonly Lock _dataObjectLock = new();
 
-    // Where each data object's latest copy is, as this process last read or wrote it, and for which connection:
+    // Where each data object's copies are, as this process last read or wrote them, and for which connection:
     // object handles belong to a login, so a reconnect makes them unknown again. Guarded by _dataObjectLock.
     private readonly Dictionary<string, (FleetKeyHandles Connection, StoredObject Location)> _dataObjectLocations = new(StringComparer.Ordinal);
     private volatile TokenConnection _connection;
@@ -241,12 +241,12 @@ public sealed partial class Pkcs11VaultToken : IVaultToken
     /// <inheritdoc/>
     /// <remarks>
     /// The new value replaces the old without a moment in which neither exists (see
-    /// <c>Internal.DataObjects</c>), and is as durable as the module makes C_CreateObject when
-    /// this returns: SoftHSM2 has written its object file (without fsync), a hardware token has
-    /// committed to its storage. After the first read or write of a name the token is not searched
-    /// again: this process is the only writer of its token's data objects (the daemon holds the
-    /// token; the operator's commands that write one run while it is stopped), so the copy it made
-    /// last is the latest, and a write costs one object created and one destroyed. Should the
+    /// <c>Internal.DataObjects</c>), and is as durable as the module makes C_SetAttributeValue and
+    /// C_CreateObject when this returns: SoftHSM2 has written its object file (without fsync), a
+    /// hardware token has committed to its storage. After the first read or write of a name the token
+    /// is not searched again: this process is the only writer of its token's data objects (the daemon
+    /// holds the token; the operator's commands that write one run while it is stopped), so the copies
+    /// it knows are all there are, and a write rewrites the older of them in place. Should a
     /// remembered copy be gone nevertheless, the write searches and numbers past whatever is there.
     /// </remarks>
     public void WriteDataObject(string name, ReadOnlySpan<byte> value)

@@ -102,8 +102,8 @@ public sealed record TokenCheckReport(TokenDescription? Token, IReadOnlyList<Tok
 /// <remarks>
 /// Besides mechanisms, a member's token must keep private, sensitive, non-extractable token
 /// objects (CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE true, CKA_EXTRACTABLE false) and small private
-/// token objects for the vault's data (CKO_DATA, or where a token refuses private CKO_DATA, a
-/// private generic-secret object whose CKA_ID carries the data). Those are not in a mechanism
+/// token objects for the vault's data (private generic-secret objects whose CKA_ID carries the data,
+/// rewritten in place where the token allows it; else a new CKO_DATA or such object per write). Those are not in a mechanism
 /// list; <see cref="ObjectRequirements"/> names them.
 /// </remarks>
 public static class TokenRequirements
@@ -136,7 +136,7 @@ public static class TokenRequirements
     public static IReadOnlyList<string> ObjectRequirements { get; } =
     [
         "private, sensitive, non-extractable token keys (CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE true; CKA_EXTRACTABLE false), CKA_EXTRACTABLE settable from true to false",
-        "small private token objects for the vault's data: CKO_DATA, or a private generic-secret object whose CKA_ID carries the data",
+        "small private token objects for the vault's data: private generic-secret objects whose CKA_ID carries the data (rewritten in place where CKA_ID is modifiable; else CKO_DATA or such an object created anew per write)",
         "key attributes readable for deployment evidence: CKA_LOCAL, CKA_NEVER_EXTRACTABLE, CKA_ALWAYS_SENSITIVE",
     ];
 

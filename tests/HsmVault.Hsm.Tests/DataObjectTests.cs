@@ -25,7 +25,7 @@ public class DataObjectTests
     }
 
     [Fact]
-    public void WriteDataObject_Twice_OverwritesAndLeavesOneObject()
+    public void WriteDataObject_Twice_OverwritesAndKeepsTwoCopies()
     {
         var options = Env.CreateProvisionedToken();
         using var token = Pkcs11VaultToken.Open(options);
@@ -35,7 +35,7 @@ public class DataObjectTests
 
         Assert.Equal([9, 8, 7, 6, 5, 4, 3, 2, 1], token.ReadDataObject("raft-high-water-mark"));
         using var admin = AdminSession.Open(options);
-        Assert.Single(admin.Session.FindByLabel(CKO.CKO_DATA, "hsmvault-raft-high-water-mark"));
+        Assert.Equal(2, DataObjects.FindAll(admin.Session, "hsmvault-raft-high-water-mark").Count);
     }
 
     [Fact]
@@ -67,37 +67,102 @@ public class DataObjectTests
     [Fact]
     public void WriteDataObject_IsInTheTokenFolderBeforeTheCallReturns()
     {
-        // The value must be on disk (in SoftHSM2's object file) when the call returns, not in a
-        // cache: a second, independent SoftHSM2 instance (softhsm2-util in another process)
-        // must see the new object count at once.
+        // The value must be on disk (in SoftHSM2's object files) when the call returns, not in a
+        // cache: every write, whether it creates a copy or rewrites one in place, changes the
+        // token folder's files before it returns.
         var options = Env.CreateProvisionedToken();
         using var token = Pkcs11VaultToken.Open(options);
-        var tokenFolder = Directory.GetDirectories(Env.TokenDirectory)
-            .Single(dir => File.ReadAllText(Path.Combine(dir, "token.object"), System.Text.Encoding.Latin1).Contains(options.TokenLabel!, StringComparison.Ordinal));
-        var before = Directory.GetFiles(tokenFolder, "*.object").Length;
+        var before = TokenObjectFiles(options).Count;
 
-        token.WriteDataObject("raft-high-water-mark", [1]);
+        for (byte i = 1; i <= 4; i++)
+        {
+            var contents = TokenFolderContents(options);
+            token.WriteDataObject("raft-high-water-mark", [i]);
+            Assert.NotEqual(contents, TokenFolderContents(options));
+        }
 
-        Assert.Equal(before + 1, Directory.GetFiles(tokenFolder, "*.object").Length);
+        Assert.Equal(before + 2, TokenObjectFiles(options).Count);
     }
 
     [Fact]
-    public void DataObjects_ArePrivateTokenObjectsOfTheApplication()
+    public void WriteDataObject_AfterTheSecond_RewritesInPlace_CreatingAndDestroyingNoObject()
+    {
+        // Why the mark is cheap: from the third write on, no object file appears or goes (SoftHSM2
+        // rewrites one attribute of the older copy), so the token's generation does not change
+        // and no other session rescans the token folder.
+        var options = Env.CreateProvisionedToken();
+        using var token = Pkcs11VaultToken.Open(options);
+        token.WriteDataObject("raft-high-water-mark", [1]);
+        token.WriteDataObject("raft-high-water-mark", [2]);
+        var files = TokenObjectFiles(options);
+
+        for (byte i = 3; i <= 30; i++)
+        {
+            token.WriteDataObject("raft-high-water-mark", [i]);
+        }
+
+        Assert.Equal(files, TokenObjectFiles(options));
+        using var reopened = Pkcs11VaultToken.Open(options);
+        Assert.Equal([30], reopened.ReadDataObject("raft-high-water-mark"));
+    }
+
+    [Fact]
+    public void DataObjects_ArePrivateSensitiveCarriersThatCanDoNothing()
     {
         var options = Env.CreateProvisionedToken();
         using (var token = Pkcs11VaultToken.Open(options))
         {
             token.WriteDataObject("raft-high-water-mark", [1]);
+            token.WriteDataObject("raft-high-water-mark", [2]);
         }
 
         using var admin = AdminSession.Open(options);
-        var handle = admin.Session.FindSingle(CKO.CKO_DATA, "hsmvault-raft-high-water-mark", admin.TokenLabel)!;
-        var attributes = admin.Session.GetBools(handle, CKA.CKA_TOKEN, CKA.CKA_PRIVATE);
-        var application = admin.Session.GetAttributeValue(handle, [CKA.CKA_APPLICATION]);
+        var copies = admin.Session.FindByLabel(CKO.CKO_SECRET_KEY, "hsmvault-raft-high-water-mark");
+        Assert.Equal(2, copies.Count);
+        foreach (var handle in copies)
+        {
+            var attributes = admin.Session.GetBools(handle, CKA.CKA_TOKEN, CKA.CKA_PRIVATE, CKA.CKA_SENSITIVE, CKA.CKA_EXTRACTABLE,
+                CKA.CKA_SIGN, CKA.CKA_ENCRYPT, CKA.CKA_DECRYPT, CKA.CKA_WRAP, CKA.CKA_UNWRAP, CKA.CKA_DERIVE);
+            Assert.True(attributes[CKA.CKA_TOKEN]);
+            Assert.True(attributes[CKA.CKA_PRIVATE]);
+            Assert.True(attributes[CKA.CKA_SENSITIVE]);
+            Assert.False(attributes[CKA.CKA_EXTRACTABLE]);
+            Assert.All([CKA.CKA_SIGN, CKA.CKA_ENCRYPT, CKA.CKA_DECRYPT, CKA.CKA_WRAP, CKA.CKA_UNWRAP, CKA.CKA_DERIVE], a => Assert.False(attributes[a]));
+        }
+    }
 
-        Assert.True(attributes[CKA.CKA_TOKEN]);
-        Assert.True(attributes[CKA.CKA_PRIVATE]);
-        Assert.Equal("hsmvault", application[0].GetValueAsString());
+    [Fact]
+    public void TornRewrite_ReaderTakesTheOtherCopy_NextWriteRewritesTheTornOne()
+    {
+        // A crash in the middle of rewriting the older copy: its CKA_ID holds a higher sequence but not the value
+        // that goes with it. The checksum shows it; the reader takes the intact copy, the previous value.
+        var options = Env.CreateProvisionedToken();
+        using (var token = Pkcs11VaultToken.Open(options))
+        {
+            token.WriteDataObject("mark", [1]);
+            token.WriteDataObject("mark", [2]);
+        }
+
+        using (var admin = AdminSession.Open(options))
+        {
+            var older = DataObjects.FindAll(admin.Session, "hsmvault-mark").MinBy(c => c.Sequence);
+            var torn = admin.Session.GetBytes(older.Handle, CKA.CKA_ID);
+            torn[17 + 7] = 99; // sequence 99
+            torn[^1] ^= 0xFF;   // value and checksum do not match
+            using var update = new AttributeList().Add(CKA.CKA_ID, torn);
+            admin.Session.SetAttributeValue(older.Handle, update.Items);
+        }
+
+        using var reopened = Pkcs11VaultToken.Open(options);
+        Assert.Equal([2], reopened.ReadDataObject("mark"));
+
+        reopened.WriteDataObject("mark", [3]);
+
+        Assert.Equal([3], reopened.ReadDataObject("mark"));
+        using var check = AdminSession.Open(options);
+        var copies = DataObjects.FindAll(check.Session, "hsmvault-mark");
+        Assert.Equal(2, copies.Count);
+        Assert.All(copies, c => Assert.NotNull(c.Value));
     }
 
     [Fact]
@@ -124,12 +189,16 @@ public class DataObjectTests
         token.WriteDataObject("mark", [3]);
 
         Assert.Equal([3], token.ReadDataObject("mark"));
+        token.WriteDataObject("mark", [4]);
         using var check = AdminSession.Open(options);
-        Assert.Single(check.Session.FindByLabel(CKO.CKO_DATA, "hsmvault-mark"));
+        Assert.Empty(check.Session.FindByLabel(CKO.CKO_DATA, "hsmvault-mark"));
+        Assert.Equal(2, DataObjects.FindAll(check.Session, "hsmvault-mark").Count);
+        using var reopened = Pkcs11VaultToken.Open(options);
+        Assert.Equal([4], reopened.ReadDataObject("mark"));
     }
 
     [Fact]
-    public void WriteDataObject_ManyTimes_KeepsOneObjectWithTheLastValue()
+    public void WriteDataObject_ManyTimes_KeepsTwoCopiesWithTheLastValue()
     {
         // After the first write the token is not searched again; the remembered copy must be the one replaced.
         var options = Env.CreateProvisionedToken();
@@ -143,7 +212,7 @@ public class DataObjectTests
         using var reopened = Pkcs11VaultToken.Open(options);
         Assert.Equal([20], reopened.ReadDataObject("raft-high-water-mark"));
         using var admin = AdminSession.Open(options);
-        Assert.Single(admin.Session.FindByLabel(CKO.CKO_DATA, "hsmvault-raft-high-water-mark"));
+        Assert.Equal(2, DataObjects.FindAll(admin.Session, "hsmvault-raft-high-water-mark").Count);
     }
 
     [Fact]
@@ -154,9 +223,14 @@ public class DataObjectTests
         var options = Env.CreateProvisionedToken();
         using var token = Pkcs11VaultToken.Open(options);
         token.WriteDataObject("mark", [1]);
+        token.WriteDataObject("mark", [2]);
         using (var admin = AdminSession.Open(options))
         {
-            admin.Session.DestroyObject(admin.Session.FindSingle(CKO.CKO_DATA, "hsmvault-mark", admin.TokenLabel)!);
+            foreach (var copy in DataObjects.FindAll(admin.Session, "hsmvault-mark"))
+            {
+                admin.Session.DestroyObject(copy.Handle);
+            }
+
             using var template = new AttributeList()
                 .Add(CKA.CKA_CLASS, CKO.CKO_DATA)
                 .Add(CKA.CKA_TOKEN, true)
@@ -172,6 +246,54 @@ public class DataObjectTests
         using var reopened = Pkcs11VaultToken.Open(options);
         Assert.Equal([3], reopened.ReadDataObject("mark"));
         using var check = AdminSession.Open(options);
-        Assert.Single(check.Session.FindByLabel(CKO.CKO_DATA, "hsmvault-mark"));
+        Assert.True(DataObjects.FindAll(check.Session, "hsmvault-mark").Count <= 2);
     }
+
+    [Fact]
+    public void ATokenThatRefusesToRewriteACopy_IsWrittenByCreatingOneAndDestroyingTheOthers()
+    {
+        // Copies the token will not modify (CKA_MODIFIABLE false: C_SetAttributeValue fails with CKR_ACTION_PROHIBITED)
+        // stand for a token that does not let CKA_ID change: the write falls back to a new object, then to one copy.
+        var options = Env.CreateProvisionedToken();
+        using (var admin = AdminSession.Open(options))
+        {
+            foreach (var sequence in new byte[] { 5, 6 })
+            {
+                using var template = new AttributeList()
+                    .Add(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY)
+                    .Add(CKA.CKA_KEY_TYPE, CKK.CKK_GENERIC_SECRET)
+                    .Add(CKA.CKA_TOKEN, true)
+                    .Add(CKA.CKA_PRIVATE, true)
+                    .Add(CKA.CKA_SENSITIVE, true)
+                    .Add(CKA.CKA_MODIFIABLE, false)
+                    .Add(CKA.CKA_LABEL, "hsmvault-mark")
+                    .Add(CKA.CKA_ID, DataObjects.Rewritable(sequence, [sequence]))
+                    .Add(CKA.CKA_VALUE, new byte[32]);
+                admin.Session.CreateObject(template.Items);
+            }
+        }
+
+        using var token = Pkcs11VaultToken.Open(options);
+        Assert.Equal([6], token.ReadDataObject("mark"));
+
+        token.WriteDataObject("mark", [7]);
+        token.WriteDataObject("mark", [8]);
+
+        using var reopened = Pkcs11VaultToken.Open(options);
+        Assert.Equal([8], reopened.ReadDataObject("mark"));
+        using var check = AdminSession.Open(options);
+        var copy = Assert.Single(DataObjects.FindAll(check.Session, "hsmvault-mark"));
+        Assert.Equal(8UL, copy.Sequence);
+    }
+
+    private static SortedSet<string> TokenObjectFiles(TokenOptions options)
+    {
+        return new SortedSet<string>(Directory.GetFiles(TokenFolder(options), "*.object").Select(Path.GetFileName)!, StringComparer.Ordinal);
+    }
+
+    private static string TokenFolderContents(TokenOptions options) => string.Join(",",
+        TokenObjectFiles(options).Select(file => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(Path.Combine(TokenFolder(options), file))))));
+
+    private static string TokenFolder(TokenOptions options) => Directory.GetDirectories(Env.TokenDirectory)
+        .Single(dir => File.ReadAllText(Path.Combine(dir, "token.object"), System.Text.Encoding.Latin1).Contains(options.TokenLabel!, StringComparison.Ordinal));
 }

@@ -9,80 +9,133 @@ namespace HsmVault.Hsm.Internal;
 /// The vault's private data objects, overwritten without a moment in which the value is gone.
 /// </summary>
 /// <remarks>
-/// SoftHSM2 makes CKA_VALUE of a data object read-only after creation (C_SetAttributeValue
-/// returns CKR_ATTRIBUTE_READ_ONLY), and destroy-then-create would lose the value if the
-/// process died in between — fatal for a Raft high-water mark, which must never go back. So
-/// every write creates a new object whose value starts with a 64-bit sequence number, one
-/// higher than any present, and only then destroys the older objects. A reader takes the
-/// highest sequence, so a crash between the two steps leaves either the old or the new value,
-/// never none. C_CreateObject is durable when it returns as far as the module is: SoftHSM2
-/// writes (no fsync) the object file before returning, so the value survives a daemon crash
-/// but, on SoftHSM2, not necessarily a power cut; a hardware token commits to its own storage.
+/// Every copy's value starts with a 64-bit sequence number and a reader takes the highest, so a
+/// write never touches the copy a reader would take until a newer one is complete. A write
+/// rewrites, in place, the older of two copies (C_SetAttributeValue of its CKA_ID, see below):
+/// one attribute written, no object created or destroyed. That matters because the Raft
+/// high-water mark is written once per batch: SoftHSM2 creates an object by rewriting its file
+/// once per attribute (about twelve truncate-and-write cycles) and every create or destroy bumps
+/// the token's generation, which makes every other session of the token rescan the token folder;
+/// a hardware token's non-volatile writes are slow and wear. A crash in the middle of a rewrite
+/// leaves the other copy, the previous value, intact; a torn copy is recognised by its checksum
+/// and ignored (it is the one the next write rewrites).
 /// <para>
-/// Where a token refuses private token data objects (NSS softoken accepts CKO_DATA only as a
-/// public session object: CKR_ATTRIBUTE_VALUE_INVALID), the value is carried instead in the
-/// CKA_ID of a private generic-secret token object that can do nothing (no sign, encrypt, wrap,
-/// derive; its own key value is random and unused). CKA_ID is readable on every token; it is not
-/// a secret attribute, so on such a token the value is stored like any non-sensitive attribute,
-/// which is what the vault's data objects need: the sealed AKE key is sealed by the token, and
-/// the high-water mark is no secret. The form is chosen by what the token accepts, not by vendor:
-/// every write tries CKO_DATA first, and reads look at both forms.
+/// The rewritable copies are private generic-secret token objects that can do nothing (no sign,
+/// encrypt, wrap, derive; their own key value is random and unused) whose CKA_ID carries the
+/// value: PKCS#11 lets CKA_ID be modified, whereas SoftHSM2 makes CKA_VALUE of a data object
+/// read-only after creation (CKR_ATTRIBUTE_READ_ONLY). CKA_ID is not a secret attribute, which
+/// is what the vault's data objects need: the sealed AKE key is sealed by the token, and the
+/// high-water mark is no secret. A token that refuses the rewrite gets today's other way: every
+/// write creates a new copy numbered past the latest (CKO_DATA first, or a carrier where a token
+/// refuses private CKO_DATA, as NSS softoken does) and only then destroys the older ones.
+/// C_CreateObject and C_SetAttributeValue are durable when they return as far as the module is:
+/// SoftHSM2 writes (no fsync) the object file before returning, so the value survives a daemon
+/// crash but, on SoftHSM2, not necessarily a power cut; a hardware token commits to its own storage.
 /// </para>
 /// </remarks>
 internal static class DataObjects
 {
     private const int SequenceLength = 8;
+    private const int ChecksumLength = 8;
 
-    /// <summary>Marks a carrier key's CKA_ID as a vault data object, so no real key is ever read as one.</summary>
+    /// <summary>Marks a carrier key's CKA_ID as a vault data object written whole at creation (no checksum).</summary>
     private static ReadOnlySpan<byte> CarrierMagic => "HsmVault data v1\0"u8;
 
+    /// <summary>Marks a carrier key's CKA_ID as a rewritable copy: sequence, value, then a checksum that shows a torn rewrite.</summary>
+    private static ReadOnlySpan<byte> RewritableMagic => "HsmVault data v2\0"u8;
+
     /// <summary>
-    /// The latest value under <paramref name="label"/> (null when there is none), and where it is stored when it is
-    /// the only copy; after an interrupted write there are two, and the next write must find and remove both.
+    /// The latest value under <paramref name="label"/> (null when there is none), and where its copies are, for
+    /// the next write.
     /// </summary>
     public static (byte[]? Value, StoredObject? Location) Read(ISession session, string label)
     {
         var all = FindAll(session, label);
         var latest = Latest(all);
         return latest is { } found
-            ? (found.Value[SequenceLength..], all.Count == 1 ? new StoredObject(found.Handle, found.Sequence) : null)
+            ? (found.Value![SequenceLength..], new StoredObject(
+                [.. all.OrderBy(c => c.Sequence).Select(c => new StoredCopy(c.Handle, c.Sequence, c.Rewritable))],
+                found.Sequence,
+                RewriteRefused: false))
             : (null, null);
     }
 
     /// <summary>
     /// Replaces the value under <paramref name="label"/>. With <paramref name="latest"/> — where this process last
-    /// read or wrote it, through handles of the same login — the write is one C_CreateObject and one C_DestroyObject;
-    /// without it, or when that object is gone (someone else changed the token's objects), every copy is found first.
+    /// read or wrote its copies, through handles of the same login — the write is one attribute rewritten (or, on a
+    /// token that refuses that, one object created and one destroyed). Otherwise, or when a remembered copy is gone
+    /// (someone else changed the token's objects), every copy is found first and the new one numbered past them all.
     /// </summary>
-    /// <returns>Where the new value is stored, for the next write.</returns>
+    /// <returns>Where the copies are now, for the next write.</returns>
     public static StoredObject Write(ISession session, string label, ReadOnlySpan<byte> value, StoredObject? latest)
     {
-        if (latest is { } known)
+        var rewriteRefused = latest?.RewriteRefused ?? false;
+        try
         {
-            var created = Create(session, label, known.Sequence + 1, value);
-            try
+            if (latest is { RewriteRefused: false, Copies: [{ Rewritable: true } older, var newer] })
             {
-                session.DestroyObject(known.Handle);
-                return created;
+                var next = latest.Sequence + 1;
+                try
+                {
+                    using var update = new AttributeList().Add(CKA.CKA_ID, Rewritable(next, value));
+                    session.SetAttributeValue(older.Handle, update.Items);
+                    return new StoredObject([newer, older with { Sequence = next }], next, RewriteRefused: false);
+                }
+                catch (Pkcs11Exception ex) when (ex.RV is CKR.CKR_ATTRIBUTE_READ_ONLY or CKR.CKR_ACTION_PROHIBITED
+                    or CKR.CKR_FUNCTION_NOT_SUPPORTED or CKR.CKR_TEMPLATE_INCONSISTENT or CKR.CKR_ATTRIBUTE_VALUE_INVALID)
+                {
+                    // This token does not rewrite a CKA_ID in place: create and destroy from now on.
+                    rewriteRefused = true;
+                }
             }
-            catch (Pkcs11Exception ex) when (ex.RV == CKR.CKR_OBJECT_HANDLE_INVALID)
+
+            if (rewriteRefused && latest is { } known)
             {
-                // Our picture of the token is stale, so the sequence just used may not be the highest: write again
-                // the slow way, which numbers past every copy present (ours included) and removes them all.
+                return CreateThenDestroy(session, label, value, known.Sequence + 1, known.Copies);
             }
+        }
+        catch (Pkcs11Exception ex) when (ex.RV == CKR.CKR_OBJECT_HANDLE_INVALID)
+        {
+            // Our picture of the token is stale, so the sequence just used may not be the highest: write again
+            // the slow way, which numbers past every copy present (ours included).
         }
 
         var existing = FindAll(session, label);
-        var written = Create(session, label, (Latest(existing)?.Sequence ?? 0) + 1, value);
-        foreach (var old in existing)
+        var sequence = (existing.Count == 0 ? 0 : existing.Max(c => c.Sequence)) + 1;
+        var copies = existing.OrderBy(c => c.Sequence).Select(c => new StoredCopy(c.Handle, c.Sequence, c.Rewritable)).ToList();
+        if (rewriteRefused)
+        {
+            return CreateThenDestroy(session, label, value, sequence, copies);
+        }
+
+        // Add a rewritable copy, then keep only it and the latest of the others (the value a reader takes until this
+        // write returns): from the next write on, each write rewrites the older of the two.
+        var added = new StoredCopy(CreateRewritable(session, label, sequence, value), sequence, Rewritable: true);
+        var latestValid = Latest(existing);
+        foreach (var old in copies.Where(c => latestValid is not { } kept || !c.Handle.ObjectId.Equals(kept.Handle.ObjectId)))
         {
             session.DestroyObject(old.Handle);
         }
 
-        return written;
+        return new StoredObject(
+            latestValid is { } found ? [new StoredCopy(found.Handle, found.Sequence, found.Rewritable), added] : [added],
+            sequence,
+            RewriteRefused: false);
     }
 
-    private static StoredObject Create(ISession session, string label, ulong sequence, ReadOnlySpan<byte> value)
+    /// <summary>A token that rewrites nothing in place: one new copy numbered <paramref name="sequence"/>, then the others destroyed.</summary>
+    private static StoredObject CreateThenDestroy(ISession session, string label, ReadOnlySpan<byte> value, ulong sequence, IEnumerable<StoredCopy> others)
+    {
+        var created = Create(session, label, sequence, value);
+        foreach (var old in others)
+        {
+            session.DestroyObject(old.Handle);
+        }
+
+        return new StoredObject([created], sequence, RewriteRefused: true);
+    }
+
+    private static StoredCopy Create(ISession session, string label, ulong sequence, ReadOnlySpan<byte> value)
     {
         var stored = new byte[SequenceLength + value.Length];
         BinaryPrimitives.WriteUInt64BigEndian(stored, sequence);
@@ -97,18 +150,36 @@ internal static class DataObjects
                 .Add(CKA.CKA_LABEL, label)
                 .Add(CKA.CKA_APPLICATION, Pkcs11Constants.Application)
                 .Add(CKA.CKA_VALUE, stored);
-            return new StoredObject(session.CreateObject(template.Items), sequence);
+            return new StoredCopy(session.CreateObject(template.Items), sequence, Rewritable: false);
         }
         catch (Pkcs11Exception ex) when (ex.RV is CKR.CKR_ATTRIBUTE_VALUE_INVALID or CKR.CKR_TEMPLATE_INCONSISTENT)
         {
-            return new StoredObject(WriteCarrier(session, label, stored), sequence);
+            return new StoredCopy(WriteCarrier(session, label, [.. CarrierMagic, .. stored]), sequence, Rewritable: false);
         }
     }
 
-    /// <summary>Every data object of the application with this label, in either form (normally one; two after an interrupted write).</summary>
-    public static List<(IObjectHandle Handle, ulong Sequence, byte[] Value)> FindAll(ISession session, string label)
+    private static IObjectHandle CreateRewritable(ISession session, string label, ulong sequence, ReadOnlySpan<byte> value) =>
+        WriteCarrier(session, label, Rewritable(sequence, value));
+
+    /// <summary>A rewritable copy's CKA_ID: magic, sequence, value, and the first bytes of SHA-256 over sequence and value.</summary>
+    internal static byte[] Rewritable(ulong sequence, ReadOnlySpan<byte> value)
     {
-        var result = new List<(IObjectHandle, ulong, byte[])>();
+        var id = new byte[RewritableMagic.Length + SequenceLength + value.Length + ChecksumLength];
+        RewritableMagic.CopyTo(id);
+        var body = id.AsSpan(RewritableMagic.Length, SequenceLength + value.Length);
+        BinaryPrimitives.WriteUInt64BigEndian(body, sequence);
+        value.CopyTo(body[SequenceLength..]);
+        SHA256.HashData(body)[..ChecksumLength].CopyTo(id.AsSpan(RewritableMagic.Length + body.Length));
+        return id;
+    }
+
+    /// <summary>
+    /// Every data object of the application with this label, in any form (normally one or two). A rewritable copy
+    /// torn by a crash has no value (and sequence 0): the next write rewrites it.
+    /// </summary>
+    public static List<FoundCopy> FindAll(ISession session, string label)
+    {
+        var result = new List<FoundCopy>();
         using (var template = new AttributeList()
             .Add(CKA.CKA_CLASS, CKO.CKO_DATA)
             .Add(CKA.CKA_LABEL, label)
@@ -116,7 +187,7 @@ internal static class DataObjects
         {
             foreach (var handle in session.FindAllObjects(template.Items))
             {
-                result.Add(Parse(handle, session.GetBytes(handle, CKA.CKA_VALUE), label));
+                result.Add(Parse(handle, session.GetBytes(handle, CKA.CKA_VALUE), label, rewritable: false));
             }
         }
 
@@ -130,7 +201,11 @@ internal static class DataObjects
                 var id = session.GetBytes(handle, CKA.CKA_ID);
                 if (id.AsSpan().StartsWith(CarrierMagic))
                 {
-                    result.Add(Parse(handle, id[CarrierMagic.Length..], label));
+                    result.Add(Parse(handle, id[CarrierMagic.Length..], label, rewritable: false));
+                }
+                else if (id.AsSpan().StartsWith(RewritableMagic))
+                {
+                    result.Add(ParseRewritable(handle, id.AsSpan(RewritableMagic.Length)));
                 }
             }
         }
@@ -138,7 +213,7 @@ internal static class DataObjects
         return result;
     }
 
-    private static IObjectHandle WriteCarrier(ISession session, string label, byte[] stored)
+    private static IObjectHandle WriteCarrier(ISession session, string label, byte[] id)
     {
         var filler = RandomNumberGenerator.GetBytes(32);
         using var template = new AttributeList()
@@ -149,7 +224,7 @@ internal static class DataObjects
             .Add(CKA.CKA_SENSITIVE, true)
             .Add(CKA.CKA_EXTRACTABLE, false)
             .Add(CKA.CKA_LABEL, label)
-            .Add(CKA.CKA_ID, [.. CarrierMagic, .. stored])
+            .Add(CKA.CKA_ID, id)
             .Add(CKA.CKA_SIGN, false)
             .Add(CKA.CKA_VERIFY, false)
             .Add(CKA.CKA_ENCRYPT, false)
@@ -161,7 +236,7 @@ internal static class DataObjects
         return session.CreateObject(template.Items);
     }
 
-    private static (IObjectHandle Handle, ulong Sequence, byte[] Value) Parse(IObjectHandle handle, byte[] value, string label)
+    private static FoundCopy Parse(IObjectHandle handle, byte[] value, string label, bool rewritable)
     {
         if (value.Length < SequenceLength)
         {
@@ -169,12 +244,46 @@ internal static class DataObjects
                 $"data object '{label}' has {value.Length} bytes, fewer than its {SequenceLength}-byte sequence number; it was not written by HsmVault");
         }
 
-        return (handle, BinaryPrimitives.ReadUInt64BigEndian(value), value);
+        return new FoundCopy(handle, BinaryPrimitives.ReadUInt64BigEndian(value), value, rewritable);
     }
 
-    private static (IObjectHandle Handle, ulong Sequence, byte[] Value)? Latest(List<(IObjectHandle Handle, ulong Sequence, byte[] Value)> objects) =>
-        objects.Count == 0 ? null : objects.MaxBy(o => o.Sequence);
+    private static FoundCopy ParseRewritable(IObjectHandle handle, ReadOnlySpan<byte> stored)
+    {
+        if (stored.Length >= SequenceLength + ChecksumLength)
+        {
+            var body = stored[..^ChecksumLength];
+            if (SHA256.HashData(body).AsSpan(0, ChecksumLength).SequenceEqual(stored[^ChecksumLength..]))
+            {
+                return new FoundCopy(handle, BinaryPrimitives.ReadUInt64BigEndian(body), body.ToArray(), Rewritable: true);
+            }
+        }
+
+        return new FoundCopy(handle, 0, null, Rewritable: true);
+    }
+
+    private static FoundCopy? Latest(List<FoundCopy> copies)
+    {
+        FoundCopy? latest = null;
+        foreach (var copy in copies)
+        {
+            if (copy.Value is not null && (latest is not { } so || copy.Sequence > so.Sequence))
+            {
+                latest = copy;
+            }
+        }
+
+        return latest;
+    }
 }
 
-/// <summary>Where the latest copy of a data object is: its handle (valid for the login that found or made it) and sequence number.</summary>
-internal readonly record struct StoredObject(IObjectHandle Handle, ulong Sequence);
+/// <summary>One copy found in the token: its sequence and stored bytes (sequence, then value; null for a torn rewrite).</summary>
+internal readonly record struct FoundCopy(IObjectHandle Handle, ulong Sequence, byte[]? Value, bool Rewritable);
+
+/// <summary>One copy of a data object: its handle (valid for the login that found or made it), its sequence, whether it can be rewritten in place.</summary>
+internal readonly record struct StoredCopy(IObjectHandle Handle, ulong Sequence, bool Rewritable);
+
+/// <summary>
+/// Where a data object's copies are, oldest first (at most two after a write), the highest sequence among them,
+/// and whether the token refused to rewrite one in place.
+/// </summary>
+internal sealed record StoredObject(IReadOnlyList<StoredCopy> Copies, ulong Sequence, bool RewriteRefused);
