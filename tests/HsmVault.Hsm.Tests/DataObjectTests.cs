@@ -286,6 +286,32 @@ public class DataObjectTests
         Assert.Equal(8UL, copy.Sequence);
     }
 
+    [Fact]
+    public void ACopyNumberedAtTheLastSequence_IsRefusedWithAClearError_NotWrappedAround()
+    {
+        // Numbering past it would wrap to 0 and leave the planted value on top for ever.
+        var options = Env.CreateProvisionedToken();
+        using (var admin = AdminSession.Open(options))
+        {
+            using var template = new AttributeList()
+                .Add(CKA.CKA_CLASS, CKO.CKO_DATA)
+                .Add(CKA.CKA_TOKEN, true)
+                .Add(CKA.CKA_PRIVATE, true)
+                .Add(CKA.CKA_LABEL, "hsmvault-mark")
+                .Add(CKA.CKA_APPLICATION, "hsmvault")
+                .Add(CKA.CKA_VALUE, [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1]);
+            admin.Session.CreateObject(template.Items);
+        }
+
+        using var token = Pkcs11VaultToken.Open(options);
+        Assert.Equal([1], token.ReadDataObject("mark"));
+
+        var refused = Assert.Throws<TokenConfigurationException>(() => token.WriteDataObject("mark", [2]));
+
+        Assert.Contains("past which no write can be numbered", refused.Message, StringComparison.Ordinal);
+        Assert.Equal([1], token.ReadDataObject("mark"));
+    }
+
     private static SortedSet<string> TokenObjectFiles(TokenOptions options)
     {
         return new SortedSet<string>(Directory.GetFiles(TokenFolder(options), "*.object").Select(Path.GetFileName)!, StringComparer.Ordinal);

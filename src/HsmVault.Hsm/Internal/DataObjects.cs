@@ -17,20 +17,29 @@ namespace HsmVault.Hsm.Internal;
 /// once per attribute (about twelve truncate-and-write cycles) and every create or destroy bumps
 /// the token's generation, which makes every other session of the token rescan the token folder;
 /// a hardware token's non-volatile writes are slow and wear. A crash in the middle of a rewrite
-/// leaves the other copy, the previous value, intact; a torn copy is recognised by its checksum
-/// and ignored (it is the one the next write rewrites).
+/// leaves the other copy, the previous value, intact. The copy being rewritten is then lost or
+/// torn: SoftHSM2 truncates and rewrites the object file, so a cut file is no object at all to
+/// the next process (its file stays in the token folder, unused: one small leaked file per such
+/// crash); a token that tears the attribute itself leaves a CKA_ID whose checksum fails, which
+/// is ignored and is the copy the next write rewrites.
 /// <para>
-/// The rewritable copies are private generic-secret token objects that can do nothing (no sign,
-/// encrypt, wrap, derive; their own key value is random and unused) whose CKA_ID carries the
-/// value: PKCS#11 lets CKA_ID be modified, whereas SoftHSM2 makes CKA_VALUE of a data object
+/// The rewritable copies are private generic-secret token keys that can do nothing (no sign,
+/// encrypt, wrap, derive; generated in the token, their own key value is unused) whose CKA_ID
+/// carries the value: PKCS#11 lets CKA_ID be modified, whereas SoftHSM2 makes CKA_VALUE of a data object
 /// read-only after creation (CKR_ATTRIBUTE_READ_ONLY). CKA_ID is not a secret attribute, which
 /// is what the vault's data objects need: the sealed AKE key is sealed by the token, and the
-/// high-water mark is no secret. A token that refuses the rewrite gets today's other way: every
-/// write creates a new copy numbered past the latest (CKO_DATA first, or a carrier where a token
-/// refuses private CKO_DATA, as NSS softoken does) and only then destroys the older ones.
+/// high-water mark is no secret. A token that refuses the rewrite, or such a key, gets the other
+/// way: every write creates a new copy numbered past the latest (CKO_DATA first, or a carrier
+/// where a token refuses private CKO_DATA, as NSS softoken does) and only then destroys the
+/// older ones.
 /// C_CreateObject and C_SetAttributeValue are durable when they return as far as the module is:
 /// SoftHSM2 writes (no fsync) the object file before returning, so the value survives a daemon
 /// crash but, on SoftHSM2, not necessarily a power cut; a hardware token commits to its own storage.
+/// </para>
+/// <para>
+/// The format only goes forward: daemons before the rewritable copies read CKO_DATA and the v1
+/// carrier only, so an older daemon started on a token this one wrote would see an older mark,
+/// or none. A member's daemon must not be downgraded.
 /// </para>
 /// </remarks>
 internal static class DataObjects
@@ -53,10 +62,7 @@ internal static class DataObjects
         var all = FindAll(session, label);
         var latest = Latest(all);
         return latest is { } found
-            ? (found.Value![SequenceLength..], new StoredObject(
-                [.. all.OrderBy(c => c.Sequence).Select(c => new StoredCopy(c.Handle, c.Sequence, c.Rewritable))],
-                found.Sequence,
-                RewriteRefused: false))
+            ? (found.Value![SequenceLength..], new StoredObject(OldestFirst(all), found.Sequence, RewriteRefused: false))
             : (null, null);
     }
 
@@ -74,24 +80,25 @@ internal static class DataObjects
         {
             if (latest is { RewriteRefused: false, Copies: [{ Rewritable: true } older, var newer] })
             {
-                var next = latest.Sequence + 1;
+                var next = Next(latest.Sequence, label);
                 try
                 {
                     using var update = new AttributeList().Add(CKA.CKA_ID, Rewritable(next, value));
                     session.SetAttributeValue(older.Handle, update.Items);
                     return new StoredObject([newer, older with { Sequence = next }], next, RewriteRefused: false);
                 }
-                catch (Pkcs11Exception ex) when (ex.RV is CKR.CKR_ATTRIBUTE_READ_ONLY or CKR.CKR_ACTION_PROHIBITED
-                    or CKR.CKR_FUNCTION_NOT_SUPPORTED or CKR.CKR_TEMPLATE_INCONSISTENT or CKR.CKR_ATTRIBUTE_VALUE_INVALID)
+                catch (Pkcs11Exception ex) when (!SessionLoss.IsSessionLost(ex.RV))
                 {
-                    // This token does not rewrite a CKA_ID in place: create and destroy from now on.
+                    // This token does not rewrite a CKA_ID in place (CKR_ATTRIBUTE_READ_ONLY, CKR_ACTION_PROHIBITED, ...):
+                    // create and destroy from now on. A lost session is no refusal: it goes to the caller, which logs in
+                    // again and retries.
                     rewriteRefused = true;
                 }
             }
 
             if (rewriteRefused && latest is { } known)
             {
-                return CreateThenDestroy(session, label, value, known.Sequence + 1, known.Copies);
+                return CreateThenDestroy(session, label, value, Next(known.Sequence, label), known.Copies);
             }
         }
         catch (Pkcs11Exception ex) when (ex.RV == CKR.CKR_OBJECT_HANDLE_INVALID)
@@ -101,27 +108,57 @@ internal static class DataObjects
         }
 
         var existing = FindAll(session, label);
-        var sequence = (existing.Count == 0 ? 0 : existing.Max(c => c.Sequence)) + 1;
-        var copies = existing.OrderBy(c => c.Sequence).Select(c => new StoredCopy(c.Handle, c.Sequence, c.Rewritable)).ToList();
-        if (rewriteRefused)
+        var sequence = Next(existing.Count == 0 ? 0 : existing.Max(c => c.Sequence), label);
+        var copies = OldestFirst(existing);
+        if (!rewriteRefused)
         {
-            return CreateThenDestroy(session, label, value, sequence, copies);
+            IObjectHandle? created = null;
+            try
+            {
+                created = CreateRewritable(session, label, sequence, value);
+            }
+            catch (Pkcs11Exception ex) when (!SessionLoss.IsSessionLost(ex.RV))
+            {
+                // A token that will not make such a key (CKR_TEMPLATE_INCONSISTENT, CKR_MECHANISM_INVALID, ...).
+                rewriteRefused = true;
+            }
+
+            if (created is not null)
+            {
+                // Keep only the new copy and the latest of the others (the value a reader takes until this write
+                // returns): from the next write on, each write rewrites the older of the two.
+                var added = new StoredCopy(created, sequence, Rewritable: true);
+                StoredCopy? kept = Latest(existing) is null ? null : copies[^1];
+                foreach (var old in copies.Where(c => kept is not { } k || !ReferenceEquals(c.Handle, k.Handle)))
+                {
+                    session.DestroyObject(old.Handle);
+                }
+
+                return new StoredObject(kept is { } found ? [found, added] : [added], sequence, RewriteRefused: false);
+            }
         }
 
-        // Add a rewritable copy, then keep only it and the latest of the others (the value a reader takes until this
-        // write returns): from the next write on, each write rewrites the older of the two.
-        var added = new StoredCopy(CreateRewritable(session, label, sequence, value), sequence, Rewritable: true);
-        var latestValid = Latest(existing);
-        foreach (var old in copies.Where(c => latestValid is not { } kept || !c.Handle.ObjectId.Equals(kept.Handle.ObjectId)))
-        {
-            session.DestroyObject(old.Handle);
-        }
-
-        return new StoredObject(
-            latestValid is { } found ? [new StoredCopy(found.Handle, found.Sequence, found.Rewritable), added] : [added],
-            sequence,
-            RewriteRefused: false);
+        return CreateThenDestroy(session, label, value, sequence, copies);
     }
+
+    /// <summary>
+    /// The copies found, oldest first and the one a reader takes (<see cref="Latest"/>) last: torn copies (sequence 0)
+    /// first, and of two copies with one sequence, which only a second writer makes, the other one first. So a
+    /// rewrite of the first of two never touches the copy a reader takes.
+    /// </summary>
+    private static List<StoredCopy> OldestFirst(List<FoundCopy> found)
+    {
+        var latest = Latest(found);
+        return [.. found
+            .OrderBy(c => c.Sequence)
+            .ThenBy(c => latest is { } l && ReferenceEquals(c.Handle, l.Handle) ? 1 : 0)
+            .Select(c => new StoredCopy(c.Handle, c.Sequence, c.Rewritable))];
+    }
+
+    private static ulong Next(ulong sequence, string label) => sequence < ulong.MaxValue
+        ? sequence + 1
+        : throw new TokenConfigurationException(
+            $"data object '{label}' has a copy numbered {ulong.MaxValue}, past which no write can be numbered; it was not written by HsmVault");
 
     /// <summary>A token that rewrites nothing in place: one new copy numbered <paramref name="sequence"/>, then the others destroyed.</summary>
     private static StoredObject CreateThenDestroy(ISession session, string label, ReadOnlySpan<byte> value, ulong sequence, IEnumerable<StoredCopy> others)
@@ -213,12 +250,16 @@ internal static class DataObjects
         return result;
     }
 
+    /// <summary>
+    /// A carrier: a generic-secret key generated in the token (so no key value is ever imported in plaintext, which
+    /// many tokens refuse) that can do nothing, whose CKA_ID is <paramref name="id"/>.
+    /// </summary>
     private static IObjectHandle WriteCarrier(ISession session, string label, byte[] id)
     {
-        var filler = RandomNumberGenerator.GetBytes(32);
         using var template = new AttributeList()
             .Add(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY)
             .Add(CKA.CKA_KEY_TYPE, CKK.CKK_GENERIC_SECRET)
+            .Add(CKA.CKA_VALUE_LEN, 32UL)
             .Add(CKA.CKA_TOKEN, true)
             .Add(CKA.CKA_PRIVATE, true)
             .Add(CKA.CKA_SENSITIVE, true)
@@ -231,9 +272,9 @@ internal static class DataObjects
             .Add(CKA.CKA_DECRYPT, false)
             .Add(CKA.CKA_WRAP, false)
             .Add(CKA.CKA_UNWRAP, false)
-            .Add(CKA.CKA_DERIVE, false)
-            .Add(CKA.CKA_VALUE, filler);
-        return session.CreateObject(template.Items);
+            .Add(CKA.CKA_DERIVE, false);
+        using var mechanism = Pkcs11Modules.Factories.MechanismFactory.Create(CKM.CKM_GENERIC_SECRET_KEY_GEN);
+        return session.GenerateKey(mechanism, template.Items);
     }
 
     private static FoundCopy Parse(IObjectHandle handle, byte[] value, string label, bool rewritable)
