@@ -312,6 +312,40 @@ public class DataObjectTests
         Assert.Equal([1], token.ReadDataObject("mark"));
     }
 
+    [Fact]
+    public void ACrashMidRewrite_EmptiesTheCopyBeingWritten_AndTheReaderTakesThePreviousValue()
+    {
+        // SoftHSM2 rewrites an object file in place: it truncates the file, then writes it. Emptying the file the last
+        // write changed stands for a crash right after the truncation (that write never returned). A file cut later
+        // in the write needs another process to read it (this process's SoftHSM2 keeps what it wrote); by hand, cut
+        // to 32, 210, 307, 350 and 600 bytes, a new process read the previous value every time.
+        var options = Env.CreateProvisionedToken();
+        using (var token = Pkcs11VaultToken.Open(options))
+        {
+            token.WriteDataObject("mark", [1]);
+            token.WriteDataObject("mark", [2]);
+            var before = FileHashes(options);
+            token.WriteDataObject("mark", [3]);
+            var rewritten = Assert.Single(FileHashes(options), file => before[file.Key] != file.Value).Key;
+            using var stream = new FileStream(Path.Combine(TokenFolder(options), rewritten), FileMode.Open, FileAccess.Write);
+            stream.SetLength(0);
+        }
+
+        using var reopened = Pkcs11VaultToken.Open(options);
+        Assert.Equal([2], reopened.ReadDataObject("mark"));
+
+        reopened.WriteDataObject("mark", [4]);
+        reopened.WriteDataObject("mark", [5]);
+
+        Assert.Equal([5], reopened.ReadDataObject("mark"));
+        using var again = Pkcs11VaultToken.Open(options);
+        Assert.Equal([5], again.ReadDataObject("mark"));
+    }
+
+    private static Dictionary<string, string> FileHashes(TokenOptions options) => TokenObjectFiles(options).ToDictionary(
+        file => file,
+        file => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(Path.Combine(TokenFolder(options), file)))));
+
     private static SortedSet<string> TokenObjectFiles(TokenOptions options)
     {
         return new SortedSet<string>(Directory.GetFiles(TokenFolder(options), "*.object").Select(Path.GetFileName)!, StringComparer.Ordinal);
