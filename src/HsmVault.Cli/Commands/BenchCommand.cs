@@ -19,7 +19,7 @@ namespace HsmVault.Cli.Commands;
 /// micro-benchmark of the server's KE2, so the ratio holds on a noisy machine.
 /// </para>
 /// <para>
-/// The saturated run is measured after a warm-up of the same load (<c>--warmup-seconds</c>, 5 by default), so the
+/// The saturated run is measured after a warm-up of the same load (<c>--warmup-seconds</c>, 10 by default), so the
 /// figures are those of a daemon that has been serving for a while: in its first seconds under load the .NET JIT
 /// recompiles the hot paths (tiered compilation), which costs a fresh daemon about a third more CPU per recovery.
 /// </para>
@@ -37,7 +37,7 @@ internal static class BenchCommand
         var tenantKeyFile = args.Required("tenant-key", "HSMVAULT_TENANT_KEY_FILE");
         var tenant = args.Optional("tenant", "HSMVAULT_TENANT") ?? "dev-tenant";
         var seconds = args.Int("seconds", 10);
-        var warmupSeconds = args.Int("warmup-seconds", 5);
+        var warmupSeconds = args.Int("warmup-seconds", 10);
         var concurrency = args.Int("concurrency", 8);
         var writes = args.Int("writes", 200);
         var label = args.Optional("label") ?? $"{servers.Length} member{(servers.Length == 1 ? "" : "s")}";
