@@ -38,9 +38,11 @@ cli="$root/src/HsmVault.Cli/bin/Release/net10.0/hsmvault.dll"
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 
-# The benchmark's few users call far more often than a person does: lift the per-user and per-tenant limits.
+# The benchmark's few users call far more often than a person does: lift the per-user and per-tenant limits, and the
+# per-address one on unauthenticated calls (the floor it measures is GetFleetInfo calls).
 unlimited=(--HsmVault:RateLimits:UserOpsPerSec=1000000 --HsmVault:RateLimits:UserBurstOps=1000000
-    --HsmVault:Auth:Tenants:0:CapacityOpsPerSec=1000000 --HsmVault:Auth:Tenants:0:BurstOps=1000000)
+    --HsmVault:Auth:Tenants:0:CapacityOpsPerSec=1000000 --HsmVault:Auth:Tenants:0:BurstOps=1000000
+    --HsmVault:RateLimits:UnauthenticatedOpsPerSec=1000000 --HsmVault:RateLimits:UnauthenticatedBurstOps=1000000)
 
 start_fleet() {  # name members base-port
     local name=$1 members=$2 port=$3

@@ -16,7 +16,8 @@ namespace HsmVault.Cli.Commands;
 /// <para>
 /// With <c>--pids</c> (the members' process ids on this machine) it also reads their CPU time from
 /// <c>/proc/PID/stat</c> before and after the recoveries, and prints it per recovery beside a same-run
-/// micro-benchmark of the server's KE2, so the ratio holds on a noisy machine.
+/// micro-benchmark of the server's KE2, so the ratio holds on a noisy machine; and the CPU per call of GetFleetInfo, a
+/// call that does nothing, so the transport's share of a recovery can be read off the same run.
 /// </para>
 /// <para>
 /// The saturated run is measured after a warm-up of the same load (<c>--warmup-seconds</c>, 10 by default), so the
@@ -86,6 +87,9 @@ internal static class BenchCommand
                 var ke2 = MeasureKe2Milliseconds();
                 Console.WriteLine($"  daemon CPU per recovery ({pids.Length} member process{(pids.Length == 1 ? "" : "es")} together, /proc utime+stime): {cpuPerRecovery:F2} ms");
                 Console.WriteLine($"  KE2 in-process, same run ({Ke2Iterations} iterations, software HMAC for the OPRF seed): {ke2 * 1000:F0} µs; CPU per recovery = {cpuPerRecovery / ke2:F1} × KE2 ({Environment.ProcessorCount} cores)");
+                var (calls, callCpuSeconds) = await MeasureEmptyCallsAsync(channels, concurrency, pids, cancellationToken);
+                var cpuPerCall = callCpuSeconds * 1000 / calls;
+                Console.WriteLine($"  floor, same run: one GetFleetInfo call (no token, no write, no Raft; {calls} calls, {concurrency} at a time) costs the daemons {cpuPerCall * 1000:F0} µs of CPU = {cpuPerCall / ke2:F2} × KE2; a recovery makes two calls");
             }
             return 0;
         }
@@ -106,6 +110,33 @@ internal static class BenchCommand
             jwt ??= DevelopmentTokens.Mint(tenantKey, tenant, user, (await client!.GetFleetInfoAsync(cancellationToken)).FleetId, TimeSpan.FromHours(1)),
             new IdentityKsf());
         return client;
+    }
+
+    /// <summary>
+    /// The daemons' CPU per gRPC call that does nothing (GetFleetInfo: no authentication, no token, no Raft), as many at
+    /// a time as the recoveries ran: what the transport alone costs, against which the CPU per recovery can be read.
+    /// </summary>
+    private static async Task<(long Calls, double CpuSeconds)> MeasureEmptyCallsAsync(
+        List<GrpcChannel> channels, int concurrency, int[] pids, CancellationToken cancellationToken)
+    {
+        var callers = Enumerable.Range(0, concurrency).Select(i => new HsmVault.Protocol.V1.Vault.VaultClient(channels[i % channels.Count])).ToList();
+        foreach (var caller in callers)
+        {
+            await caller.GetFleetInfoAsync(new HsmVault.Protocol.V1.GetFleetInfoRequest(), cancellationToken: cancellationToken);
+        }
+
+        long calls = 0;
+        var cpuBefore = pids.Sum(ProcessCpuSeconds);
+        var deadline = Stopwatch.GetTimestamp() + 3 * Stopwatch.Frequency;
+        await Task.WhenAll(callers.Select(async caller =>
+        {
+            while (Stopwatch.GetTimestamp() < deadline && !cancellationToken.IsCancellationRequested)
+            {
+                await caller.GetFleetInfoAsync(new HsmVault.Protocol.V1.GetFleetInfoRequest(), cancellationToken: cancellationToken);
+                Interlocked.Increment(ref calls);
+            }
+        }));
+        return (calls, pids.Sum(ProcessCpuSeconds) - cpuBefore);
     }
 
     private static async Task<List<double>> MeasureSingleWritesAsync(VaultClient client, int count, CancellationToken cancellationToken)
