@@ -76,9 +76,9 @@ public class DataObjectTests
 
         for (byte i = 1; i <= 4; i++)
         {
-            var contents = TokenFolderContents(options);
+            var contents = FileHashes(options);
             token.WriteDataObject("raft-high-water-mark", [i]);
-            Assert.NotEqual(contents, TokenFolderContents(options));
+            Assert.NotEqual(contents, FileHashes(options));
         }
 
         Assert.Equal(before + 2, TokenObjectFiles(options).Count);
@@ -174,14 +174,7 @@ public class DataObjectTests
         token.WriteDataObject("mark", [1]);
         using (var admin = AdminSession.Open(options))
         {
-            using var template = new AttributeList()
-                .Add(CKA.CKA_CLASS, CKO.CKO_DATA)
-                .Add(CKA.CKA_TOKEN, true)
-                .Add(CKA.CKA_PRIVATE, true)
-                .Add(CKA.CKA_LABEL, "hsmvault-mark")
-                .Add(CKA.CKA_APPLICATION, "hsmvault")
-                .Add(CKA.CKA_VALUE, [0, 0, 0, 0, 0, 0, 0, 2, 2]);
-            admin.Session.CreateObject(template.Items);
+            PlantDataObjectCopy(admin, "hsmvault-mark", [0, 0, 0, 0, 0, 0, 0, 2, 2]);
         }
 
         Assert.Equal([2], token.ReadDataObject("mark"));
@@ -231,14 +224,7 @@ public class DataObjectTests
                 admin.Session.DestroyObject(copy.Handle);
             }
 
-            using var template = new AttributeList()
-                .Add(CKA.CKA_CLASS, CKO.CKO_DATA)
-                .Add(CKA.CKA_TOKEN, true)
-                .Add(CKA.CKA_PRIVATE, true)
-                .Add(CKA.CKA_LABEL, "hsmvault-mark")
-                .Add(CKA.CKA_APPLICATION, "hsmvault")
-                .Add(CKA.CKA_VALUE, [0, 0, 0, 0, 0, 0, 0, 9, 9]);
-            admin.Session.CreateObject(template.Items);
+            PlantDataObjectCopy(admin, "hsmvault-mark", [0, 0, 0, 0, 0, 0, 0, 9, 9]);
         }
 
         token.WriteDataObject("mark", [3]);
@@ -293,14 +279,7 @@ public class DataObjectTests
         var options = Env.CreateProvisionedToken();
         using (var admin = AdminSession.Open(options))
         {
-            using var template = new AttributeList()
-                .Add(CKA.CKA_CLASS, CKO.CKO_DATA)
-                .Add(CKA.CKA_TOKEN, true)
-                .Add(CKA.CKA_PRIVATE, true)
-                .Add(CKA.CKA_LABEL, "hsmvault-mark")
-                .Add(CKA.CKA_APPLICATION, "hsmvault")
-                .Add(CKA.CKA_VALUE, [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1]);
-            admin.Session.CreateObject(template.Items);
+            PlantDataObjectCopy(admin, "hsmvault-mark", [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1]);
         }
 
         using var token = Pkcs11VaultToken.Open(options);
@@ -342,18 +321,45 @@ public class DataObjectTests
         Assert.Equal([5], again.ReadDataObject("mark"));
     }
 
-    private static Dictionary<string, string> FileHashes(TokenOptions options) => TokenObjectFiles(options).ToDictionary(
-        file => file,
-        file => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(Path.Combine(TokenFolder(options), file)))));
+    /// <summary>A copy in the form daemons wrote before the rewritable copies: CKO_DATA whose value is the sequence, then the data.</summary>
+    private static void PlantDataObjectCopy(AdminSession admin, string label, byte[] stored)
+    {
+        using var template = new AttributeList()
+            .Add(CKA.CKA_CLASS, CKO.CKO_DATA)
+            .Add(CKA.CKA_TOKEN, true)
+            .Add(CKA.CKA_PRIVATE, true)
+            .Add(CKA.CKA_LABEL, label)
+            .Add(CKA.CKA_APPLICATION, "hsmvault")
+            .Add(CKA.CKA_VALUE, stored);
+        admin.Session.CreateObject(template.Items);
+    }
+
+    private static Dictionary<string, string> FileHashes(TokenOptions options)
+    {
+        var folder = TokenFolder(options);
+        return TokenObjectFiles(options).ToDictionary(
+            file => file,
+            file => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(Path.Combine(folder, file)))));
+    }
 
     private static SortedSet<string> TokenObjectFiles(TokenOptions options)
     {
         return new SortedSet<string>(Directory.GetFiles(TokenFolder(options), "*.object").Select(Path.GetFileName)!, StringComparer.Ordinal);
     }
 
-    private static string TokenFolderContents(TokenOptions options) => string.Join(",",
-        TokenObjectFiles(options).Select(file => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(Path.Combine(TokenFolder(options), file))))));
-
+    /// <summary>The folder of this test's token, among those other tests create at the same time (one may not have its token.object yet).</summary>
     private static string TokenFolder(TokenOptions options) => Directory.GetDirectories(Env.TokenDirectory)
-        .Single(dir => File.ReadAllText(Path.Combine(dir, "token.object"), System.Text.Encoding.Latin1).Contains(options.TokenLabel!, StringComparison.Ordinal));
+        .Single(dir => TokenObjectText(dir)?.Contains(options.TokenLabel!, StringComparison.Ordinal) == true);
+
+    private static string? TokenObjectText(string tokenFolder)
+    {
+        try
+        {
+            return File.ReadAllText(Path.Combine(tokenFolder, "token.object"), System.Text.Encoding.Latin1);
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+    }
 }

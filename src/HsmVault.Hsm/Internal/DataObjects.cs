@@ -62,7 +62,7 @@ internal static class DataObjects
         var all = FindAll(session, label);
         var latest = Latest(all);
         return latest is { } found
-            ? (found.Value![SequenceLength..], new StoredObject(OldestFirst(all), found.Sequence, RewriteRefused: false))
+            ? (found.Value![SequenceLength..], new StoredObject(OldestFirst(all, found), found.Sequence, RewriteRefused: false))
             : (null, null);
     }
 
@@ -109,13 +109,14 @@ internal static class DataObjects
 
         var existing = FindAll(session, label);
         var sequence = Next(existing.Count == 0 ? 0 : existing.Max(c => c.Sequence), label);
-        var copies = OldestFirst(existing);
+        var latestFound = Latest(existing);
+        var copies = OldestFirst(existing, latestFound);
         if (!rewriteRefused)
         {
             IObjectHandle? created = null;
             try
             {
-                created = CreateRewritable(session, label, sequence, value);
+                created = WriteCarrier(session, label, Rewritable(sequence, value));
             }
             catch (Pkcs11Exception ex) when (!SessionLoss.IsSessionLost(ex.RV))
             {
@@ -128,7 +129,7 @@ internal static class DataObjects
                 // Keep only the new copy and the latest of the others (the value a reader takes until this write
                 // returns): from the next write on, each write rewrites the older of the two.
                 var added = new StoredCopy(created, sequence, Rewritable: true);
-                StoredCopy? kept = Latest(existing) is null ? null : copies[^1];
+                StoredCopy? kept = latestFound is null ? null : copies[^1];
                 foreach (var old in copies.Where(c => kept is not { } k || !ReferenceEquals(c.Handle, k.Handle)))
                 {
                     session.DestroyObject(old.Handle);
@@ -142,18 +143,15 @@ internal static class DataObjects
     }
 
     /// <summary>
-    /// The copies found, oldest first and the one a reader takes (<see cref="Latest"/>) last: torn copies (sequence 0)
+    /// The copies found, oldest first and the one a reader takes (<paramref name="latest"/>) last: torn copies (sequence 0)
     /// first, and of two copies with one sequence, which only a second writer makes, the other one first. So a
     /// rewrite of the first of two never touches the copy a reader takes.
     /// </summary>
-    private static List<StoredCopy> OldestFirst(List<FoundCopy> found)
-    {
-        var latest = Latest(found);
-        return [.. found
+    private static List<StoredCopy> OldestFirst(List<FoundCopy> found, FoundCopy? latest) =>
+        [.. found
             .OrderBy(c => c.Sequence)
             .ThenBy(c => latest is { } l && ReferenceEquals(c.Handle, l.Handle) ? 1 : 0)
             .Select(c => new StoredCopy(c.Handle, c.Sequence, c.Rewritable))];
-    }
 
     private static ulong Next(ulong sequence, string label) => sequence < ulong.MaxValue
         ? sequence + 1
@@ -194,9 +192,6 @@ internal static class DataObjects
             return new StoredCopy(WriteCarrier(session, label, [.. CarrierMagic, .. stored]), sequence, Rewritable: false);
         }
     }
-
-    private static IObjectHandle CreateRewritable(ISession session, string label, ulong sequence, ReadOnlySpan<byte> value) =>
-        WriteCarrier(session, label, Rewritable(sequence, value));
 
     /// <summary>A rewritable copy's CKA_ID: magic, sequence, value, and the first bytes of SHA-256 over sequence and value.</summary>
     internal static byte[] Rewritable(ulong sequence, ReadOnlySpan<byte> value)
