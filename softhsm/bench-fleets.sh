@@ -3,7 +3,8 @@
 # data and ports under DIR), measures each with `hsmvault bench`, prints both, and stops them.
 # For each fleet it also prints the members' inotify watches (the daemon must not watch its working
 # directory, under which DIR lies) and, through `--pids`, their CPU time per recovery beside a same-run
-# micro-benchmark of KE2.
+# micro-benchmark of KE2, and (through `--token-config`) the same without the token work SoftHSM2 does on the
+# daemons' CPU (a recovery's token operations, timed on member 1's token).
 #
 # Last, one member of the fleet of three loses its disk and starts again: the script prints how long it
 # took to catch up (until it answers a read, which a follower does only once it has applied as far as
@@ -120,12 +121,12 @@ wait_ready three "$(servers 3 "$three_port")"
 
 echo "HsmVault benchmark: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), SoftHSM2 $(dpkg-query -W -f='${Version}' softhsm2 2>/dev/null)$( (( users > 0 )) && echo ", $users seeded users per member")"
 echo "inotify watches held by the daemons: fleet of 1: $(inotify_watches "${one_pids[@]}"), fleet of 3: $(inotify_watches "${three_pids[@]}")"
-dotnet "$cli" bench --server "$(servers 1 "$one_port")" --tenant-key "$dir/one/dev-tenant.key.pem" \
-    --seconds "$seconds" --concurrency "$concurrency" --label "fleet of 1 (no peers)" \
-    --pids "$(IFS=,; echo "${one_pids[*]}")"
-dotnet "$cli" bench --server "$(servers 3 "$three_port")" --tenant-key "$dir/three/dev-tenant.key.pem" \
-    --seconds "$seconds" --concurrency "$concurrency" --label "fleet of 3 on one machine" \
-    --pids "$(IFS=,; echo "${three_pids[*]}")"
+SOFTHSM2_CONF=$dir/one/softhsm/softhsm2.conf dotnet "$cli" bench --server "$(servers 1 "$one_port")" \
+    --tenant-key "$dir/one/dev-tenant.key.pem" --seconds "$seconds" --concurrency "$concurrency" --label "fleet of 1 (no peers)" \
+    --pids "$(IFS=,; echo "${one_pids[*]}")" --token-config "$dir/one/member-1.json"
+SOFTHSM2_CONF=$dir/three/softhsm/softhsm2.conf dotnet "$cli" bench --server "$(servers 3 "$three_port")" \
+    --tenant-key "$dir/three/dev-tenant.key.pem" --seconds "$seconds" --concurrency "$concurrency" --label "fleet of 3 on one machine" \
+    --pids "$(IFS=,; echo "${three_pids[*]}")" --token-config "$dir/three/member-1.json"
 
 # Catch-up of a wiped follower: member 3 of the fleet of three is killed, its data directory deleted, and
 # it is started again. Timed from its start until a read it serves succeeds; the figure includes the

@@ -5,6 +5,7 @@ using System.Text;
 using Grpc.Net.Client;
 using HsmVault.Client;
 using HsmVault.Crypto.Opaque;
+using HsmVault.Hsm;
 
 namespace HsmVault.Cli.Commands;
 
@@ -18,6 +19,10 @@ namespace HsmVault.Cli.Commands;
 /// <c>/proc/PID/stat</c> before and after the recoveries, and prints it per recovery beside a same-run
 /// micro-benchmark of the server's KE2, so the ratio holds on a noisy machine; and the CPU per call of GetFleetInfo, a
 /// call that does nothing, so the transport's share of a recovery can be read off the same run.
+/// With <c>--token-config</c> (a member's configuration file) it also times, in this process and against that member's
+/// token, the token operations one recovery makes (one unseal, one OPRF seed expansion, two command signatures), and
+/// prints the daemons' CPU per recovery without them: SoftHSM2 does that work in the daemon's process, on its CPU,
+/// where a hardware token does it in the token.
 /// </para>
 /// <para>
 /// The saturated run is measured after a warm-up of the same load (<c>--warmup-seconds</c>, 10 by default), so the
@@ -44,6 +49,7 @@ internal static class BenchCommand
         var label = args.Optional("label") ?? $"{servers.Length} member{(servers.Length == 1 ? "" : "s")}";
         var pids = (args.Optional("pids") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries)
             .Select(p => int.Parse(p, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        var tokenConfig = args.Optional("token-config");
         args.RejectUnknown();
 
         using var tenantKey = ECDsa.Create();
@@ -90,6 +96,12 @@ internal static class BenchCommand
                 var (calls, callCpuSeconds) = await MeasureEmptyCallsAsync(channels, concurrency, pids, cancellationToken);
                 var cpuPerCall = callCpuSeconds * 1000 / calls;
                 Console.WriteLine($"  floor, same run: one GetFleetInfo call (no token, no write, no Raft; {calls} calls, {concurrency} at a time) costs the daemons {cpuPerCall * 1000:F0} µs of CPU = {cpuPerCall / ke2:F2} × KE2; a recovery makes two calls");
+                if (tokenConfig is not null)
+                {
+                    var tokenWork = MeasureTokenWorkMilliseconds(TokenCommands.ReadTokenOptions(tokenConfig));
+                    Console.WriteLine($"  token work of one recovery, same run (one unseal, one OPRF seed expansion, two command signatures; {TokenIterations} in a row, in this process, on the token of {tokenConfig}): {tokenWork * 1000:F0} µs = {tokenWork / ke2:F1} × KE2");
+                    Console.WriteLine($"  daemon CPU per recovery without the token's work (which a hardware token does on its own processor): {cpuPerRecovery - tokenWork:F2} ms = {(cpuPerRecovery - tokenWork) / ke2:F1} × KE2");
+                }
             }
             return 0;
         }
@@ -235,6 +247,45 @@ internal static class BenchCommand
     }
 
     private const int Ke2Iterations = 2000;
+
+    private const int TokenIterations = 500;
+
+    /// <summary>
+    /// Milliseconds of the token operations one recovery makes, in this process, on the token <paramref name="options"/>
+    /// name (a running member's own: the operations change nothing in it), after a warm-up. The inputs have the sizes
+    /// of a recovery's: a sealed record of about 512 bytes, a credential identifier, signed commands of about 160 bytes.
+    /// </summary>
+    private static double MeasureTokenWorkMilliseconds(TokenOptions options)
+    {
+        using var token = Pkcs11VaultToken.Open(options);
+        var associatedData = "hsmvault bench: token work"u8.ToArray();
+        var sealedRecord = token.Seal(RandomNumberGenerator.GetBytes(512), associatedData);
+        var info = RandomNumberGenerator.GetBytes(40);
+        var command = RandomNumberGenerator.GetBytes(160);
+        Span<byte> oprfKeySeed = stackalloc byte[32];
+        void OneRecovery(Span<byte> destination)
+        {
+            CryptographicOperations.ZeroMemory(token.Unseal(sealedRecord, associatedData));
+            token.ExpandOprfSeed(info, destination);
+            token.SignAsMember(command);
+            token.SignAsMember(command);
+        }
+
+        for (var i = 0; i < TokenIterations / 10; i++)
+        {
+            OneRecovery(oprfKeySeed);
+        }
+
+        var started = Stopwatch.GetTimestamp();
+        for (var i = 0; i < TokenIterations; i++)
+        {
+            OneRecovery(oprfKeySeed);
+        }
+
+        var elapsed = Stopwatch.GetElapsedTime(started).TotalMilliseconds / TokenIterations;
+        CryptographicOperations.ZeroMemory(oprfKeySeed);
+        return elapsed;
+    }
 
     /// <summary>CPU seconds (user + system) a process has used so far, from <c>/proc/PID/stat</c>.</summary>
     private static double ProcessCpuSeconds(int pid)
