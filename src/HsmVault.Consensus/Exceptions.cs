@@ -33,6 +33,13 @@ public sealed class NotLeaderException : Exception
 
     /// <summary>The leader this member knows of, or null during an election.</summary>
     public string? LeaderId { get; }
+
+    /// <summary>
+    /// True when the member refused the command before proposing it (it did not lead when the command reached its
+    /// core): the command is in no log, so it may be sent again, to the leader. False when this is not known, e.g.
+    /// for a proposal whose entry was overwritten, which another leader may still commit.
+    /// </summary>
+    public bool NothingProposed { get; init; }
 }
 
 /// <summary>

@@ -56,6 +56,11 @@ public sealed class LeaderRouter
                 {
                     return await _host.ProposeAsync(command, cancellationToken);
                 }
+                catch (NotLeaderException e) when (e.NothingProposed)
+                {
+                    // The lead moved between the check and the proposal, and the core refused it: nothing was proposed,
+                    // so it goes to the leader like any other write (below, or at the next round).
+                }
                 catch (Exception e) when (e is NotLeaderException or QuorumUnavailableException)
                 {
                     throw new OutcomeUnknownException("this member lost its majority while committing the write; it may or may not have taken effect, so check before retrying", e);
@@ -154,10 +159,15 @@ public sealed class LeaderRouter
         {
             return await _host.ProposeAsync(command, cancellationToken);
         }
+        catch (NotLeaderException e) when (e.NothingProposed)
+        {
+            // The lead moved between the check and the proposal, and the core refused it: the sender may ask again.
+            throw NotLeader();
+        }
         catch (NotLeaderException e)
         {
-            // Proposed, then overwritten; or the lead moved between the check and the proposal. The sender cannot
-            // tell these apart from a lost answer, so neither is "nothing happened" to it.
+            // Proposed, then overwritten here: another leader that holds the entry may still commit it. The sender
+            // cannot tell this from a lost answer, so it is not "nothing happened" to it.
             throw new LeaderUnreachableException($"leadership changed while committing; outcome unknown: {e.Message}", e);
         }
         catch (QuorumUnavailableException e)
@@ -194,7 +204,7 @@ public sealed class LeaderRouter
     }
 
     private NotLeaderException NotLeader() =>
-        new(_host.LeaderId, $"'{_host.Id}' is not the leader (leader: {_host.LeaderId ?? "unknown"})");
+        new(_host.LeaderId, $"'{_host.Id}' is not the leader (leader: {_host.LeaderId ?? "unknown"})") { NothingProposed = true };
 
     private async Task PauseOrGiveUpAsync(DateTimeOffset deadline, CancellationToken cancellationToken)
     {

@@ -139,6 +139,38 @@ public sealed partial class RaftHostTests
     }
 
     [Fact]
+    public async Task Router_SubmitOnAMemberThatStoppedLeadingJustBefore_ForwardsAndCommitsOnce()
+    {
+        var (hosts, machines) = await StartFleetAsync(3);
+        var (leader, follower) = await LeaderAndFollowerAsync(hosts);
+        // The router reads "leader" (as it may just before a member steps down), the core then refuses the proposal.
+        var router = new LeaderRouter(new LeadingOnlyAtFirst(follower), new HostLink(hosts), Patience, TimeProvider.System);
+
+        var result = await router.SubmitAsync(CounterStateMachine.Charge(7), CancellationToken.None);
+
+        Assert.Equal([1, 1], result);
+        Assert.Equal(1, machines[hosts.IndexOf(leader)].Count(7));
+        await WaitUntilAsync(() => machines.All(m => m.Count(7) == 1));
+    }
+
+    [Fact]
+    public async Task Router_AcceptOnAMemberThatStoppedLeadingJustBefore_RefusesAsNotLeaderHavingProposedNothing()
+    {
+        var (hosts, machines) = await StartFleetAsync(3);
+        var (leader, follower) = await LeaderAndFollowerAsync(hosts);
+        var router = new LeaderRouter(new LeadingOnlyAtFirst(follower), new HostLink(hosts), Patience, TimeProvider.System);
+
+        // Not "outcome unknown": the sender may safely ask the leader.
+        var refusal = await Assert.ThrowsAsync<NotLeaderException>(
+            () => router.AcceptForwardedAsync(CounterStateMachine.Charge(6), CancellationToken.None));
+
+        Assert.True(refusal.NothingProposed);
+        Assert.Equal(leader.Id, refusal.LeaderId);
+        await Task.Delay(100);
+        Assert.All(machines, m => Assert.Equal(0, m.Count(6)));
+    }
+
+    [Fact]
     public async Task Router_AcceptReadIndexOnTheLeader_ReturnsAnIndexCoveringEarlierWrites()
     {
         var (hosts, machines) = await StartFleetAsync(3);
@@ -173,6 +205,24 @@ public sealed partial class RaftHostTests
             RouterOf(leader).AcceptReadIndexAsync(cancellationToken);
 
         private LeaderRouter RouterOf(string id) => new(hosts.Single(h => h.Id == id), this, Patience, TimeProvider.System);
+    }
+
+    /// <summary>A member that reports leading the first time it is asked, as one may just before it steps down; otherwise <paramref name="inner"/>.</summary>
+    private sealed class LeadingOnlyAtFirst(IRaftMember inner) : IRaftMember
+    {
+        private int _asked;
+
+        public string Id => inner.Id;
+
+        public bool IsLeader => Interlocked.Increment(ref _asked) == 1 || inner.IsLeader;
+
+        public string? LeaderId => inner.LeaderId;
+
+        public Task<byte[]> ProposeAsync(byte[] command, CancellationToken cancellationToken) => inner.ProposeAsync(command, cancellationToken);
+
+        public Task<ulong> ReadBarrierAsync(CancellationToken cancellationToken) => inner.ReadBarrierAsync(cancellationToken);
+
+        public Task WaitForAppliedAsync(ulong index, CancellationToken cancellationToken) => inner.WaitForAppliedAsync(index, cancellationToken);
     }
 
     /// <summary>A link with the faults a test asks for around <see cref="HostLink"/>; counts what it was asked.</summary>

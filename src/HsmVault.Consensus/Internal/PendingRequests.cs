@@ -40,7 +40,7 @@ internal sealed class PendingRequests(Func<string?> leaderId, Func<ulong> nextRe
     {
         if (node.Propose(command) is not { } ticket)
         {
-            completion.TrySetException(new NotLeaderException(node.LeaderId, NotLeaderMessage(node.LeaderId)));
+            completion.TrySetException(new NotLeaderException(node.LeaderId, NotLeaderMessage(node.LeaderId)) { NothingProposed = true });
             return;
         }
 
